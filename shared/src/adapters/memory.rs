@@ -1,0 +1,295 @@
+//! In-memory adapters: the reference behaviour of every port, for unit tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::domain::{
+    CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineJob, PipelineOutcome,
+    ResultRecord, Timestamp, Token, Webhook,
+};
+use crate::error::{Conflict, StoreError};
+use crate::ports::{
+    Delivery, EventStore, JobQueue, PipelineStore, Recorded, StoreResult, WebhookStore,
+};
+
+#[derive(Default)]
+struct Tables {
+    webhooks: BTreeMap<Token, Webhook>,
+    events: HashMap<CorrelationId, EventRecord>,
+    outcomes: HashMap<CorrelationId, BTreeMap<String, PipelineOutcome>>,
+    pipelines: BTreeMap<String, PipelineDefinition>,
+}
+
+/// Webhooks, events and pipelines in one process's memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().expect("memory store lock")
+    }
+}
+
+#[async_trait]
+impl WebhookStore for MemoryStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let mut t = self.tables();
+        if t.webhooks.contains_key(&webhook.token) {
+            return Err(StoreError::Conflict(Conflict::TokenTaken));
+        }
+        if t.webhooks
+            .values()
+            .any(|w| w.event_key == webhook.event_key)
+        {
+            return Err(StoreError::Conflict(Conflict::EventKeyTaken));
+        }
+        t.webhooks.insert(webhook.token, webhook.clone());
+        Ok(())
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let mut t = self.tables();
+        if !t.webhooks.contains_key(&webhook.token) {
+            return Err(StoreError::NotFound);
+        }
+        if t.webhooks
+            .values()
+            .any(|w| w.event_key == webhook.event_key && w.token != webhook.token)
+        {
+            return Err(StoreError::Conflict(Conflict::EventKeyTaken));
+        }
+        t.webhooks.insert(webhook.token, webhook.clone());
+        Ok(())
+    }
+
+    async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        Ok(self.tables().webhooks.get(token).cloned())
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let mut all: Vec<Webhook> = self.tables().webhooks.values().cloned().collect();
+        all.sort_by_key(|w| (w.created_at, w.event_key.clone()));
+        Ok(all)
+    }
+
+    async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
+        Ok(self.tables().webhooks.remove(token).is_some())
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
+        let mut t = self.tables();
+        let id = record.event.correlation_id;
+        if t.events.contains_key(&id) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists));
+        }
+        t.events.insert(id, record.clone());
+        Ok(())
+    }
+
+    async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
+        let now = Timestamp::now();
+        Ok(self
+            .tables()
+            .events
+            .get(id)
+            .filter(|r| r.expires_at > now)
+            .cloned())
+    }
+
+    async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
+        let now = Timestamp::now();
+        let t = self.tables();
+        Ok(t.events
+            .get(id)
+            .filter(|r| r.expires_at > now)
+            .map(|r| ResultRecord {
+                correlation_id: *id,
+                listeners: r.listeners.clone(),
+                outcomes: t.outcomes.get(id).cloned().unwrap_or_default(),
+                expires_at: r.expires_at,
+            }))
+    }
+
+    async fn record_outcome(
+        &self,
+        id: &CorrelationId,
+        pipeline: &str,
+        outcome: &PipelineOutcome,
+    ) -> StoreResult<Recorded> {
+        let mut t = self.tables();
+        if !t.events.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        let outcomes = t.outcomes.entry(*id).or_default();
+        if outcomes.contains_key(pipeline) {
+            return Ok(Recorded::AlreadyThere);
+        }
+        outcomes.insert(pipeline.to_owned(), outcome.clone());
+        Ok(Recorded::New)
+    }
+}
+
+#[async_trait]
+impl PipelineStore for MemoryStore {
+    async fn put_pipeline(&self, pipeline: &PipelineDefinition) -> StoreResult<()> {
+        self.tables()
+            .pipelines
+            .insert(pipeline.name.clone(), pipeline.clone());
+        Ok(())
+    }
+
+    async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
+        Ok(self.tables().pipelines.get(name).cloned())
+    }
+
+    async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
+        Ok(self.tables().pipelines.values().cloned().collect())
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.tables().pipelines.remove(name).is_some())
+    }
+
+    async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {
+        Ok(self
+            .tables()
+            .pipelines
+            .values()
+            .filter(|p| &p.listens_to == key)
+            .map(|p| p.name.clone())
+            .collect())
+    }
+}
+
+struct QueuedJob {
+    seq: u64,
+    job: PipelineJob,
+    visible_at: Instant,
+    receive_count: u32,
+    receipt: Option<String>,
+}
+
+/// An at-least-once job queue in memory, with visibility timeouts like SQS.
+#[derive(Default)]
+pub struct MemoryQueue {
+    jobs: Mutex<(u64, Vec<QueuedJob>)>,
+    arrived: Notify,
+}
+
+impl MemoryQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes up to `max` visible jobs, or tells when the next one becomes visible.
+    fn take_visible(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, Option<Instant>> {
+        let now = Instant::now();
+        let mut guard = self.jobs.lock().expect("queue lock");
+        let (_, jobs) = &mut *guard;
+        jobs.sort_by_key(|j| (j.visible_at, j.seq));
+        let mut taken = Vec::new();
+        for queued in jobs.iter_mut().filter(|j| j.visible_at <= now).take(max) {
+            queued.visible_at = now + visibility;
+            queued.receive_count += 1;
+            let receipt = uuid::Uuid::new_v4().to_string();
+            queued.receipt = Some(receipt.clone());
+            taken.push(Delivery {
+                job: queued.job.clone(),
+                receipt,
+                receive_count: queued.receive_count,
+            });
+        }
+        if taken.is_empty() {
+            Err(jobs.iter().map(|j| j.visible_at).min())
+        } else {
+            Ok(taken)
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn send_jobs(&self, new_jobs: &[PipelineJob]) -> StoreResult<()> {
+        let now = Instant::now();
+        {
+            let mut guard = self.jobs.lock().expect("queue lock");
+            let (seq, jobs) = &mut *guard;
+            for job in new_jobs {
+                *seq += 1;
+                jobs.push(QueuedJob {
+                    seq: *seq,
+                    job: job.clone(),
+                    visible_at: now,
+                    receive_count: 0,
+                    receipt: None,
+                });
+            }
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive_jobs(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> StoreResult<Vec<Delivery>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let arrived = self.arrived.notified();
+            let next_visible = match self.take_visible(max.max(1), visibility) {
+                Ok(taken) => return Ok(taken),
+                Err(next) => next,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let until = next_visible.map_or(deadline, |t| t.min(deadline)).max(now);
+            let _ = tokio::time::timeout_at(until, arrived).await;
+        }
+    }
+
+    async fn delete_job(&self, receipt: &str) -> StoreResult<()> {
+        let mut guard = self.jobs.lock().expect("queue lock");
+        guard.1.retain(|j| j.receipt.as_deref() != Some(receipt));
+        Ok(())
+    }
+
+    async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        {
+            let mut guard = self.jobs.lock().expect("queue lock");
+            if let Some(j) = guard
+                .1
+                .iter_mut()
+                .find(|j| j.receipt.as_deref() == Some(receipt))
+            {
+                j.visible_at = Instant::now() + delay;
+                j.receipt = None;
+            }
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+}

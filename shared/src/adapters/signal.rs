@@ -1,0 +1,110 @@
+//! In-process [`ResultSignal`]: the worker and the pollers share one process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use crate::domain::CorrelationId;
+use crate::ports::{ResultSignal, Wakeup};
+
+type Waiters = Mutex<HashMap<CorrelationId, Vec<oneshot::Sender<()>>>>;
+
+/// Wakes long-polls in the same process the moment a result is recorded.
+#[derive(Default, Clone)]
+pub struct LocalSignal {
+    waiters: Arc<Waiters>,
+}
+
+impl LocalSignal {
+    /// A signal with nobody waiting.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many ids have someone waiting (for leak checks in tests).
+    pub fn waiting_ids(&self) -> usize {
+        self.waiters.lock().expect("signal lock").len()
+    }
+}
+
+impl ResultSignal for LocalSignal {
+    fn subscribe(&self, id: &CorrelationId) -> Wakeup {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("signal lock")
+            .entry(*id)
+            .or_default()
+            .push(tx);
+        Box::pin(Subscription {
+            id: *id,
+            waiters: self.waiters.clone(),
+            rx,
+        })
+    }
+
+    fn notify(&self, id: &CorrelationId) {
+        let senders = self.waiters.lock().expect("signal lock").remove(id);
+        for tx in senders.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A pending wake-up; removes itself from the map when dropped unfired, so ids
+/// that never finish do not accumulate.
+struct Subscription {
+    id: CorrelationId,
+    waiters: Arc<Waiters>,
+    rx: oneshot::Receiver<()>,
+}
+
+impl Future for Subscription {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.rx).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut waiters = self.waiters.lock().expect("signal lock");
+        if let Some(list) = waiters.get_mut(&self.id) {
+            list.retain(|tx| !tx.is_closed());
+            if list.is_empty() {
+                waiters.remove(&self.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn notify_wakes_and_timeouts_clean_up() {
+        let signal = LocalSignal::new();
+        let id = CorrelationId::generate();
+        let woken = signal.subscribe(&id);
+        signal.notify(&id);
+        tokio::time::timeout(Duration::from_secs(1), woken)
+            .await
+            .unwrap();
+
+        let pending = signal.subscribe(&id);
+        assert_eq!(signal.waiting_ids(), 1);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), pending)
+                .await
+                .is_err()
+        );
+        assert_eq!(signal.waiting_ids(), 0);
+    }
+}

@@ -1,0 +1,265 @@
+//! Management commands (`webhook.put/get/delete`), behind the admin bearer token.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HOST};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::params::Params;
+use super::{Gateway, RECEIVE_PATH, json_response, require_method};
+use crate::domain::{
+    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType, Timestamp, Token,
+    Webhook,
+};
+use crate::error::{ApiError, Conflict, StoreError};
+
+/// Longest webhook description.
+const MAX_DESCRIPTION_LEN: usize = 2000;
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+fn webhook_not_found() -> ApiError {
+    ApiError::not_found("webhook_not_found", "no webhook has this uuid")
+}
+
+impl Gateway {
+    pub(super) async fn command(
+        &self,
+        name: &str,
+        req: Request<Bytes>,
+    ) -> Result<Response<Bytes>, ApiError> {
+        require_method(req.method(), &[Method::GET, Method::POST])?;
+        self.authorize_admin(req.headers())?;
+        let (head, body) = req.into_parts();
+        let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
+        let receive_url = self.receive_url(&head.headers);
+        let value = match name {
+            "webhook.put" => self.put_webhook(&params, &receive_url).await?,
+            "webhook.get" => self.get_webhooks(&params, &receive_url).await?,
+            "webhook.delete" => self.delete_webhook(&params, &receive_url).await?,
+            _ => {
+                return Err(ApiError::not_found(
+                    "unknown_command",
+                    "no such command; the commands are webhook.put, webhook.get, webhook.delete and webhook.receive",
+                ));
+            }
+        };
+        Ok(json_response(StatusCode::OK, &value))
+    }
+
+    /// Checks `Authorization: Bearer <admin token>`. Both sides are hashed first so
+    /// the comparison takes the same time whatever the length or content.
+    fn authorize_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let given = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+            })?;
+        let expected =
+            self.settings.admin_token.as_ref().ok_or_else(|| {
+                unauthorized("management is disabled: no admin token is configured")
+            })?;
+        let given = Sha256::digest(given.as_bytes());
+        let expected = Sha256::digest(expected.expose().as_bytes());
+        if bool::from(given.ct_eq(&expected)) {
+            Ok(())
+        } else {
+            Err(unauthorized("the admin token is not valid"))
+        }
+    }
+
+    /// The public URL of `webhook.receive`: `HOOKFLOW_PUBLIC_URL`, else derived from the
+    /// request's `Host` (and `X-Forwarded-Proto` behind a proxy or API Gateway).
+    fn receive_url(&self, headers: &HeaderMap) -> String {
+        let base = match &self.settings.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let host = headers
+                    .get(HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("localhost");
+                let scheme = headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|s| *s == "https" || *s == "http")
+                    .unwrap_or("http");
+                format!("{scheme}://{host}")
+            }
+        };
+        format!("{base}{RECEIVE_PATH}")
+    }
+
+    async fn put_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
+        let now = Timestamp::now();
+        let token = match params.get("uuid") {
+            None => None,
+            Some(text) => Some(Token::parse(text).ok_or_else(|| {
+                ApiError::bad_request("invalid_uuid", "uuid must be a well-formed UUID")
+            })?),
+        };
+        let existing = match &token {
+            Some(t) => self.ports.webhooks.get_by_token(t).await?,
+            None => None,
+        };
+        let webhook = match existing {
+            Some(mut webhook) => {
+                apply_changes(&mut webhook, params)?;
+                webhook.updated_at = now;
+                self.ports
+                    .webhooks
+                    .update_webhook(&webhook)
+                    .await
+                    .map_err(map_conflict)?;
+                webhook
+            }
+            None => {
+                let key = params.get("eventKey").ok_or_else(|| {
+                    ApiError::bad_request(
+                        "event_key_missing",
+                        "eventKey is required to create a webhook",
+                    )
+                })?;
+                let mut webhook = Webhook {
+                    token: token.unwrap_or_else(Token::generate),
+                    event_key: parse_event_key(key)?,
+                    description: None,
+                    enabled: true,
+                    payload_type: PayloadType::default(),
+                    max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
+                    created_at: now,
+                    updated_at: now,
+                };
+                apply_changes(&mut webhook, params)?;
+                self.ports
+                    .webhooks
+                    .insert_webhook(&webhook)
+                    .await
+                    .map_err(map_conflict)?;
+                tracing::info!(event_key = %webhook.event_key, "webhook created");
+                webhook
+            }
+        };
+        Ok(webhook.to_api_json(receive_url))
+    }
+
+    async fn get_webhooks(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
+        match params.get("uuid") {
+            Some(text) => {
+                let token = parse_uuid(text)?;
+                let webhook = self
+                    .ports
+                    .webhooks
+                    .get_by_token(&token)
+                    .await?
+                    .ok_or_else(webhook_not_found)?;
+                Ok(webhook.to_api_json(receive_url))
+            }
+            None => {
+                let all = self.ports.webhooks.list_webhooks().await?;
+                Ok(Value::Array(
+                    all.iter().map(|w| w.to_api_json(receive_url)).collect(),
+                ))
+            }
+        }
+    }
+
+    async fn delete_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
+        let text = params
+            .get("uuid")
+            .ok_or_else(|| ApiError::bad_request("uuid_missing", "uuid is required"))?;
+        let token = parse_uuid(text)?;
+        let webhook = self
+            .ports
+            .webhooks
+            .get_by_token(&token)
+            .await?
+            .ok_or_else(webhook_not_found)?;
+        if !self.ports.webhooks.delete_webhook(&token).await? {
+            return Err(webhook_not_found());
+        }
+        tracing::info!(event_key = %webhook.event_key, "webhook deleted");
+        Ok(webhook.to_api_json(receive_url))
+    }
+}
+
+fn parse_uuid(text: &str) -> Result<Token, ApiError> {
+    Token::parse(text)
+        .ok_or_else(|| ApiError::bad_request("invalid_uuid", "uuid must be a well-formed UUID"))
+}
+
+fn parse_event_key(text: &str) -> Result<EventKey, ApiError> {
+    EventKey::parse(text).map_err(|e| ApiError::bad_request("invalid_event_key", e.to_string()))
+}
+
+fn map_conflict(err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotFound => webhook_not_found(),
+        // Two creates raced for the same new uuid: the other one won.
+        StoreError::Conflict(Conflict::TokenTaken) => ApiError::new(
+            StatusCode::CONFLICT,
+            "uuid_taken",
+            "a webhook with this uuid was created at the same time",
+        ),
+        other => other.into(),
+    }
+}
+
+/// Applies the optional fields of `webhook.put` to `webhook`, validating each.
+fn apply_changes(webhook: &mut Webhook, params: &Params) -> Result<(), ApiError> {
+    if let Some(key) = params.get("eventKey") {
+        webhook.event_key = parse_event_key(key)?;
+    }
+    if let Some(description) = params.get("description") {
+        if description.chars().count() > MAX_DESCRIPTION_LEN {
+            return Err(ApiError::bad_request(
+                "invalid_description",
+                format!("description must be at most {MAX_DESCRIPTION_LEN} characters"),
+            ));
+        }
+        webhook.description = (!description.is_empty()).then(|| description.to_owned());
+    }
+    if let Some(enabled) = params.get("enabled") {
+        webhook.enabled = match enabled.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_enabled",
+                    "enabled must be true or false",
+                ));
+            }
+        };
+    }
+    if let Some(kind) = params.get("payloadType") {
+        webhook.payload_type = PayloadType::parse(kind).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_payload_type",
+                "payloadType must be base64, raw or ignore",
+            )
+        })?;
+    }
+    if let Some(max) = params.get("maxPayloadLength") {
+        webhook.max_payload_length = max
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAYLOAD_LENGTH_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_max_payload_length",
+                    format!("maxPayloadLength must be a whole number of bytes from 1 to {MAX_PAYLOAD_LENGTH_LIMIT}"),
+                )
+            })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Command parameters from the query string, a form body or a JSON object body.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// Parameters of a command: the query string first, then the body's fields.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Pairs of a `application/x-www-form-urlencoded` text (also the query string).
+    pub fn from_urlencoded(text: &[u8]) -> Self {
+        Params {
+            pairs: form_urlencoded::parse(text).into_owned().collect(),
+        }
+    }
+
+    /// The query string, plus a form or JSON object body for the management API.
+    pub fn from_request(
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Self, ApiError> {
+        let mut params = Params::from_urlencoded(query.unwrap_or("").as_bytes());
+        match media_type(headers).as_deref() {
+            Some("application/x-www-form-urlencoded") => {
+                params.pairs.extend(Params::from_urlencoded(body).pairs);
+            }
+            Some(t) if is_json(t) && !body.is_empty() => {
+                let value: Value = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::bad_request(
+                        "invalid_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                })?;
+                let Value::Object(map) = value else {
+                    return Err(ApiError::bad_request(
+                        "invalid_json",
+                        "the JSON body must be an object",
+                    ));
+                };
+                for (k, v) in map {
+                    let text = match v {
+                        Value::Null => continue,
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    params.pairs.push((k, text));
+                }
+            }
+            _ => {}
+        }
+        Ok(params)
+    }
+
+    /// Adds a pair (a multipart field).
+    pub fn push(&mut self, name: String, value: String) {
+        self.pairs.push((name, value));
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first of `names` that is present.
+    pub fn first_of(&self, names: &[&str]) -> Option<&str> {
+        names.iter().find_map(|n| self.get(n))
+    }
+
+    /// `name` as a flag: `true`/`1` (any case) is true, anything else or absent is false.
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    }
+
+    /// The parameters as JSON, without the `excluded` names; a repeated name
+    /// becomes an array of its values, in order.
+    pub fn to_json_map(&self, excluded: &[&str]) -> BTreeMap<String, Value> {
+        let mut map: BTreeMap<String, Value> = BTreeMap::new();
+        for (k, v) in &self.pairs {
+            if excluded.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                continue;
+            }
+            let v = Value::String(v.clone());
+            match map.get_mut(k) {
+                None => {
+                    map.insert(k.clone(), v);
+                }
+                Some(Value::Array(values)) => values.push(v),
+                Some(first) => *first = Value::Array(vec![first.take(), v]),
+            }
+        }
+        map
+    }
+
+    /// Appends all pairs of `other`.
+    pub fn extend(&mut self, other: Params) {
+        self.pairs.extend(other.pairs);
+    }
+}
+
+/// The media type of the request, lower case, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    (!essence.is_empty()).then_some(essence)
+}
+
+/// `application/json` and `application/*+json`.
+pub fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn repeated_names_become_arrays_and_exclusions_apply() {
+        let p = Params::from_urlencoded(b"a=1&b=2&a=3&a=4&token=secret&UUID=x");
+        let map = p.to_json_map(&["token", "uuid"]);
+        assert_eq!(
+            serde_json::to_value(map).unwrap(),
+            json!({"a": ["1", "3", "4"], "b": "2"})
+        );
+    }
+
+    #[test]
+    fn json_body_values_become_text() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        let body = Bytes::from_static(br#"{"eventKey":"a.b","enabled":false,"n":5,"skip":null}"#);
+        let p = Params::from_request(Some("x=1"), &headers, &body).unwrap();
+        assert_eq!(p.get("x"), Some("1"));
+        assert_eq!(p.get("eventKey"), Some("a.b"));
+        assert_eq!(p.get("enabled"), Some("false"));
+        assert_eq!(p.get("n"), Some("5"));
+        assert_eq!(p.get("skip"), None);
+        let err = Params::from_request(None, &headers, &Bytes::from_static(b"[1]")).unwrap_err();
+        assert_eq!(err.code, "invalid_json");
+    }
+}

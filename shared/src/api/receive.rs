@@ -1,0 +1,294 @@
+//! `webhook.receive`: turns an external call into a stored event and answers
+//! with the result JSON (PIPEFORCE's "processing"/"ok" answer).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+use super::params::{Params, is_json, media_type};
+use super::result::ResultAnswer;
+use super::{Gateway, require_method};
+use crate::domain::{
+    CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
+};
+use crate::error::ApiError;
+
+/// Request headers never stored with an event: they carry credentials.
+const SECRET_HEADERS: &[&str] = &["token", "authorization", "proxy-authorization", "cookie"];
+/// Parameters never stored with an event: they carry the webhook's token.
+const SECRET_PARAMS: &[&str] = &["token", "uuid"];
+
+/// The parsed body of a call: its form fields and file parts, if any.
+#[derive(Default)]
+struct BodyParts {
+    fields: Params,
+    files: Vec<FilePart>,
+}
+
+impl Gateway {
+    pub(super) async fn receive(&self, req: Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
+        require_method(req.method(), &[Method::GET, Method::POST])?;
+        let (head, body) = req.into_parts();
+        let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
+        let content_type = head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let parts = parse_body(&head.headers, &body).await?;
+
+        let token_text = header_text(&head.headers, "token")
+            .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned))
+            .or_else(|| parts.fields.first_of(&["token", "uuid"]).map(str::to_owned))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "token_missing",
+                    "send the webhook token as header 'token', parameter 'token' or 'uuid', or a body field",
+                )
+            })?;
+        let webhook = match Token::parse(&token_text) {
+            Some(token) => self.ports.webhooks.get_by_token(&token).await?,
+            None => None,
+        }
+        .filter(|w| w.enabled)
+        .ok_or_else(|| {
+            ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
+        })?;
+
+        if body.len() > webhook.max_payload_length as usize {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "this webhook accepts at most {} bytes",
+                    webhook.max_payload_length
+                ),
+            ));
+        }
+
+        let polling_redirect =
+            query.flag("pollingRedirectEnabled") || parts.fields.flag("pollingRedirectEnabled");
+        let received_at = Timestamp::now();
+        let correlation_id = CorrelationId::generate();
+        let (origin, files, mut params) = match webhook.payload_type {
+            PayloadType::Ignore => (Value::Null, Vec::new(), query),
+            kind => {
+                let mut params = query;
+                params.extend(parts.fields);
+                (
+                    origin_of(kind, media_type(&head.headers).as_deref(), &body),
+                    parts.files,
+                    params,
+                )
+            }
+        };
+        let event = Event {
+            correlation_id,
+            event_key: webhook.event_key.clone(),
+            received_at,
+            origin,
+            method: head.method.as_str().to_owned(),
+            content_type,
+            headers: stored_headers(&head.headers),
+            params: std::mem::take(&mut params).to_json_map(SECRET_PARAMS),
+            files,
+        };
+
+        let listeners = self
+            .ports
+            .pipelines
+            .listeners_of(&webhook.event_key)
+            .await?;
+        let jobs: Vec<PipelineJob> = listeners
+            .iter()
+            .map(|pipeline| PipelineJob {
+                correlation_id,
+                pipeline: pipeline.clone(),
+            })
+            .collect();
+        let record = EventRecord {
+            event,
+            listeners,
+            expires_at: received_at.plus_seconds(self.settings.result_ttl_seconds),
+        };
+        // Durable first, then fan out: only when both succeeded is the call accepted.
+        self.ports.events.put_event(&record).await?;
+        self.ports.queue.send_jobs(&jobs).await?;
+        tracing::debug!(
+            event_key = %webhook.event_key,
+            %correlation_id,
+            listeners = jobs.len(),
+            bytes = body.len(),
+            "webhook received"
+        );
+
+        let answer = if jobs.is_empty() {
+            ResultAnswer::finished_without_listeners(correlation_id)
+        } else {
+            let result = self
+                .await_result(&correlation_id, self.settings.receive_wait)
+                .await?;
+            ResultAnswer::from_record(correlation_id, result.as_ref())
+        };
+        Ok(answer
+            .with_polling_redirect(polling_redirect)
+            .to_response(None))
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Request headers as stored: lower-case names, repeated ones joined with ", ",
+/// credentials removed.
+fn stored_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        if SECRET_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        stored
+            .entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    stored
+}
+
+/// The event's `origin`: base64 of the raw body; or, for `raw`, the JSON value
+/// (JSON bodies), the text (UTF-8 bodies), else base64. An empty body is null.
+fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    match kind {
+        PayloadType::Ignore => Value::Null,
+        PayloadType::Base64 => Value::String(BASE64.encode(body)),
+        PayloadType::Raw => {
+            if media_type.is_some_and(is_json)
+                && let Ok(value) = serde_json::from_slice::<Value>(body)
+            {
+                return value;
+            }
+            match std::str::from_utf8(body) {
+                Ok(text) => Value::String(text.to_owned()),
+                Err(_) => Value::String(BASE64.encode(body)),
+            }
+        }
+    }
+}
+
+/// Form fields and files of a form-urlencoded or multipart body; other bodies have none.
+async fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<BodyParts, ApiError> {
+    match media_type(headers).as_deref() {
+        Some("application/x-www-form-urlencoded") => Ok(BodyParts {
+            fields: Params::from_urlencoded(body),
+            files: Vec::new(),
+        }),
+        Some("multipart/form-data") => parse_multipart(headers, body.clone()).await,
+        _ => Ok(BodyParts::default()),
+    }
+}
+
+fn invalid_multipart(err: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(
+        "invalid_multipart",
+        format!("the multipart body is malformed: {err}"),
+    )
+}
+
+async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> Result<BodyParts, ApiError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(invalid_multipart)?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut parts = BodyParts::default();
+    while let Some(field) = multipart.next_field().await.map_err(invalid_multipart)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(|m| m.essence_str().to_owned());
+        let data = field.bytes().await.map_err(invalid_multipart)?;
+        match filename {
+            Some(filename) => parts.files.push(FilePart {
+                name,
+                filename,
+                content_type,
+                size: data.len() as u64,
+                content: BASE64.encode(&data),
+            }),
+            None => parts
+                .fields
+                .push(name, String::from_utf8_lossy(&data).into_owned()),
+        }
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn credentials_are_not_stored() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("token", "t"),
+            ("authorization", "a"),
+            ("cookie", "c"),
+            ("x-a", "1"),
+        ] {
+            h.append(k, v.parse().unwrap());
+        }
+        h.append("x-a", "2".parse().unwrap());
+        assert_eq!(
+            serde_json::to_value(stored_headers(&h)).unwrap(),
+            json!({"x-a": "1, 2"})
+        );
+    }
+
+    #[test]
+    fn origin_per_payload_type() {
+        let body = Bytes::from_static(br#"{"a":1}"#);
+        assert_eq!(
+            origin_of(PayloadType::Base64, None, &body),
+            json!("eyJhIjoxfQ==")
+        );
+        assert_eq!(
+            origin_of(PayloadType::Raw, Some("application/json"), &body),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            origin_of(PayloadType::Raw, Some("text/plain"), &body),
+            json!(r#"{"a":1}"#)
+        );
+        let broken = Bytes::from_static(b"{broken");
+        assert_eq!(
+            origin_of(PayloadType::Raw, Some("application/json"), &broken),
+            json!("{broken")
+        );
+        assert_eq!(
+            origin_of(PayloadType::Raw, None, &Bytes::from_static(&[0xff])),
+            json!("/w==")
+        );
+        assert_eq!(
+            origin_of(PayloadType::Base64, None, &Bytes::new()),
+            Value::Null
+        );
+    }
+}

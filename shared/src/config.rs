@@ -1,0 +1,190 @@
+//! Typed settings, read once from the environment and validated at start-up.
+
+use std::time::Duration;
+
+use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
+
+/// A bad setting: names the variable and says what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("setting {name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// The management bearer token. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Wraps a token; at least 16 characters so it cannot be guessed cheaply.
+    pub fn new(token: impl Into<String>) -> Result<Self, ConfigError> {
+        let token = token.into();
+        if token.trim().len() < 16 || token.trim() != token {
+            return Err(ConfigError {
+                name: "HOOKFLOW_ADMIN_TOKEN",
+                problem: "must be at least 16 characters, without surrounding spaces".into(),
+            });
+        }
+        Ok(AdminToken(token))
+    }
+
+    /// The token text, to compare against or to hand to the operator once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Everything the gateway can be told, with the spec's defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset, a Lambda refuses to start.
+    pub admin_token: Option<AdminToken>,
+    /// `HOOKFLOW_PUBLIC_URL`: base of `webhookUrl`; unset, it is taken from the request's Host.
+    pub public_url: Option<String>,
+    /// `HOOKFLOW_RECEIVE_WAIT_MS`: how long `webhook.receive` waits for a result (default 1000).
+    pub receive_wait: Duration,
+    /// `HOOKFLOW_RESULT_TTL_SECONDS`: how long events and results stay pollable (default 3600).
+    pub result_ttl_seconds: u64,
+    /// `HOOKFLOW_MAX_BODY_BYTES`: largest request body accepted at all (default 4 MiB).
+    pub max_body_bytes: usize,
+    /// `HOOKFLOW_POLL_DEFAULT_WAIT_MS`: `/result` long-poll wait without `maxWaitMs` (default 10000).
+    pub poll_default_wait: Duration,
+    /// `HOOKFLOW_POLL_MAX_WAIT_MS`: cap on `maxWaitMs`, below API Gateway's 30 s (default 25000).
+    pub poll_max_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            admin_token: None,
+            public_url: None,
+            receive_wait: Duration::from_millis(1000),
+            result_ttl_seconds: 3600,
+            max_body_bytes: MAX_PAYLOAD_LENGTH_LIMIT as usize,
+            poll_default_wait: Duration::from_millis(10_000),
+            poll_max_wait: Duration::from_millis(25_000),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the `HOOKFLOW_*` variables of the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let defaults = Settings::default();
+        let millis =
+            |name: &'static str, default: Duration, max: u64| -> Result<Duration, ConfigError> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(v) => parse_number(name, &v, 0, max).map(Duration::from_millis),
+                }
+            };
+        let admin_token = get("HOOKFLOW_ADMIN_TOKEN")
+            .map(AdminToken::new)
+            .transpose()?;
+        let public_url = match get("HOOKFLOW_PUBLIC_URL") {
+            None => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(_) => {
+                return Err(ConfigError {
+                    name: "HOOKFLOW_PUBLIC_URL",
+                    problem: "must start with http:// or https://".into(),
+                });
+            }
+        };
+        let settings = Settings {
+            admin_token,
+            public_url,
+            receive_wait: millis("HOOKFLOW_RECEIVE_WAIT_MS", defaults.receive_wait, 25_000)?,
+            result_ttl_seconds: match get("HOOKFLOW_RESULT_TTL_SECONDS") {
+                None => defaults.result_ttl_seconds,
+                Some(v) => parse_number("HOOKFLOW_RESULT_TTL_SECONDS", &v, 1, 365 * 24 * 3600)?,
+            },
+            max_body_bytes: match get("HOOKFLOW_MAX_BODY_BYTES") {
+                None => defaults.max_body_bytes,
+                Some(v) => {
+                    parse_number("HOOKFLOW_MAX_BODY_BYTES", &v, 1024, 64 * 1024 * 1024)? as usize
+                }
+            },
+            poll_default_wait: millis(
+                "HOOKFLOW_POLL_DEFAULT_WAIT_MS",
+                defaults.poll_default_wait,
+                29_000,
+            )?,
+            poll_max_wait: millis("HOOKFLOW_POLL_MAX_WAIT_MS", defaults.poll_max_wait, 29_000)?,
+        };
+        Ok(settings)
+    }
+}
+
+fn parse_number(name: &'static str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            name,
+            problem: format!("must be a whole number from {min} to {max}, got {text:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.receive_wait, Duration::from_secs(1));
+        assert_eq!(s.result_ttl_seconds, 3600);
+        let s = from(&[
+            ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
+            ("HOOKFLOW_PUBLIC_URL", "https://x.example/"),
+        ])
+        .unwrap();
+        assert_eq!(s.receive_wait, Duration::ZERO);
+        assert_eq!(s.public_url.as_deref(), Some("https://x.example"));
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        assert_eq!(
+            from(&[("HOOKFLOW_RESULT_TTL_SECONDS", "soon")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_RESULT_TTL_SECONDS"
+        );
+        assert_eq!(
+            from(&[("HOOKFLOW_ADMIN_TOKEN", "short")]).unwrap_err().name,
+            "HOOKFLOW_ADMIN_TOKEN"
+        );
+        assert_eq!(
+            from(&[("HOOKFLOW_PUBLIC_URL", "ftp://x")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_PUBLIC_URL"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! hookflow-core: everything hookflow does, independent of where it runs.
+//!
+//! - [`domain`]: webhooks, events, results and their rules.
+//! - [`ports`]: the small traits the core needs from the outside world.
+//! - [`adapters`]: implementations of the ports (SQLite, in-memory).
+//! - [`api`]: the HTTP routing, one `Request -> Response` function mounted by the
+//!   local server and by the Lambda functions alike.
+//! - [`config`]: typed settings read once from the environment.
+
+pub mod adapters;
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ports;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use api::Gateway;
+pub use config::Settings;

@@ -1,0 +1,121 @@
+//! Ports: the small traits the core needs from storage, queue and notification.
+//! Each has an in-memory and a SQLite adapter, and one conformance suite
+//! (`testkit`) that every adapter passes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineJob, PipelineOutcome,
+    ResultRecord, Token, Webhook,
+};
+use crate::error::StoreError;
+
+/// Result type of every port call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Registered incoming webhooks, keyed by token, with unique event keys.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Adds a new webhook; `Conflict` if its token or eventKey is taken.
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Replaces an existing webhook; `NotFound` if its token is unknown,
+    /// `Conflict(EventKeyTaken)` if its new eventKey belongs to another.
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// The webhook with this token.
+    async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>>;
+    /// All webhooks, oldest first.
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    /// Removes the webhook; false if there was none.
+    async fn delete_webhook(&self, token: &Token) -> StoreResult<bool>;
+}
+
+/// Whether a write that may be a retry actually changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This call stored the value.
+    New,
+    /// A value was already there (e.g. a redelivered queue message); nothing changed.
+    AlreadyThere,
+}
+
+/// Received events and the outcomes that make up their results.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores a new event durably; `Conflict(AlreadyExists)` if its id is taken.
+    async fn put_event(&self, record: &EventRecord) -> StoreResult<()>;
+    /// The event, if stored and not expired at the time of reading.
+    async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>>;
+    /// The result of an event, if stored and not expired at the time of reading.
+    async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>>;
+    /// Records how one pipeline ended for one event; idempotent: the first outcome
+    /// stays, later ones answer `AlreadyThere`. `NotFound` if the event is unknown.
+    async fn record_outcome(
+        &self,
+        id: &CorrelationId,
+        pipeline: &str,
+        outcome: &PipelineOutcome,
+    ) -> StoreResult<Recorded>;
+}
+
+/// Stored pipelines and which event each listens to.
+#[async_trait]
+pub trait PipelineStore: Send + Sync {
+    /// Creates or replaces the pipeline with this name.
+    async fn put_pipeline(&self, pipeline: &PipelineDefinition) -> StoreResult<()>;
+    /// The pipeline with this name.
+    async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>>;
+    /// All pipelines, by name.
+    async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>>;
+    /// Removes the pipeline; false if there was none.
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<bool>;
+    /// Names of the pipelines listening to `key`, sorted.
+    async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>>;
+}
+
+/// A job handed out by [`JobQueue::receive`]; invisible to others until it is
+/// deleted, released, or its visibility timeout passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub job: PipelineJob,
+    /// Names this delivery for `delete`/`release`; a redelivery gets a new one.
+    pub receipt: String,
+    /// How many times the job has been handed out, this time included.
+    pub receive_count: u32,
+}
+
+/// At-least-once queue of pipeline jobs (SQS in AWS, a table in SQLite).
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueues the jobs; all or an error.
+    async fn send_jobs(&self, jobs: &[PipelineJob]) -> StoreResult<()>;
+    /// Up to `max` visible jobs, waiting up to `wait` for the first one; each stays
+    /// invisible to other receivers for `visibility`.
+    async fn receive_jobs(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Acknowledges a delivery: the job is done and never handed out again.
+    async fn delete_job(&self, receipt: &str) -> StoreResult<()>;
+    /// Makes a delivered job visible again after `delay` (a retry with backoff).
+    async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+}
+
+/// A future that completes when a result may have changed.
+pub type Wakeup = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Wakes long-polling readers when a result changes, so they need not sleep-poll.
+///
+/// In one process the worker notifies directly; across processes (Lambda) the
+/// implementation falls back to a short re-read interval.
+pub trait ResultSignal: Send + Sync {
+    /// A wake-up for `id`, armed now: a `notify` after this call completes it.
+    fn subscribe(&self, id: &CorrelationId) -> Wakeup;
+    /// Wakes everyone waiting on `id`.
+    fn notify(&self, id: &CorrelationId);
+}

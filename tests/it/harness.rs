@@ -1,0 +1,192 @@
+//! Starts `hookflow serve` on a free port with a temporary data dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The admin token every test server uses.
+pub const ADMIN: &str = "it-admin-token-0123456789abcdef";
+
+/// A running `hookflow serve` process; killed when dropped.
+pub struct Server {
+    pub url: String,
+    pub child: Child,
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// A server on a fresh data dir.
+    pub async fn start() -> Server {
+        Self::start_with(&[]).await
+    }
+
+    /// A server on a fresh data dir with extra environment settings.
+    pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut server = Self::spawn(&dir, &env).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts the binary on `dir` and waits for its "listening" line.
+    pub async fn spawn(dir: &Path, env: &[(String, String)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookflow"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("HOOKFLOW_ADMIN_TOKEN", ADMIN)
+            .env("HOOKFLOW_LOG", "warn")
+            .env_remove("HOOKFLOW_PUBLIC_URL")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn hookflow");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some(url) = line.strip_prefix("hookflow listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("hookflow exited before listening");
+        })
+        .await
+        .expect("hookflow did not start within 30 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            url,
+            child,
+            dir: dir.to_path_buf(),
+            _temp: None,
+            env: env.to_vec(),
+        }
+    }
+
+    /// Stops with SIGTERM (like Ctrl-C) and waits for a clean exit.
+    pub async fn stop(&mut self) {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("stops within 10 s")
+            .expect("wait");
+        assert!(status.success(), "clean exit on SIGTERM, got {status:?}");
+    }
+
+    /// Kills with SIGKILL: no chance to flush anything.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    /// Starts a new process on the same data dir and settings (after stop/kill).
+    pub async fn restart(&mut self) {
+        let temp = self._temp.take();
+        let next = Self::spawn(&self.dir, &self.env).await;
+        *self = Server {
+            _temp: temp,
+            ..next
+        };
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("hookflow.db")
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// POSTs a management command with a form body.
+    pub async fn command(&self, name: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let res = client()
+            .post(self.at(&format!("/api/v3/command/{name}")))
+            .bearer_auth(ADMIN)
+            .form(form)
+            .send()
+            .await
+            .expect("command");
+        json_of(res).await
+    }
+
+    /// Creates a webhook for `event_key` and returns its JSON.
+    pub async fn create_webhook(&self, event_key: &str, extra: &[(&str, &str)]) -> Value {
+        let mut form = vec![("eventKey", event_key)];
+        form.extend_from_slice(extra);
+        let (status, body) = self.command("webhook.put", &form).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// A client that never follows redirects, so tests see 303s.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Status and JSON body of a response (Null when the body is not JSON).
+pub async fn json_of(res: Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Asserts the spec's error shape with `status` and `code`.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status.as_u16(), want_status, "{body}");
+    assert_eq!(body["statusCode"], want_status, "{body}");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// The stored event of `correlation_id`, as pipelines see it, read from the SQLite file.
+pub async fn stored_event_body(database: &Path, correlation_id: &str) -> Option<Value> {
+    let store = hookflow_core::adapters::SqliteStore::open(database).expect("open db");
+    let id = hookflow_core::domain::CorrelationId::parse(correlation_id).expect("id");
+    use hookflow_core::ports::EventStore;
+    store
+        .get_event(&id)
+        .await
+        .expect("read")
+        .map(|r| r.event.body())
+}
+
+/// Registers a pipeline named `name` listening to `event_key` straight in the
+/// store, so receives have a listener (and results stay `processing`: this
+/// server has no worker for it).
+pub async fn add_listener(database: &Path, name: &str, event_key: &str) {
+    use hookflow_core::domain::{EventKey, PipelineDefinition, Timestamp};
+    use hookflow_core::ports::PipelineStore;
+    let store = hookflow_core::adapters::SqliteStore::open(database).expect("open db");
+    let definition = PipelineDefinition {
+        name: name.to_owned(),
+        listens_to: EventKey::parse(event_key).expect("key"),
+        source: format!("pipeline:\n  - event.listen:\n      eventKey: {event_key}\n"),
+        updated_at: Timestamp::now(),
+    };
+    store.put_pipeline(&definition).await.expect("put pipeline");
+}

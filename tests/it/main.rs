@@ -1,0 +1,11 @@
+//! Integration tests: the real `hookflow` binary, driven over HTTP.
+//! One test binary (faster to build), one module per area.
+
+mod bad_input;
+mod cli;
+mod conformance;
+mod durability;
+mod harness;
+mod receive;
+mod results;
+mod webhooks;
