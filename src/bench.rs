@@ -1,5 +1,255 @@
-pub async fn run(_a: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
-    todo!()
-}
+//! `hookflow bench`: starts a fresh `hookflow serve` on a temp dir and measures
+//! webhook.receive (small JSON body, no listener) at several concurrencies:
+//! requests per second, p50/p99 latency, the server's peak resident memory,
+//! and that every accepted call is in the SQLite file afterwards.
+
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::serve::DATABASE_FILE;
+
+const BENCH_ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+const BODY: &str = r#"{"lead":{"name":"Ada Lovelace","email":"ada@example.com","source":"crm"}}"#;
+
 #[derive(clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Seconds measured per concurrency level (after a short warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients, one keep-alive connection each; comma-separated levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    clients: Vec<usize>,
+}
+
+struct Level {
+    clients: usize,
+    accepted: usize,
+    failed: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = tempfile_dir()?;
+    let (mut server, addr) = start_server(&data_dir).await?;
+    let pid = server.id().context("server pid")?;
+    let token = create_webhook(&addr).await?;
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: this is a debug build; run `cargo run --release -- bench` for real figures"
+        );
+    }
+    println!(
+        "hookflow bench: webhook.receive, {}-byte JSON body, no listener, SQLite WAL synchronous=FULL",
+        BODY.len()
+    );
+    println!("server pid {pid}, data dir {}", data_dir.display());
+    println!();
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "clients", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+
+    let mut total_accepted = 0;
+    for &clients in &args.clients {
+        // Warm-up: connections, caches, the WAL.
+        let warm_up = load(&addr, &token, clients, Duration::from_millis(500)).await?;
+        let level = load(&addr, &token, clients, Duration::from_secs(args.seconds)).await?;
+        total_accepted += warm_up.accepted + level.accepted;
+        print_level(&level);
+    }
+    let peak_rss_kib = peak_rss_kib(pid);
+
+    stop(&mut server).await;
+    let stored = count_events(&data_dir.join(DATABASE_FILE))?;
+    println!();
+    match peak_rss_kib {
+        Some(kib) => println!(
+            "server peak resident memory: {:.1} MiB",
+            kib as f64 / 1024.0
+        ),
+        None => println!("server peak resident memory: unknown (no /proc)"),
+    }
+    println!(
+        "accepted calls (warm-ups included): {total_accepted}, events in the SQLite file: {stored}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+    if stored != total_accepted {
+        eprintln!(
+            "error: {} accepted calls are missing from the store",
+            total_accepted.abs_diff(stored)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_level(level: &Level) {
+    let mut sorted = level.latencies_us.clone();
+    sorted.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i] as f64 / 1000.0
+    };
+    let rps = level.accepted as f64 / level.elapsed.as_secs_f64();
+    println!(
+        "{:>8} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+        level.clients,
+        level.accepted,
+        rps,
+        pct(0.50),
+        pct(0.99),
+        sorted.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        level.failed
+    );
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("hookflow-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn start_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("HOOKFLOW_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
+        .env("HOOKFLOW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start hookflow serve")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("hookflow listening on http://") {
+                return Ok(url.trim().to_owned());
+            }
+        }
+        bail!("hookflow serve exited before listening")
+    })
+    .await
+    .context("hookflow serve did not start within 30 s")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr))
+}
+
+async fn create_webhook(addr: &str) -> anyhow::Result<String> {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v3/command/webhook.put"))
+        .bearer_auth(BENCH_ADMIN_TOKEN)
+        .form(&[("eventKey", "webhook.bench.lead")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    answer["uuid"]
+        .as_str()
+        .map(str::to_owned)
+        .context("webhook.put gave no uuid")
+}
+
+/// `clients` connections, each sending one request after the other for `duration`.
+async fn load(
+    addr: &str,
+    token: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Level> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (addr, token) = (addr.to_owned(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            client_loop(&addr, &token, deadline).await
+        }));
+    }
+    let mut level = Level {
+        clients,
+        accepted: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latencies_us: Vec::new(),
+    };
+    for task in tasks {
+        let (ok, failed, latencies) = task.await??;
+        level.accepted += ok;
+        level.failed += failed;
+        level.latencies_us.extend(latencies);
+    }
+    level.elapsed = started.elapsed();
+    Ok(level)
+}
+
+async fn client_loop(
+    addr: &str,
+    token: &str,
+    deadline: Instant,
+) -> anyhow::Result<(usize, usize, Vec<u32>)> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, connection) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::with_capacity(16_384));
+    let body = Bytes::from_static(BODY.as_bytes());
+    while Instant::now() < deadline {
+        let req = Request::post("/api/v3/command/webhook.receive")
+            .header("host", addr)
+            .header("token", token)
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))?;
+        let sent = Instant::now();
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        res.into_body().collect().await?;
+        latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        if status == http::StatusCode::OK {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    Ok((ok, failed, latencies))
+}
+
+/// VmHWM of a process: its peak resident set, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn stop(server: &mut Child) {
+    if let Some(pid) = server.id() {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+}
+
+fn count_events(database: &std::path::Path) -> anyhow::Result<usize> {
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    Ok(n as usize)
+}

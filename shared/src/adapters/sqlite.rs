@@ -71,9 +71,14 @@ const READERS: usize = 4;
 type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// How often the background thread moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// Everything of the embedded shape in one SQLite file (WAL, `synchronous=FULL`).
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteJob>,
+    /// Dropped with the store, which stops the checkpoint thread.
+    _checkpointer: mpsc::Sender<()>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     jobs_arrived: Arc<Notify>,
@@ -98,6 +103,16 @@ impl SqliteStore {
         writer_conn
             .execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
+        // Checkpoints run on their own thread, so a commit never waits for one.
+        writer_conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(StoreError::unavailable)?;
+        let checkpoint_conn = open_connection(path, rw).map_err(StoreError::unavailable)?;
+        let (checkpointer, stop_checkpoints) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, stop_checkpoints))
+            .map_err(StoreError::unavailable)?;
         let readers = (0..READERS)
             .map(|_| {
                 open_connection(
@@ -115,6 +130,7 @@ impl SqliteStore {
             .map_err(StoreError::unavailable)?;
         Ok(SqliteStore {
             writer,
+            _checkpointer: checkpointer,
             readers,
             next_reader: AtomicUsize::new(0),
             jobs_arrived: Arc::new(Notify::new()),
@@ -216,6 +232,18 @@ fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
             done(commit.clone());
         }
     }
+}
+
+/// Copies committed WAL frames into the database file until the store is dropped.
+/// PASSIVE never blocks the writer or readers; it does what it can each round.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %err, "sqlite: checkpoint failed");
+        }
+    }
+    // Leave a compact file behind on a clean shutdown.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn run_in_savepoint(conn: &Connection, job: WriteJob) -> (bool, Completion) {
