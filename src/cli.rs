@@ -19,6 +19,10 @@ pub struct CommandArgs {
     /// The admin token; when unset, the one `serve` keeps in `--data-dir` is used.
     #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Send this file as the request body (e.g. a pipeline's YAML for `pipeline.put`);
+    /// the parameters then go in the query string.
+    #[arg(long, short = 'f')]
+    body_file: Option<PathBuf>,
     /// Where a local `serve` keeps its generated admin token.
     #[arg(long, env = "HOOKFLOW_DATA_DIR", default_value = ".hookflow")]
     data_dir: PathBuf,
@@ -48,13 +52,15 @@ pub async fn run(args: CommandArgs) -> anyhow::Result<ExitCode> {
         args.url.trim_end_matches('/'),
         args.name
     );
-    let response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .form(&form)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
+    let request = reqwest::Client::new().post(&url).bearer_auth(token);
+    let request = match &args.body_file {
+        Some(path) => {
+            let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            request.query(&form).header("content-type", "application/yaml").body(body)
+        }
+        None => request.form(&form),
+    };
+    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let text = response.text().await.context("cannot read the answer")?;
     let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::adapters::SqliteStore;
+use hookflow_core::adapters::{SmtpMailer, SqliteStore};
 use hookflow_core::api::{Ports, error_response, payload_too_large};
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::Timestamp;
 use hookflow_core::error::ApiError;
+use hookflow_core::pipeline::commands::Services;
+use hookflow_core::pipeline::worker::Worker;
+use hookflow_core::ports::Mailer;
 use hookflow_core::{Gateway, Settings};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -23,6 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Name of the SQLite file inside the data dir.
 pub const DATABASE_FILE: &str = "hookflow.db";
@@ -66,7 +70,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open {}", database.display()))?,
     );
     let Backend::Embedded = args.backend;
-    let gateway = Arc::new(Gateway::new(Ports::sqlite(store.clone()), settings));
+    let ports = Ports::sqlite(store.clone());
+    let worker = build_worker(&ports, &settings)?;
+    let concurrency = settings.worker_concurrency;
+    let visibility = settings.visibility_timeout;
+    let gateway = Arc::new(Gateway::new(ports, settings));
 
     let listener = TcpListener::bind(args.addr)
         .await
@@ -74,10 +82,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     print_banner(addr, &args.data_dir, &admin_token, generated);
 
-    tokio::spawn(purge_expired_events(store));
+    tokio::spawn(purge_expired_events(store.clone()));
+    let (stop_worker, stopping) = watch::channel(false);
+    let worker = (concurrency > 0).then(|| tokio::spawn(worker.run_queue(store, concurrency, visibility, stopping)));
     serve_http(listener, gateway).await;
+    // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
+    let _ = stop_worker.send(true);
+    if let Some(worker) = worker {
+        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    }
     println!("hookflow stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline worker over `ports`, with the mail server of the settings.
+fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker>> {
+    let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
+        Some(url) => Some(Arc::new(
+            SmtpMailer::from_url(url).map_err(|problem| anyhow::anyhow!("setting HOOKFLOW_SMTP_URL: {problem}"))?,
+        )),
+        None => None,
+    };
+    let services = Arc::new(Services {
+        users: settings.users.clone(),
+        mailer,
+        mail_from: settings.mail_from.clone(),
+    });
+    Ok(Arc::new(Worker::new(ports.clone(), services, settings.worker.clone())))
 }
 
 fn init_logging() {

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
+use crate::pipeline::users::Users;
+use crate::pipeline::worker::WorkerSettings;
 
 /// A bad setting: names the variable and says what is wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,6 +60,21 @@ pub struct Settings {
     pub poll_default_wait: Duration,
     /// `HOOKFLOW_POLL_MAX_WAIT_MS`: cap on `maxWaitMs`, below API Gateway's 30 s (default 25000).
     pub poll_max_wait: Duration,
+    /// `HOOKFLOW_MAX_PIPELINE_BYTES`: largest pipeline YAML `pipeline.put` takes (default 64 KiB).
+    pub max_pipeline_bytes: usize,
+    /// `HOOKFLOW_USERS`: pipeline users and their permissions (`name=perm,perm;name=*`).
+    pub users: Users,
+    /// `HOOKFLOW_SMTP_URL`: where `mail.send` delivers, e.g. `smtp://127.0.0.1:2525`.
+    pub smtp_url: Option<String>,
+    /// `HOOKFLOW_MAIL_FROM`: sender when a `mail.send` step gives none (default `hookflow@localhost`).
+    pub mail_from: String,
+    /// `HOOKFLOW_WORKER_CONCURRENCY`: pipelines run at once by `serve`'s worker (default 8; 0: no worker).
+    pub worker_concurrency: usize,
+    /// `HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS`: how long a taken job stays hidden before
+    /// it is handed out again (default 180; more than the pipeline timeout).
+    pub visibility_timeout: Duration,
+    /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`.
+    pub worker: WorkerSettings,
 }
 
 impl Default for Settings {
@@ -70,6 +87,17 @@ impl Default for Settings {
             max_body_bytes: MAX_PAYLOAD_LENGTH_LIMIT as usize,
             poll_default_wait: Duration::from_millis(10_000),
             poll_max_wait: Duration::from_millis(25_000),
+            max_pipeline_bytes: 64 * 1024,
+            users: Users::default(),
+            smtp_url: None,
+            mail_from: "hookflow@localhost".into(),
+            worker_concurrency: 8,
+            visibility_timeout: Duration::from_secs(180),
+            worker: WorkerSettings {
+                max_attempts: 5,
+                retry_base: Duration::from_millis(1000),
+                pipeline_timeout: Duration::from_millis(30_000),
+            },
         }
     }
 }
@@ -126,7 +154,48 @@ impl Settings {
                 29_000,
             )?,
             poll_max_wait: millis("HOOKFLOW_POLL_MAX_WAIT_MS", defaults.poll_max_wait, 29_000)?,
+            max_pipeline_bytes: match get("HOOKFLOW_MAX_PIPELINE_BYTES") {
+                None => defaults.max_pipeline_bytes,
+                Some(v) => parse_number("HOOKFLOW_MAX_PIPELINE_BYTES", &v, 256, 4 * 1024 * 1024)? as usize,
+            },
+            users: match get("HOOKFLOW_USERS") {
+                None => defaults.users,
+                Some(v) => Users::parse(&v).map_err(|problem| ConfigError { name: "HOOKFLOW_USERS", problem })?,
+            },
+            smtp_url: match get("HOOKFLOW_SMTP_URL") {
+                None => None,
+                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => Some(url),
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "HOOKFLOW_SMTP_URL",
+                        problem: "must start with smtp:// or smtps://".into(),
+                    });
+                }
+            },
+            mail_from: get("HOOKFLOW_MAIL_FROM").unwrap_or(defaults.mail_from),
+            worker_concurrency: match get("HOOKFLOW_WORKER_CONCURRENCY") {
+                None => defaults.worker_concurrency,
+                Some(v) => parse_number("HOOKFLOW_WORKER_CONCURRENCY", &v, 0, 1024)? as usize,
+            },
+            visibility_timeout: match get("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS") {
+                None => defaults.visibility_timeout,
+                Some(v) => Duration::from_secs(parse_number("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", &v, 1, 43_200)?),
+            },
+            worker: WorkerSettings {
+                max_attempts: match get("HOOKFLOW_MAX_ATTEMPTS") {
+                    None => defaults.worker.max_attempts,
+                    Some(v) => parse_number("HOOKFLOW_MAX_ATTEMPTS", &v, 1, 100)? as u32,
+                },
+                retry_base: millis("HOOKFLOW_RETRY_BASE_MS", defaults.worker.retry_base, 3_600_000)?,
+                pipeline_timeout: millis("HOOKFLOW_PIPELINE_TIMEOUT_MS", defaults.worker.pipeline_timeout, 900_000)?,
+            },
         };
+        if settings.visibility_timeout <= settings.worker.pipeline_timeout {
+            return Err(ConfigError {
+                name: "HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS",
+                problem: "must be longer than HOOKFLOW_PIPELINE_TIMEOUT_MS, or running jobs are handed out twice".into(),
+            });
+        }
         Ok(settings)
     }
 }

@@ -52,6 +52,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The line of a pipeline the error is about, if any.
+    pub line: Option<usize>,
 }
 
 impl ApiError {
@@ -61,6 +63,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            line: None,
         }
     }
 
@@ -81,13 +84,13 @@ impl ApiError {
         )
     }
 
-    /// The JSON body: `{"statusCode", "status": "error", "error": {"code", "message"}}`.
+    /// The JSON body: `{"statusCode", "status": "error", "error": {"code", "message"[, "line"]}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "statusCode": self.status.as_u16(),
-            "status": "error",
-            "error": {"code": self.code, "message": self.message},
-        })
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(line) = self.line {
+            error["line"] = json!(line);
+        }
+        json!({"statusCode": self.status.as_u16(), "status": "error", "error": error})
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`adapters`]: implementations of the ports (SQLite, in-memory).
 //! - [`api`]: the HTTP routing, one `Request -> Response` function mounted by the
 //!   local server and by the Lambda functions alike.
+//! - [`pipeline`]: the YAML pipeline engine and the worker that runs it.
 //! - [`config`]: typed settings read once from the environment.
 
 pub mod adapters;
@@ -12,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod pipeline;
 pub mod ports;
 #[cfg(feature = "testkit")]
 pub mod testkit;

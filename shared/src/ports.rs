@@ -119,3 +119,32 @@ pub trait ResultSignal: Send + Sync {
     /// Wakes everyone waiting on `id`.
     fn notify(&self, id: &CorrelationId);
 }
+
+/// An e-mail as `mail.send` builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Why a mail was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// The server could not be reached or answered "try later": retry.
+    #[error("mail server unavailable: {0}")]
+    Unavailable(String),
+    /// The server or the message builder refused the mail: retrying will not help.
+    #[error("mail rejected: {0}")]
+    Rejected(String),
+}
+
+/// Delivers mail (SMTP in both shapes).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends one mail.
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}

@@ -1,18 +1,19 @@
-//! Management commands (`webhook.put/get/delete`), behind the admin bearer token.
+//! Management commands (`webhook.*`, `pipeline.*`), behind the admin bearer token.
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::params::Params;
+use super::params::{Params, is_json, media_type};
 use super::{Gateway, RECEIVE_PATH, json_response, require_method};
 use crate::domain::{
-    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType, Timestamp, Token,
-    Webhook,
+    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType, PipelineDefinition, Timestamp,
+    Token, Webhook,
 };
+use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::error::{ApiError, Conflict, StoreError};
 
 /// Longest webhook description.
@@ -41,10 +42,14 @@ impl Gateway {
             "webhook.put" => self.put_webhook(&params, &receive_url).await?,
             "webhook.get" => self.get_webhooks(&params, &receive_url).await?,
             "webhook.delete" => self.delete_webhook(&params, &receive_url).await?,
+            "pipeline.put" => self.put_pipeline(&params, &head.headers, &body).await?,
+            "pipeline.get" => self.get_pipelines(&params).await?,
+            "pipeline.delete" => self.delete_pipeline(&params).await?,
             _ => {
                 return Err(ApiError::not_found(
                     "unknown_command",
-                    "no such command; the commands are webhook.put, webhook.get, webhook.delete and webhook.receive",
+                    "no such command; the commands are webhook.put, webhook.get, webhook.delete, webhook.receive, \
+                     pipeline.put, pipeline.get and pipeline.delete",
                 ));
             }
         };
@@ -189,6 +194,100 @@ impl Gateway {
         }
         tracing::info!(event_key = %webhook.event_key, "webhook deleted");
         Ok(webhook.to_api_json(receive_url))
+    }
+}
+
+fn pipeline_not_found() -> ApiError {
+    ApiError::not_found("pipeline_not_found", "no pipeline has this name")
+}
+
+fn pipeline_name(params: &Params) -> Result<&str, ApiError> {
+    let name = params
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("name_missing", "name is required"))?;
+    if valid_pipeline_name(name) {
+        Ok(name)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
+fn pipeline_json(p: &PipelineDefinition) -> Value {
+    json!({
+        "name": p.name,
+        "eventKey": p.listens_to,
+        "updatedAt": p.updated_at.to_rfc3339(),
+        "source": p.source,
+    })
+}
+
+impl Gateway {
+    /// Stores a pipeline after compiling it; the YAML is the `pipeline` parameter
+    /// or else the raw request body.
+    async fn put_pipeline(&self, params: &Params, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+        let name = pipeline_name(params)?;
+        let source = match params.get("pipeline") {
+            Some(text) => text.to_owned(),
+            None if media_type(headers).is_some_and(|t| is_json(&t)) => {
+                return Err(ApiError::bad_request(
+                    "pipeline_missing",
+                    "send the YAML as the request body, or as the 'pipeline' parameter",
+                ));
+            }
+            None => String::from_utf8(body.to_vec())
+                .map_err(|_| ApiError::bad_request("invalid_pipeline", "the pipeline is not UTF-8 text"))?,
+        };
+        if source.len() > self.settings.max_pipeline_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a pipeline may have at most {} bytes", self.settings.max_pipeline_bytes),
+            ));
+        }
+        if source.trim().is_empty() {
+            return Err(ApiError::bad_request("pipeline_missing", "the pipeline YAML is empty"));
+        }
+        let compiled = Pipeline::compile(name, &source, &self.settings.users).map_err(|e| {
+            let mut err = ApiError::bad_request("invalid_pipeline", e.to_string());
+            err.line = Some(e.line);
+            err
+        })?;
+        let definition = PipelineDefinition {
+            name: name.to_owned(),
+            listens_to: compiled.listens_to,
+            source,
+            updated_at: Timestamp::now(),
+        };
+        self.ports.pipelines.put_pipeline(&definition).await?;
+        tracing::info!(pipeline = name, event_key = %definition.listens_to, "pipeline stored");
+        Ok(pipeline_json(&definition))
+    }
+
+    async fn get_pipelines(&self, params: &Params) -> Result<Value, ApiError> {
+        match params.get("name") {
+            Some(_) => {
+                let name = pipeline_name(params)?;
+                let found = self.ports.pipelines.get_pipeline(name).await?.ok_or_else(pipeline_not_found)?;
+                Ok(pipeline_json(&found))
+            }
+            None => {
+                let all = self.ports.pipelines.list_pipelines().await?;
+                Ok(Value::Array(all.iter().map(pipeline_json).collect()))
+            }
+        }
+    }
+
+    async fn delete_pipeline(&self, params: &Params) -> Result<Value, ApiError> {
+        let name = pipeline_name(params)?;
+        let found = self.ports.pipelines.get_pipeline(name).await?.ok_or_else(pipeline_not_found)?;
+        if !self.ports.pipelines.delete_pipeline(name).await? {
+            return Err(pipeline_not_found());
+        }
+        tracing::info!(pipeline = name, "pipeline deleted");
+        Ok(pipeline_json(&found))
     }
 }
 

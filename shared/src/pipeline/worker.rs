@@ -1,0 +1,223 @@
+//! The worker: runs one pipeline for one event per queued job and records the
+//! outcome, idempotently. The same [`Worker::process`] serves the in-process
+//! queue loop of `hookflow serve` and (later) the SQS-triggered Lambda.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+
+use super::Pipeline;
+use super::commands::Services;
+use crate::api::Ports;
+use crate::domain::{PipelineJob, PipelineOutcome, Timestamp};
+use crate::error::StoreError;
+use crate::ports::JobQueue;
+
+/// How the worker retries and bounds runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Deliveries of one job before a transient failure becomes its final outcome.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with ±20 % jitter, at most 5 minutes.
+    pub retry_base: Duration,
+    /// Longest one run may take; past it the run counts as a transient failure.
+    pub pipeline_timeout: Duration,
+}
+
+/// What to do with the queue message after processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (outcome recorded, or nothing left to do): delete the message.
+    Done,
+    /// Not finished: make the message visible again after this delay.
+    RetryAfter(Duration),
+}
+
+/// Runs pipelines for queued jobs.
+pub struct Worker {
+    ports: Ports,
+    services: Arc<Services>,
+    settings: WorkerSettings,
+    compiled: Mutex<HashMap<String, (Timestamp, Arc<Pipeline>)>>,
+}
+
+/// Delay before retrying after the storage itself failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+impl Worker {
+    /// A worker over `ports`.
+    pub fn new(ports: Ports, services: Arc<Services>, settings: WorkerSettings) -> Self {
+        Worker { ports, services, settings, compiled: Mutex::new(HashMap::new()) }
+    }
+
+    /// Processes one delivery of `job`; `attempt` counts deliveries, from 1.
+    pub async fn process(&self, job: &PipelineJob, attempt: u32) -> Disposition {
+        let id = job.correlation_id;
+        match self.ports.events.get_result(&id).await {
+            Err(err) => return store_failed(&err),
+            // Expired or never stored: nothing to run for, nobody to answer.
+            Ok(None) => return Disposition::Done,
+            // A redelivery of a job that already finished: never run twice.
+            Ok(Some(result)) if result.outcomes.contains_key(&job.pipeline) => return Disposition::Done,
+            Ok(Some(_)) => {}
+        }
+        let event = match self.ports.events.get_event(&id).await {
+            Ok(Some(record)) => record.event,
+            Ok(None) => return Disposition::Done,
+            Err(err) => return store_failed(&err),
+        };
+        let pipeline = match self.pipeline(&job.pipeline).await {
+            Ok(Some(pipeline)) => pipeline,
+            Ok(None) => {
+                let outcome = PipelineOutcome::Error {
+                    code: "pipeline_not_found".into(),
+                    message: format!("pipeline '{}' was deleted or does not compile", job.pipeline),
+                    step: None,
+                };
+                return self.record(job, outcome).await;
+            }
+            Err(err) => return store_failed(&err),
+        };
+
+        // Own task: a panic in a command fails this job only, never the worker.
+        let services = self.services.clone();
+        let timeout = self.settings.pipeline_timeout;
+        let body = event.body();
+        let run = tokio::spawn(async move { tokio::time::timeout(timeout, pipeline.run(body, &services)).await });
+        let failure = match run.await {
+            Ok(Ok(Ok(value))) => return self.record(job, PipelineOutcome::Ok { value }).await,
+            Ok(Ok(Err(failure))) => failure,
+            Ok(Err(_elapsed)) => super::RunFailure {
+                code: "timeout".into(),
+                message: format!("the pipeline did not finish within {} ms", timeout.as_millis()),
+                step: None,
+                transient: true,
+            },
+            Err(_panicked) => super::RunFailure {
+                code: "internal_error".into(),
+                message: "the pipeline stopped unexpectedly".into(),
+                step: None,
+                transient: false,
+            },
+        };
+        tracing::info!(
+            pipeline = %job.pipeline, correlation_id = %id, code = %failure.code, attempt,
+            transient = failure.transient, "pipeline failed"
+        );
+        if failure.transient && attempt < self.settings.max_attempts {
+            return Disposition::RetryAfter(self.backoff(attempt));
+        }
+        let message = if failure.transient {
+            format!("{} (gave up after {attempt} attempts)", failure.message)
+        } else {
+            failure.message
+        };
+        let outcome = PipelineOutcome::Error { code: failure.code, message, step: failure.step };
+        self.record(job, outcome).await
+    }
+
+    /// Records the outcome (first write wins) and wakes whoever waits for it.
+    async fn record(&self, job: &PipelineJob, outcome: PipelineOutcome) -> Disposition {
+        match self.ports.events.record_outcome(&job.correlation_id, &job.pipeline, &outcome).await {
+            Ok(_) => {
+                self.ports.signal.notify(&job.correlation_id);
+                Disposition::Done
+            }
+            Err(StoreError::NotFound) => Disposition::Done,
+            Err(err) => store_failed(&err),
+        }
+    }
+
+    /// The compiled pipeline, recompiled only when it changed.
+    async fn pipeline(&self, name: &str) -> Result<Option<Arc<Pipeline>>, StoreError> {
+        let Some(definition) = self.ports.pipelines.get_pipeline(name).await? else {
+            return Ok(None);
+        };
+        let mut compiled = self.compiled.lock().expect("pipeline cache");
+        if let Some((version, pipeline)) = compiled.get(name)
+            && *version == definition.updated_at
+        {
+            return Ok(Some(pipeline.clone()));
+        }
+        match Pipeline::compile(name, &definition.source, &self.services.users) {
+            Ok(pipeline) => {
+                let pipeline = Arc::new(pipeline);
+                compiled.insert(name.to_owned(), (definition.updated_at, pipeline.clone()));
+                Ok(Some(pipeline))
+            }
+            // Stored pipelines were checked when put; this happens only when the
+            // configuration (users) changed since.
+            Err(err) => {
+                tracing::warn!(pipeline = name, error = %err, "stored pipeline no longer compiles");
+                Ok(None)
+            }
+        }
+    }
+
+    /// `retry_base × 2^(attempt-1)`, ±20 % jitter, at most 5 minutes.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.retry_base.as_millis() as f64;
+        let exponential = base * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
+        let jitter = 0.8 + 0.4 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        Duration::from_millis((exponential * jitter).min(300_000.0) as u64)
+    }
+
+    /// Pulls jobs from `queue` and runs up to `concurrency` at once, until `stop`
+    /// turns true. A job not finished (crash, retry) stays in the queue.
+    pub async fn run_queue(
+        self: Arc<Self>,
+        queue: Arc<dyn JobQueue>,
+        concurrency: usize,
+        visibility: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        loop {
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore open"),
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let free = 1 + slots.available_permits();
+            let received = tokio::select! {
+                received = queue.receive_jobs(free.min(10), Duration::from_secs(20), visibility) => received,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let deliveries = match received {
+                Ok(deliveries) => deliveries,
+                Err(err) => {
+                    tracing::error!(error = %err, "receiving jobs failed");
+                    tokio::time::sleep(STORE_RETRY).await;
+                    continue;
+                }
+            };
+            let mut first = Some(first);
+            for delivery in deliveries {
+                let permit = match first.take() {
+                    Some(permit) => permit,
+                    None => slots.clone().acquire_owned().await.expect("semaphore open"),
+                };
+                let worker = self.clone();
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    let disposition = worker.process(&delivery.job, delivery.receive_count).await;
+                    let acknowledged = match disposition {
+                        Disposition::Done => queue.delete_job(&delivery.receipt).await,
+                        Disposition::RetryAfter(delay) => queue.release_job(&delivery.receipt, delay).await,
+                    };
+                    if let Err(err) = acknowledged {
+                        // The message comes back after its visibility timeout.
+                        tracing::warn!(error = %err, "acknowledging a job failed");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+fn store_failed(err: &StoreError) -> Disposition {
+    tracing::error!(error = %err, "storage failed while processing a job");
+    Disposition::RetryAfter(STORE_RETRY)
+}
