@@ -1,21 +1,23 @@
-# The one test command: `make test`. It installs what the tests need, runs
-# format and lint checks and every test, and stops whatever it started.
-.PHONY: test check unit bench
+# The one test command: `make test`. It installs what the tests need (a Python
+# venv with the SMTP test server), runs format and lint checks, starts the test
+# services, runs every test, and stops what it started.
+.PHONY: test check bench
 
 CARGO ?= cargo
+PYTHON ?= python3
+VENV ?= .venv
 
-test: check unit
+test: check $(VENV)/installed
+	VENV=$(VENV) tests/run.sh
 
 check:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
-unit:
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --all-features --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --all-features --no-fail-fast; \
-	fi
+$(VENV)/installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
 
 bench:
 	$(CARGO) run --release -- bench

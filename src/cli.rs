@@ -55,12 +55,19 @@ pub async fn run(args: CommandArgs) -> anyhow::Result<ExitCode> {
     let request = reqwest::Client::new().post(&url).bearer_auth(token);
     let request = match &args.body_file {
         Some(path) => {
-            let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            request.query(&form).header("content-type", "application/yaml").body(body)
+            let body =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            request
+                .query(&form)
+                .header("content-type", "application/yaml")
+                .body(body)
         }
         None => request.form(&form),
     };
-    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = response.status();
     let text = response.text().await.context("cannot read the answer")?;
     let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();

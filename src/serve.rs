@@ -84,7 +84,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     tokio::spawn(purge_expired_events(store.clone()));
     let (stop_worker, stopping) = watch::channel(false);
-    let worker = (concurrency > 0).then(|| tokio::spawn(worker.run_queue(store, concurrency, visibility, stopping)));
+    let worker = (concurrency > 0)
+        .then(|| tokio::spawn(worker.run_queue(store, concurrency, visibility, stopping)));
     serve_http(listener, gateway).await;
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
     let _ = stop_worker.send(true);
@@ -98,9 +99,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// The pipeline worker over `ports`, with the mail server of the settings.
 fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker>> {
     let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
-        Some(url) => Some(Arc::new(
-            SmtpMailer::from_url(url).map_err(|problem| anyhow::anyhow!("setting HOOKFLOW_SMTP_URL: {problem}"))?,
-        )),
+        Some(url) => Some(Arc::new(SmtpMailer::from_url(url).map_err(|problem| {
+            anyhow::anyhow!("setting HOOKFLOW_SMTP_URL: {problem}")
+        })?)),
         None => None,
     };
     let services = Arc::new(Services {
@@ -108,7 +109,11 @@ fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker
         mailer,
         mail_from: settings.mail_from.clone(),
     });
-    Ok(Arc::new(Worker::new(ports.clone(), services, settings.worker.clone())))
+    Ok(Arc::new(Worker::new(
+        ports.clone(),
+        services,
+        settings.worker.clone(),
+    )))
 }
 
 fn init_logging() {

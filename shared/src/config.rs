@@ -156,11 +156,16 @@ impl Settings {
             poll_max_wait: millis("HOOKFLOW_POLL_MAX_WAIT_MS", defaults.poll_max_wait, 29_000)?,
             max_pipeline_bytes: match get("HOOKFLOW_MAX_PIPELINE_BYTES") {
                 None => defaults.max_pipeline_bytes,
-                Some(v) => parse_number("HOOKFLOW_MAX_PIPELINE_BYTES", &v, 256, 4 * 1024 * 1024)? as usize,
+                Some(v) => {
+                    parse_number("HOOKFLOW_MAX_PIPELINE_BYTES", &v, 256, 4 * 1024 * 1024)? as usize
+                }
             },
             users: match get("HOOKFLOW_USERS") {
                 None => defaults.users,
-                Some(v) => Users::parse(&v).map_err(|problem| ConfigError { name: "HOOKFLOW_USERS", problem })?,
+                Some(v) => Users::parse(&v).map_err(|problem| ConfigError {
+                    name: "HOOKFLOW_USERS",
+                    problem,
+                })?,
             },
             smtp_url: match get("HOOKFLOW_SMTP_URL") {
                 None => None,
@@ -179,15 +184,28 @@ impl Settings {
             },
             visibility_timeout: match get("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS") {
                 None => defaults.visibility_timeout,
-                Some(v) => Duration::from_secs(parse_number("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", &v, 1, 43_200)?),
+                Some(v) => Duration::from_secs(parse_number(
+                    "HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS",
+                    &v,
+                    1,
+                    43_200,
+                )?),
             },
             worker: WorkerSettings {
                 max_attempts: match get("HOOKFLOW_MAX_ATTEMPTS") {
                     None => defaults.worker.max_attempts,
                     Some(v) => parse_number("HOOKFLOW_MAX_ATTEMPTS", &v, 1, 100)? as u32,
                 },
-                retry_base: millis("HOOKFLOW_RETRY_BASE_MS", defaults.worker.retry_base, 3_600_000)?,
-                pipeline_timeout: millis("HOOKFLOW_PIPELINE_TIMEOUT_MS", defaults.worker.pipeline_timeout, 900_000)?,
+                retry_base: millis(
+                    "HOOKFLOW_RETRY_BASE_MS",
+                    defaults.worker.retry_base,
+                    3_600_000,
+                )?,
+                pipeline_timeout: millis(
+                    "HOOKFLOW_PIPELINE_TIMEOUT_MS",
+                    defaults.worker.pipeline_timeout,
+                    900_000,
+                )?,
             },
         };
         if settings.visibility_timeout <= settings.worker.pipeline_timeout {

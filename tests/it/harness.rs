@@ -176,8 +176,8 @@ pub async fn stored_event_body(database: &Path, correlation_id: &str) -> Option<
 }
 
 /// Registers a pipeline named `name` listening to `event_key` straight in the
-/// store, so receives have a listener (and results stay `processing`: this
-/// server has no worker for it).
+/// store, so receives have a listener (on a server started without a worker,
+/// their results stay `processing`).
 pub async fn add_listener(database: &Path, name: &str, event_key: &str) {
     use hookflow_core::domain::{EventKey, PipelineDefinition, Timestamp};
     use hookflow_core::ports::PipelineStore;
@@ -189,4 +189,97 @@ pub async fn add_listener(database: &Path, name: &str, event_key: &str) {
         updated_at: Timestamp::now(),
     };
     store.put_pipeline(&definition).await.expect("put pipeline");
+}
+
+/// The SMTP test server `make test` starts: its URL and the folder it writes mails to.
+pub fn mail_sink() -> (String, PathBuf) {
+    let url = std::env::var("HOOKFLOW_TEST_SMTP_URL");
+    let dir = std::env::var("HOOKFLOW_TEST_MAIL_DIR");
+    match (url, dir) {
+        (Ok(url), Ok(dir)) => (url, PathBuf::from(dir)),
+        _ => panic!("no SMTP test server: run the tests with `make test` (it starts one)"),
+    }
+}
+
+/// Mails received by the test SMTP server that satisfy `wanted`, waiting up to
+/// `timeout` for at least one.
+pub async fn mails_matching(
+    dir: &Path,
+    timeout: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("mail dir").flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Ok(text) = std::fs::read_to_string(&path)
+                && let Ok(mail) = serde_json::from_str::<Value>(&text)
+                && wanted(&mail)
+            {
+                found.push(mail);
+            }
+        }
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Server {
+    /// Stores a pipeline from its YAML (sent as the request body).
+    pub async fn put_pipeline(&self, name: &str, yaml: &str) -> (StatusCode, Value) {
+        let res = client()
+            .post(self.at(&format!("/api/v3/command/pipeline.put?name={name}")))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/yaml")
+            .body(yaml.to_owned())
+            .send()
+            .await
+            .expect("pipeline.put");
+        json_of(res).await
+    }
+
+    /// Receives `body` on the webhook with `token`; returns status, header id and JSON.
+    pub async fn trigger(
+        &self,
+        token: &str,
+        body: &str,
+        query: &str,
+    ) -> (StatusCode, String, Value) {
+        let res = client()
+            .post(self.at(&format!(
+                "/api/v3/command/webhook.receive?token={token}{query}"
+            )))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("receive");
+        let id = res
+            .headers()
+            .get("pipeforce-result-correlationid")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let (status, json) = json_of(res).await;
+        (status, id, json)
+    }
+
+    /// Long-polls the result of `id` until it is no longer processing (or 20 s).
+    pub async fn final_result(&self, id: &str) -> Value {
+        for _ in 0..20 {
+            let res = client()
+                .get(self.at(&format!("/api/v3/result?correlationId={id}&maxWaitMs=1000")))
+                .send()
+                .await
+                .expect("result");
+            let (_, body) = json_of(res).await;
+            if body["status"] != "processing" {
+                return body;
+            }
+        }
+        panic!("result {id} still processing after 20 s");
+    }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod conformance;
 mod durability;
 mod harness;
+mod pipelines;
 mod receive;
 mod results;
 mod webhooks;

@@ -18,6 +18,9 @@ async fn receive(server: &Server, token: &str, query: &str) -> reqwest::Response
         .unwrap()
 }
 
+/// A server without a worker: results of events with listeners stay `processing`.
+const NO_WORKER: (&str, &str) = ("HOOKFLOW_WORKER_CONCURRENCY", "0");
+
 fn correlation_id(res: &reqwest::Response) -> String {
     res.headers()["pipeforce-result-correlationid"]
         .to_str()
@@ -110,7 +113,7 @@ async fn results_expire_on_read_after_their_ttl() {
 
 #[tokio::test]
 async fn processing_results_long_poll_then_answer_processing() {
-    let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "300")]).await;
+    let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "300"), NO_WORKER]).await;
     let hook = server.create_webhook("webhook.slow", &[]).await;
     add_listener(&server.database(), "slow-pipeline", "webhook.slow").await;
 
@@ -171,6 +174,7 @@ async fn max_wait_is_capped_by_configuration() {
     let server = Server::start_with(&[
         ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
         ("HOOKFLOW_POLL_MAX_WAIT_MS", "300"),
+        NO_WORKER,
     ])
     .await;
     let hook = server.create_webhook("webhook.capped", &[]).await;
@@ -194,7 +198,7 @@ async fn max_wait_is_capped_by_configuration() {
 
 #[tokio::test]
 async fn polling_redirect_sends_the_caller_to_the_result_and_the_result_to_itself() {
-    let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "0")]).await;
+    let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "0"), NO_WORKER]).await;
     let hook = server.create_webhook("webhook.redirect", &[]).await;
     add_listener(&server.database(), "p", "webhook.redirect").await;
     let res = receive(

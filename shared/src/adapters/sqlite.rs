@@ -64,11 +64,29 @@ CREATE INDEX IF NOT EXISTS jobs_by_visibility ON jobs(visible_at, id);
 
 /// Most writes committed in one transaction.
 const MAX_GROUP: usize = 1024;
+/// Longest an idle `receive_jobs` waits before looking at the table again.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// Read connections beside the writer.
 const READERS: usize = 4;
 
 /// A write run inside the group transaction; it answers once the commit is known.
-type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type WriteFn = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// Whether a write must be on disk before it is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// fsync before answering: accepted events, outcomes, configuration.
+    Full,
+    /// Queue bookkeeping (taking, releasing, deleting a job): lost on power
+    /// failure, it only means a job is handed out once more, which the worker
+    /// tolerates. Still safe against a process crash (WAL).
+    Relaxed,
+}
+
+struct WriteJob {
+    durability: Durability,
+    run: WriteFn,
+}
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// How often the background thread moves the WAL into the database file.
@@ -137,13 +155,22 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` in the next group transaction and answers after its commit.
+    /// Runs `f` in the next group transaction and answers after its commit is on disk.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_with(Durability::Full, f).await
+    }
+
+    /// Runs `f` in the next group transaction and answers after its commit.
+    async fn write_with<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel();
-        let job: WriteJob = Box::new(move |conn| {
+        let run: WriteFn = Box::new(move |conn| {
             let result = f(conn);
             let failed = result.is_err();
             let completion: Completion = Box::new(move |commit| {
@@ -152,7 +179,7 @@ impl SqliteStore {
             (failed, completion)
         });
         self.writer
-            .send(job)
+            .send(WriteJob { durability, run })
             .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?;
         rx.await
             .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?
@@ -171,7 +198,7 @@ impl SqliteStore {
     /// Deletes events (and their outcomes) past their expiry; returns how many.
     /// Reads already ignore them; this only reclaims space.
     pub async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
-        self.write(move |c| {
+        self.write_with(Durability::Relaxed, move |c| {
             c.execute(
                 "DELETE FROM outcomes WHERE correlation_id IN
                    (SELECT correlation_id FROM events WHERE expires_at <= ?1)",
@@ -206,6 +233,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
 /// The writer thread: takes every write waiting, runs each in its own savepoint
 /// (one failing write does not undo the others), commits once, then answers all.
 fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+    let mut synchronous = Durability::Full;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -213,6 +241,26 @@ fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        let needed = if batch.iter().any(|j| j.durability == Durability::Full) {
+            Durability::Full
+        } else {
+            Durability::Relaxed
+        };
+        if needed != synchronous {
+            let level = if needed == Durability::Full {
+                "FULL"
+            } else {
+                "NORMAL"
+            };
+            if conn.pragma_update(None, "synchronous", level).is_ok() {
+                synchronous = needed;
+            }
+        }
+        if synchronous != needed && needed == Durability::Full {
+            // Never answer a durable write without FULL: let the callers retry.
+            tracing::error!("sqlite: cannot switch to synchronous=FULL");
+            continue;
         }
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the batch drops each caller's answer channel: they all get
@@ -222,7 +270,7 @@ fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
         }
         let completions: Vec<Completion> = batch
             .into_iter()
-            .map(|job| run_in_savepoint(&conn, job).1)
+            .map(|job| run_in_savepoint(&conn, job.run).1)
             .collect();
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if commit.is_err() {
@@ -246,7 +294,7 @@ fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
-fn run_in_savepoint(conn: &Connection, job: WriteJob) -> (bool, Completion) {
+fn run_in_savepoint(conn: &Connection, job: WriteFn) -> (bool, Completion) {
     let _ = conn.execute_batch("SAVEPOINT w");
     let (failed, done) = job(conn);
     let end = if failed {
@@ -540,24 +588,32 @@ impl JobQueue for SqliteStore {
         loop {
             let arrived = self.jobs_arrived.notified();
             let (taken, next_visible) = self
-                .write(move |c| {
+                .write_with(Durability::Relaxed, move |c| {
                     let now = Timestamp::now().0;
-                    let taken = c
+                    let rows = c
                         .prepare_cached(
                             "UPDATE jobs SET visible_at = ?1, receive_count = receive_count + 1,
                                  receipt = lower(hex(randomblob(16)))
                              WHERE id IN (SELECT id FROM jobs WHERE visible_at <= ?2
                                           ORDER BY visible_at, id LIMIT ?3)
-                             RETURNING data, receipt, receive_count",
+                             RETURNING id, data, receipt, receive_count",
                         )?
                         .query_map(params![now + visibility, now, max], |r| {
-                            Ok(Delivery {
-                                job: from_json(&r.get::<_, String>(0)?)?,
-                                receipt: r.get(1)?,
-                                receive_count: r.get(2)?,
-                            })
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
                         })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                        .collect::<rusqlite::Result<Vec<(i64, String, String, u32)>>>()?;
+                    let mut taken = Vec::with_capacity(rows.len());
+                    for (id, data, receipt, receive_count) in rows {
+                        match serde_json::from_str(&data) {
+                            Ok(job) => taken.push(Delivery { job, receipt, receive_count }),
+                            // A row nobody can read would block nothing but itself
+                            // forever: drop it rather than hand it out again and again.
+                            Err(err) => {
+                                tracing::error!(job_id = id, error = %err, "dropping an unreadable job");
+                                c.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
+                            }
+                        }
+                    }
                     let next: Option<i64> = if taken.is_empty() {
                         c.query_row("SELECT min(visible_at) FROM jobs", [], |r| r.get(0))?
                     } else {
@@ -573,16 +629,19 @@ impl JobQueue for SqliteStore {
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            // Jobs sent by another process on the same file raise no in-process
+            // signal; looking again every second picks them up.
             let until = next_visible
                 .map(|ms| now + Duration::from_millis(ms.max(0) as u64))
-                .map_or(deadline, |t| t.min(deadline));
+                .map_or(deadline, |t| t.min(deadline))
+                .min(now + RECHECK_EVERY);
             let _ = tokio::time::timeout_at(until, arrived).await;
         }
     }
 
     async fn delete_job(&self, receipt: &str) -> StoreResult<()> {
         let receipt = receipt.to_owned();
-        self.write(move |c| {
+        self.write_with(Durability::Relaxed, move |c| {
             c.execute("DELETE FROM jobs WHERE receipt = ?1", [receipt])?;
             Ok(())
         })
@@ -592,7 +651,7 @@ impl JobQueue for SqliteStore {
     async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
         let receipt = receipt.to_owned();
         let delay = millis(delay);
-        self.write(move |c| {
+        self.write_with(Durability::Relaxed, move |c| {
             c.execute(
                 "UPDATE jobs SET visible_at = ?2, receipt = NULL WHERE receipt = ?1",
                 params![receipt, Timestamp::now().0 + delay],

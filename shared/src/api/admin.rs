@@ -10,11 +10,11 @@ use subtle::ConstantTimeEq;
 use super::params::{Params, is_json, media_type};
 use super::{Gateway, RECEIVE_PATH, json_response, require_method};
 use crate::domain::{
-    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType, PipelineDefinition, Timestamp,
-    Token, Webhook,
+    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType,
+    PipelineDefinition, Timestamp, Token, Webhook,
 };
-use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::error::{ApiError, Conflict, StoreError};
+use crate::pipeline::{Pipeline, valid_pipeline_name};
 
 /// Longest webhook description.
 const MAX_DESCRIPTION_LEN: usize = 2000;
@@ -227,7 +227,12 @@ fn pipeline_json(p: &PipelineDefinition) -> Value {
 impl Gateway {
     /// Stores a pipeline after compiling it; the YAML is the `pipeline` parameter
     /// or else the raw request body.
-    async fn put_pipeline(&self, params: &Params, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    async fn put_pipeline(
+        &self,
+        params: &Params,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Value, ApiError> {
         let name = pipeline_name(params)?;
         let source = match params.get("pipeline") {
             Some(text) => text.to_owned(),
@@ -237,18 +242,25 @@ impl Gateway {
                     "send the YAML as the request body, or as the 'pipeline' parameter",
                 ));
             }
-            None => String::from_utf8(body.to_vec())
-                .map_err(|_| ApiError::bad_request("invalid_pipeline", "the pipeline is not UTF-8 text"))?,
+            None => String::from_utf8(body.to_vec()).map_err(|_| {
+                ApiError::bad_request("invalid_pipeline", "the pipeline is not UTF-8 text")
+            })?,
         };
         if source.len() > self.settings.max_pipeline_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("a pipeline may have at most {} bytes", self.settings.max_pipeline_bytes),
+                format!(
+                    "a pipeline may have at most {} bytes",
+                    self.settings.max_pipeline_bytes
+                ),
             ));
         }
         if source.trim().is_empty() {
-            return Err(ApiError::bad_request("pipeline_missing", "the pipeline YAML is empty"));
+            return Err(ApiError::bad_request(
+                "pipeline_missing",
+                "the pipeline YAML is empty",
+            ));
         }
         let compiled = Pipeline::compile(name, &source, &self.settings.users).map_err(|e| {
             let mut err = ApiError::bad_request("invalid_pipeline", e.to_string());
@@ -270,7 +282,12 @@ impl Gateway {
         match params.get("name") {
             Some(_) => {
                 let name = pipeline_name(params)?;
-                let found = self.ports.pipelines.get_pipeline(name).await?.ok_or_else(pipeline_not_found)?;
+                let found = self
+                    .ports
+                    .pipelines
+                    .get_pipeline(name)
+                    .await?
+                    .ok_or_else(pipeline_not_found)?;
                 Ok(pipeline_json(&found))
             }
             None => {
@@ -282,7 +299,12 @@ impl Gateway {
 
     async fn delete_pipeline(&self, params: &Params) -> Result<Value, ApiError> {
         let name = pipeline_name(params)?;
-        let found = self.ports.pipelines.get_pipeline(name).await?.ok_or_else(pipeline_not_found)?;
+        let found = self
+            .ports
+            .pipelines
+            .get_pipeline(name)
+            .await?
+            .ok_or_else(pipeline_not_found)?;
         if !self.ports.pipelines.delete_pipeline(name).await? {
             return Err(pipeline_not_found());
         }

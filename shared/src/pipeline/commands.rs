@@ -23,11 +23,17 @@ pub struct Param {
 }
 
 const fn required(name: &'static str) -> Param {
-    Param { name, required: true }
+    Param {
+        name,
+        required: true,
+    }
 }
 
 const fn optional(name: &'static str) -> Param {
-    Param { name, required: false }
+    Param {
+        name,
+        required: false,
+    }
 }
 
 /// What a running pipeline carries from step to step.
@@ -58,12 +64,20 @@ pub struct StepError {
 impl StepError {
     /// A failure that retrying will not fix.
     pub fn permanent(code: &'static str, message: impl Into<String>) -> Self {
-        StepError { code, message: message.into(), transient: false }
+        StepError {
+            code,
+            message: message.into(),
+            transient: false,
+        }
     }
 
     /// A failure of something outside that may work later.
     pub fn transient(code: &'static str, message: impl Into<String>) -> Self {
-        StepError { code, message: message.into(), transient: true }
+        StepError {
+            code,
+            message: message.into(),
+            transient: true,
+        }
     }
 }
 
@@ -91,7 +105,12 @@ pub trait Command: Send + Sync {
         Ok(())
     }
     /// Runs the step.
-    async fn run(&self, args: Args, state: &mut RunState, services: &Services) -> Result<(), StepError>;
+    async fn run(
+        &self,
+        args: Args,
+        state: &mut RunState,
+        services: &Services,
+    ) -> Result<(), StepError>;
 }
 
 /// Every command by name (aliases included), built once.
@@ -136,7 +155,10 @@ impl Command for EventListen {
         Some("eventKey")
     }
     fn listens_to(&self, args: &Args) -> Option<Result<EventKey, String>> {
-        let key = args.get("eventKey").and_then(Value::as_str).unwrap_or_default();
+        let key = args
+            .get("eventKey")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Some(EventKey::parse(key).map_err(|e| e.to_string()))
     }
     async fn run(&self, _: Args, _: &mut RunState, _: &Services) -> Result<(), StepError> {
@@ -163,7 +185,9 @@ impl Command for MessageReceive {
         let key = args.get("key").and_then(Value::as_str).unwrap_or_default();
         Some(match key.strip_prefix(MESSAGE_KEY_PREFIX) {
             Some(event_key) => EventKey::parse(event_key).map_err(|e| e.to_string()),
-            None => Err(format!("key must be {MESSAGE_KEY_PREFIX}<eventKey>, e.g. {MESSAGE_KEY_PREFIX}webhook.lead.created")),
+            None => Err(format!(
+                "key must be {MESSAGE_KEY_PREFIX}<eventKey>, e.g. {MESSAGE_KEY_PREFIX}webhook.lead.created"
+            )),
         })
     }
     async fn run(&self, _: Args, _: &mut RunState, _: &Services) -> Result<(), StepError> {
@@ -186,7 +210,12 @@ impl Command for BodySet {
     fn shorthand(&self) -> Option<&'static str> {
         Some("value")
     }
-    async fn run(&self, mut args: Args, state: &mut RunState, _: &Services) -> Result<(), StepError> {
+    async fn run(
+        &self,
+        mut args: Args,
+        state: &mut RunState,
+        _: &Services,
+    ) -> Result<(), StepError> {
         state.body = args.remove("value").unwrap_or(Value::Null);
         Ok(())
     }
@@ -204,11 +233,20 @@ impl Command for VarSet {
         const PARAMS: &[Param] = &[required("key"), required("value")];
         PARAMS
     }
-    async fn run(&self, mut args: Args, state: &mut RunState, _: &Services) -> Result<(), StepError> {
-        let key = text_arg(&args, "key").filter(|k| !k.is_empty()).ok_or_else(|| {
-            StepError::permanent("invalid_parameter", "var.set needs a non-empty key")
-        })?;
-        state.vars.insert(key, args.remove("value").unwrap_or(Value::Null));
+    async fn run(
+        &self,
+        mut args: Args,
+        state: &mut RunState,
+        _: &Services,
+    ) -> Result<(), StepError> {
+        let key = text_arg(&args, "key")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                StepError::permanent("invalid_parameter", "var.set needs a non-empty key")
+            })?;
+        state
+            .vars
+            .insert(key, args.remove("value").unwrap_or(Value::Null));
         Ok(())
     }
 }
@@ -234,11 +272,17 @@ impl Command for Log {
     fn check(&self, args: &Args, _: &Users) -> Result<(), String> {
         match args.get("level").and_then(Value::as_str) {
             None | Some("debug" | "info" | "warn" | "error") => Ok(()),
-            Some(other) => Err(format!("level must be debug, info, warn or error, not '{other}'")),
+            Some(other) => Err(format!(
+                "level must be debug, info, warn or error, not '{other}'"
+            )),
         }
     }
     async fn run(&self, args: Args, state: &mut RunState, _: &Services) -> Result<(), StepError> {
-        let message: String = text_arg(&args, "message").unwrap_or_default().chars().take(MAX_LOG_CHARS).collect();
+        let message: String = text_arg(&args, "message")
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_LOG_CHARS)
+            .collect();
         let pipeline = state.pipeline.as_str();
         match text_arg(&args, "level").as_deref() {
             Some("debug") => tracing::debug!(pipeline, message, "pipeline log"),
@@ -267,14 +311,24 @@ impl Command for IamRunAs {
     }
     fn check(&self, args: &Args, users: &Users) -> Result<(), String> {
         match args.get("username").and_then(Value::as_str) {
-            Some(user) if !users.exists(user) => Err(format!("unknown user '{user}' (see HOOKFLOW_USERS)")),
+            Some(user) if !users.exists(user) => {
+                Err(format!("unknown user '{user}' (see HOOKFLOW_USERS)"))
+            }
             _ => Ok(()),
         }
     }
-    async fn run(&self, args: Args, state: &mut RunState, services: &Services) -> Result<(), StepError> {
+    async fn run(
+        &self,
+        args: Args,
+        state: &mut RunState,
+        services: &Services,
+    ) -> Result<(), StepError> {
         let user = text_arg(&args, "username").unwrap_or_default();
         if !services.users.exists(&user) {
-            return Err(StepError::permanent("unknown_user", format!("unknown user '{user}'")));
+            return Err(StepError::permanent(
+                "unknown_user",
+                format!("unknown user '{user}'"),
+            ));
         }
         state.user = user;
         Ok(())
@@ -289,7 +343,12 @@ fn addresses(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::Array(items)) => items.iter().map(to_text).collect(),
         Some(Value::Null) | None => Vec::new(),
-        Some(other) => to_text(other).split([',', ';']).map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect(),
+        Some(other) => to_text(other)
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -299,19 +358,37 @@ impl Command for MailSend {
         "mail.send"
     }
     fn params(&self) -> &'static [Param] {
-        const PARAMS: &[Param] = &[required("to"), optional("cc"), optional("bcc"), optional("subject"), optional("body"), optional("from")];
+        const PARAMS: &[Param] = &[
+            required("to"),
+            optional("cc"),
+            optional("bcc"),
+            optional("subject"),
+            optional("body"),
+            optional("from"),
+        ];
         PARAMS
     }
     fn permission(&self) -> Option<&'static str> {
         Some("mail.send")
     }
-    async fn run(&self, args: Args, _: &mut RunState, services: &Services) -> Result<(), StepError> {
+    async fn run(
+        &self,
+        args: Args,
+        _: &mut RunState,
+        services: &Services,
+    ) -> Result<(), StepError> {
         let mailer = services.mailer.as_ref().ok_or_else(|| {
-            StepError::permanent("mail_not_configured", "no mail server is configured (HOOKFLOW_SMTP_URL)")
+            StepError::permanent(
+                "mail_not_configured",
+                "no mail server is configured (HOOKFLOW_SMTP_URL)",
+            )
         })?;
         let to = addresses(args.get("to"));
         if to.is_empty() {
-            return Err(StepError::permanent("invalid_parameter", "mail.send needs at least one address in 'to'"));
+            return Err(StepError::permanent(
+                "invalid_parameter",
+                "mail.send needs at least one address in 'to'",
+            ));
         }
         let body = match args.get("body") {
             Some(Value::String(text)) => text.clone(),

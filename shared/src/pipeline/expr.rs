@@ -230,7 +230,9 @@ fn tokenize(text: &str, closed: bool) -> Result<(Vec<Token>, usize), ParseError>
         }
     }
     if closed {
-        Err(ParseError("missing '}' at the end of the expression".into()))
+        Err(ParseError(
+            "missing '}' at the end of the expression".into(),
+        ))
     } else {
         tokens.push(Token::End);
         Ok((tokens, bytes.len()))
@@ -304,8 +306,12 @@ impl ExprParser {
             let rhs = self.binary(level + 1)?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
             // Comparisons do not chain: `a < b < c` is a mistake, not a meaning.
-            if level == 2 && matches!(self.peek(), Token::Op(o) if !matches!(o, BinOp::And | BinOp::Or)) {
-                return Err(ParseError("comparisons cannot be chained; use 'and'".into()));
+            if level == 2
+                && matches!(self.peek(), Token::Op(o) if !matches!(o, BinOp::And | BinOp::Or))
+            {
+                return Err(ParseError(
+                    "comparisons cannot be chained; use 'and'".into(),
+                ));
             }
         }
     }
@@ -332,7 +338,9 @@ impl ExprParser {
             }
             Token::At => {
                 let Token::Ident(namespace) = self.next() else {
-                    return Err(ParseError("expected a utility name after '@', e.g. @convert.fromBase64".into()));
+                    return Err(ParseError(
+                        "expected a utility name after '@', e.g. @convert.fromBase64".into(),
+                    ));
                 };
                 self.expect(&Token::Dot, "'.' after the utility name")?;
                 let Token::Ident(name) = self.next() else {
@@ -343,7 +351,9 @@ impl ExprParser {
                 self.expect(&Token::LParen, "'(' after the function name")?;
                 let arg = self.expression()?;
                 if self.peek() == &Token::Comma {
-                    return Err(ParseError(format!("@{namespace}.{name} takes one argument")));
+                    return Err(ParseError(format!(
+                        "@{namespace}.{name} takes one argument"
+                    )));
                 }
                 self.expect(&Token::RParen, "')' closing the call")?;
                 self.postfix(Expr::Call(func, Box::new(arg)))
@@ -354,7 +364,9 @@ impl ExprParser {
                 "null" => Ok(Expr::Literal(Value::Null)),
                 "body" => self.path(Root::Body),
                 "vars" | "var" => self.path(Root::Vars),
-                other => Err(ParseError(format!("unknown name '{other}': paths start with body or vars"))),
+                other => Err(ParseError(format!(
+                    "unknown name '{other}': paths start with body or vars"
+                ))),
             },
             Token::End => Err(ParseError("the expression is incomplete".into())),
             other => Err(ParseError(format!("unexpected {}", describe(&other)))),
@@ -413,11 +425,18 @@ fn describe(token: &Token) -> String {
 }
 
 fn parse_tokens(tokens: Vec<Token>) -> Result<Expr, ParseError> {
-    let mut parser = ExprParser { tokens, pos: 0, depth: 0 };
+    let mut parser = ExprParser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.expression()?;
     match parser.peek() {
         Token::End => Ok(expr),
-        other => Err(ParseError(format!("unexpected {} after the expression", describe(other)))),
+        other => Err(ParseError(format!(
+            "unexpected {} after the expression",
+            describe(other)
+        ))),
     }
 }
 
@@ -484,7 +503,10 @@ impl Template {
     /// joined as text (strings as they are, null as nothing, others as JSON).
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, TemplateError> {
         let run = |expr: &Expr, source: &str| {
-            evaluate(expr, scope).map_err(|e| TemplateError { expression: source.to_owned(), reason: e.0 })
+            evaluate(expr, scope).map_err(|e| TemplateError {
+                expression: source.to_owned(),
+                reason: e.0,
+            })
         };
         if let [Part::Expr { expr, source }] = self.parts.as_slice() {
             return run(expr, source);
@@ -496,7 +518,10 @@ impl Template {
                 Part::Expr { expr, source } => out.push_str(&to_text(&run(expr, source)?)),
             }
             if out.len() > MAX_VALUE_BYTES {
-                return Err(TemplateError { expression: String::new(), reason: too_large().0 });
+                return Err(TemplateError {
+                    expression: String::new(),
+                    reason: too_large().0,
+                });
             }
         }
         Ok(Value::String(out))
@@ -552,14 +577,20 @@ fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
         Expr::Call(func, arg) => call(*func, evaluate(arg, scope)?),
         Expr::Not(inner) => match evaluate(inner, scope)? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
-            other => Err(EvalError(format!("'!' needs a boolean, got {}", type_name(&other)))),
+            other => Err(EvalError(format!(
+                "'!' needs a boolean, got {}",
+                type_name(&other)
+            ))),
         },
         Expr::Binary(op, lhs, rhs) => {
             let left = evaluate(lhs, scope)?;
             match op {
                 BinOp::And | BinOp::Or => {
                     let Value::Bool(l) = left else {
-                        return Err(EvalError(format!("'and'/'or' need booleans, got {}", type_name(&left))));
+                        return Err(EvalError(format!(
+                            "'and'/'or' need booleans, got {}",
+                            type_name(&left)
+                        )));
                     };
                     // Short-circuit, as in SpEL.
                     if (*op == BinOp::And && !l) || (*op == BinOp::Or && l) {
@@ -567,7 +598,10 @@ fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
                     }
                     match evaluate(rhs, scope)? {
                         Value::Bool(r) => Ok(Value::Bool(r)),
-                        other => Err(EvalError(format!("'and'/'or' need booleans, got {}", type_name(&other)))),
+                        other => Err(EvalError(format!(
+                            "'and'/'or' need booleans, got {}",
+                            type_name(&other)
+                        ))),
                     }
                 }
                 _ => binary(*op, left, evaluate(rhs, scope)?),
@@ -582,7 +616,9 @@ fn walk(root: &Value, segments: &[Segment], scope: &Scope<'_>) -> Result<Value, 
         let next = match segment {
             Segment::Field(name) => current.get(name.as_str()),
             Segment::Index(index) => match (current, evaluate(index, scope)?) {
-                (Value::Array(items), Value::Number(n)) => n.as_u64().and_then(|i| items.get(i as usize)),
+                (Value::Array(items), Value::Number(n)) => {
+                    n.as_u64().and_then(|i| items.get(i as usize))
+                }
                 (Value::Object(map), Value::String(key)) => map.get(&key),
                 _ => None,
             },
@@ -602,7 +638,12 @@ fn call(func: Func, arg: Value) -> Result<Value, EvalError> {
             let text = match &arg {
                 Value::String(s) => s.trim(),
                 Value::Null => return Ok(Value::Null),
-                other => return Err(EvalError(format!("fromBase64 needs text, got {}", type_name(other)))),
+                other => {
+                    return Err(EvalError(format!(
+                        "fromBase64 needs text, got {}",
+                        type_name(other)
+                    )));
+                }
             };
             let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
                 .iter()
@@ -624,7 +665,10 @@ fn call(func: Func, arg: Value) -> Result<Value, EvalError> {
             Value::String(s) => serde_json::from_str(s)
                 .map_err(|e| EvalError(format!("fromJson: the text is not valid JSON ({e})"))),
             Value::Null => Ok(Value::Null),
-            other => Err(EvalError(format!("fromJson needs text, got {}", type_name(other)))),
+            other => Err(EvalError(format!(
+                "fromJson needs text, got {}",
+                type_name(other)
+            ))),
         },
         Func::UpperCase => Ok(Value::String(to_text(&arg).to_uppercase())),
         Func::LowerCase => Ok(Value::String(to_text(&arg).to_lowercase())),
@@ -656,7 +700,11 @@ fn binary(op: BinOp, left: Value, right: Value) -> Result<Value, EvalError> {
                 }
                 Ok(Value::String(l + &r))
             }
-            _ => Err(EvalError(format!("cannot add {} and {}", type_name(&left), type_name(&right)))),
+            _ => Err(EvalError(format!(
+                "cannot add {} and {}",
+                type_name(&left),
+                type_name(&right)
+            ))),
         },
         BinOp::Eq => Ok(Value::Bool(equal(&left, &right))),
         BinOp::Ne => Ok(Value::Bool(!equal(&left, &right))),
@@ -668,7 +716,13 @@ fn binary(op: BinOp, left: Value, right: Value) -> Result<Value, EvalError> {
                     _ => None,
                 },
             }
-            .ok_or_else(|| EvalError(format!("cannot compare {} with {}", type_name(&left), type_name(&right))))?;
+            .ok_or_else(|| {
+                EvalError(format!(
+                    "cannot compare {} with {}",
+                    type_name(&left),
+                    type_name(&right)
+                ))
+            })?;
             Ok(Value::Bool(match op {
                 BinOp::Lt => ordering.is_lt(),
                 BinOp::Le => ordering.is_le(),
@@ -682,7 +736,9 @@ fn binary(op: BinOp, left: Value, right: Value) -> Result<Value, EvalError> {
 
 /// `and`/`or` are handled before both sides are evaluated.
 fn unreachable_logic() -> Result<Value, EvalError> {
-    Err(EvalError("internal: logical operator evaluated eagerly".into()))
+    Err(EvalError(
+        "internal: logical operator evaluated eagerly".into(),
+    ))
 }
 
 /// Equality where 1 and 1.0 are the same number.
@@ -700,30 +756,61 @@ mod tests {
     use serde_json::json;
 
     fn eval(text: &str, body: Value) -> Result<Value, TemplateError> {
-        let vars = json!({"greeting": "hi", "n": 2}).as_object().unwrap().clone();
-        Template::parse(text)?.evaluate(&Scope { body: &body, vars: &vars })
+        let vars = json!({"greeting": "hi", "n": 2})
+            .as_object()
+            .unwrap()
+            .clone();
+        Template::parse(text)?.evaluate(&Scope {
+            body: &body,
+            vars: &vars,
+        })
     }
 
     #[test]
     fn whole_expressions_keep_their_type() {
         let body = json!({"payload": {"n": 3, "obj": {"a": [1, 2]}}, "origin": "aGVsbG8gd29ybGQ="});
-        assert_eq!(eval("${body.payload.obj}", body.clone()).unwrap(), json!({"a": [1, 2]}));
-        assert_eq!(eval("#{body.payload.n}", body.clone()).unwrap(), json!(3));
-        assert_eq!(eval("${body.payload.obj.a[1]}", body.clone()).unwrap(), json!(2));
-        assert_eq!(eval("${@convert.fromBase64(body.origin)}", body.clone()).unwrap(), json!("hello world"));
         assert_eq!(
-            eval("${@text.upperCase(@convert.fromBase64(body.origin))}", body.clone()).unwrap(),
+            eval("${body.payload.obj}", body.clone()).unwrap(),
+            json!({"a": [1, 2]})
+        );
+        assert_eq!(eval("#{body.payload.n}", body.clone()).unwrap(), json!(3));
+        assert_eq!(
+            eval("${body.payload.obj.a[1]}", body.clone()).unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            eval("${@convert.fromBase64(body.origin)}", body.clone()).unwrap(),
+            json!("hello world")
+        );
+        assert_eq!(
+            eval(
+                "${@text.upperCase(@convert.fromBase64(body.origin))}",
+                body.clone()
+            )
+            .unwrap(),
             json!("HELLO WORLD")
         );
-        assert_eq!(eval("${body.missing.deeper}", body.clone()).unwrap(), Value::Null);
+        assert_eq!(
+            eval("${body.missing.deeper}", body.clone()).unwrap(),
+            Value::Null
+        );
     }
 
     #[test]
     fn text_interpolation() {
         let body = json!({"name": "Ada", "n": 2, "o": {"k": true}});
-        assert_eq!(eval("Hello ${body.name}!", body.clone()).unwrap(), json!("Hello Ada!"));
-        assert_eq!(eval("n=#{body.n} o=${body.o} x=${body.none}.", body.clone()).unwrap(), json!("n=2 o={\"k\":true} x=."));
-        assert_eq!(eval("costs $5 #1 {x}", body.clone()).unwrap(), json!("costs $5 #1 {x}"));
+        assert_eq!(
+            eval("Hello ${body.name}!", body.clone()).unwrap(),
+            json!("Hello Ada!")
+        );
+        assert_eq!(
+            eval("n=#{body.n} o=${body.o} x=${body.none}.", body.clone()).unwrap(),
+            json!("n=2 o={\"k\":true} x=.")
+        );
+        assert_eq!(
+            eval("costs $5 #1 {x}", body.clone()).unwrap(),
+            json!("costs $5 #1 {x}")
+        );
         assert_eq!(eval("${'}'}", body).unwrap(), json!("}"));
     }
 
@@ -740,11 +827,17 @@ mod tests {
             ("${body.a == 5.0}", json!(true)),
             ("${'b' >= 'a'}", json!(true)),
             ("${vars.greeting + var.n}", json!("hi2")),
-            ("${@convert.toJson(body)}", json!("{\"a\":5,\"s\":\"x\",\"f\":1.5}")),
+            (
+                "${@convert.toJson(body)}",
+                json!("{\"a\":5,\"s\":\"x\",\"f\":1.5}"),
+            ),
             ("${@convert.fromJson('{\"k\": [1]}').k[0]}", json!(1)),
             ("${vars['greeting']}", json!("hi")),
             ("${vars}", json!({"greeting": "hi", "n": 2})),
-            ("${@convert.toBase64('hello world')}", json!("aGVsbG8gd29ybGQ=")),
+            (
+                "${@convert.toBase64('hello world')}",
+                json!("aGVsbG8gd29ybGQ="),
+            ),
             ("${@text.lowerCase('ABC')}", json!("abc")),
             ("${'it''s'}", json!("it's")),
         ] {
@@ -780,14 +873,24 @@ mod tests {
             assert!(err.reason.contains(fragment), "{text}: {}", err.reason);
         }
         let deep = format!("${{{}1{}}}", "(".repeat(200), ")".repeat(200));
-        assert!(Template::parse(&deep).unwrap_err().reason.contains("deeply"));
+        assert!(
+            Template::parse(&deep)
+                .unwrap_err()
+                .reason
+                .contains("deeply")
+        );
     }
 
     #[test]
     fn produced_text_is_bounded() {
         let big = "x".repeat(MAX_VALUE_BYTES / 2 + 1);
         let body = json!({ "big": big });
-        assert!(eval("${body.big + body.big}", body).unwrap_err().reason.contains("exceed"));
+        assert!(
+            eval("${body.big + body.big}", body)
+                .unwrap_err()
+                .reason
+                .contains("exceed")
+        );
     }
 
     proptest! {

@@ -59,9 +59,17 @@ impl ParamValue {
                     line: node.line,
                     reason: format!("expression {}: {}", e.expression, e.reason),
                 })?;
-                Ok(if template.is_literal() { ParamValue::Literal(node.to_json()) } else { ParamValue::Template(template) })
+                Ok(if template.is_literal() {
+                    ParamValue::Literal(node.to_json())
+                } else {
+                    ParamValue::Template(template)
+                })
             }
-            Kind::Seq(items) => items.iter().map(ParamValue::compile).collect::<Result<_, _>>().map(ParamValue::List),
+            Kind::Seq(items) => items
+                .iter()
+                .map(ParamValue::compile)
+                .collect::<Result<_, _>>()
+                .map(ParamValue::List),
             Kind::Map(entries) => entries
                 .iter()
                 .map(|(k, v)| Ok((k.clone(), ParamValue::compile(v)?)))
@@ -81,9 +89,17 @@ impl ParamValue {
         Ok(match self {
             ParamValue::Literal(v) => v.clone(),
             ParamValue::Template(t) => t.evaluate(scope)?,
-            ParamValue::List(items) => Value::Array(items.iter().map(|i| i.evaluate(scope)).collect::<Result<_, _>>()?),
+            ParamValue::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| i.evaluate(scope))
+                    .collect::<Result<_, _>>()?,
+            ),
             ParamValue::Map(entries) => Value::Object(
-                entries.iter().map(|(k, v)| Ok((k.clone(), v.evaluate(scope)?))).collect::<Result<_, _>>()?,
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.evaluate(scope)?)))
+                    .collect::<Result<_, _>>()?,
             ),
         })
     }
@@ -99,7 +115,12 @@ struct Step {
 impl Step {
     /// How results and errors name the step: `mail.send (step 3, line 8)`.
     fn label(&self) -> String {
-        format!("{} (step {}, line {})", self.command.name(), self.number, self.line)
+        format!(
+            "{} (step {}, line {})",
+            self.command.name(),
+            self.number,
+            self.line
+        )
     }
 }
 
@@ -125,11 +146,18 @@ pub const MAX_STEPS: usize = 200;
 
 /// Pipeline names: letters, digits, `.`, `_`, `-`; at most 100 characters.
 pub fn valid_pipeline_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 fn fail(line: usize, reason: impl Into<String>) -> CompileError {
-    CompileError { line, reason: reason.into() }
+    CompileError {
+        line,
+        reason: reason.into(),
+    }
 }
 
 impl Pipeline {
@@ -137,22 +165,34 @@ impl Pipeline {
     /// and parameters, expressions that parse, users that exist.
     pub fn compile(name: &str, source: &str, users: &Users) -> Result<Pipeline, CompileError> {
         let root = yaml::parse(source).map_err(|e| fail(e.line, e.reason))?;
-        let entries = root.as_map().ok_or_else(|| fail(root.line, "a pipeline is a mapping with a 'pipeline:' list"))?;
+        let entries = root
+            .as_map()
+            .ok_or_else(|| fail(root.line, "a pipeline is a mapping with a 'pipeline:' list"))?;
         let mut steps_node = None;
         let mut vars = Vec::new();
         for (key, node) in entries {
             match key.as_str() {
                 "pipeline" => steps_node = Some(node),
                 "vars" => {
-                    let map = node.as_map().ok_or_else(|| fail(node.line, "'vars' must be a mapping of names to values"))?;
+                    let map = node.as_map().ok_or_else(|| {
+                        fail(node.line, "'vars' must be a mapping of names to values")
+                    })?;
                     for (var, value) in map {
                         vars.push((var.clone(), ParamValue::compile(value)?));
                     }
                 }
-                other => return Err(fail(node.line, format!("unknown top-level key '{other}' (expected 'pipeline' and optionally 'vars')"))),
+                other => {
+                    return Err(fail(
+                        node.line,
+                        format!(
+                            "unknown top-level key '{other}' (expected 'pipeline' and optionally 'vars')"
+                        ),
+                    ));
+                }
             }
         }
-        let steps_node = steps_node.ok_or_else(|| fail(root.line, "the 'pipeline:' list of steps is missing"))?;
+        let steps_node = steps_node
+            .ok_or_else(|| fail(root.line, "the 'pipeline:' list of steps is missing"))?;
         let Kind::Seq(items) = &steps_node.kind else {
             return Err(fail(steps_node.line, "'pipeline' must be a list of steps"));
         };
@@ -160,29 +200,49 @@ impl Pipeline {
             return Err(fail(steps_node.line, "the pipeline has no steps"));
         }
         if items.len() > MAX_STEPS {
-            return Err(fail(steps_node.line, format!("a pipeline has at most {MAX_STEPS} steps")));
+            return Err(fail(
+                steps_node.line,
+                format!("a pipeline has at most {MAX_STEPS} steps"),
+            ));
         }
         let mut steps = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             steps.push(compile_step(i + 1, item, users)?);
         }
         let first = &steps[0];
-        let trigger_error = || fail(first.line, "the first step must be a trigger: event.listen or message.receive");
+        let trigger_error = || {
+            fail(
+                first.line,
+                "the first step must be a trigger: event.listen or message.receive",
+            )
+        };
         if first.command.listens_to(&Args::new()).is_none() {
             return Err(trigger_error());
         }
         if first.args.iter().any(|(_, v)| v.literal().is_none()) {
-            return Err(fail(first.line, "a trigger's parameters cannot contain expressions"));
+            return Err(fail(
+                first.line,
+                "a trigger's parameters cannot contain expressions",
+            ));
         }
         let listens_to = first
             .command
             .listens_to(&literal_args(first))
             .ok_or_else(trigger_error)?
             .map_err(|reason| fail(first.line, reason))?;
-        if let Some(extra) = steps.iter().skip(1).find(|s| s.command.listens_to(&Args::new()).is_some()) {
+        if let Some(extra) = steps
+            .iter()
+            .skip(1)
+            .find(|s| s.command.listens_to(&Args::new()).is_some())
+        {
             return Err(fail(extra.line, "only the first step may be a trigger"));
         }
-        Ok(Pipeline { name: name.to_owned(), listens_to, vars, steps })
+        Ok(Pipeline {
+            name: name.to_owned(),
+            listens_to,
+            vars,
+            steps,
+        })
     }
 
     /// Runs the pipeline on an event body; the final body is the result.
@@ -194,10 +254,16 @@ impl Pipeline {
             user: ANONYMOUS_USER.to_owned(),
         };
         for (name, value) in &self.vars {
-            let scope = Scope { body: &state.body, vars: &state.vars };
+            let scope = Scope {
+                body: &state.body,
+                vars: &state.vars,
+            };
             let value = value.evaluate(&scope).map_err(|e| RunFailure {
                 code: "expression_failed".into(),
-                message: format!("vars.{name}: expression {} failed: {}", e.expression, e.reason),
+                message: format!(
+                    "vars.{name}: expression {} failed: {}",
+                    e.expression, e.reason
+                ),
                 step: Some("vars".into()),
                 transient: false,
             })?;
@@ -222,18 +288,27 @@ impl Pipeline {
                     ),
                 )));
             }
-            let scope = Scope { body: &state.body, vars: &state.vars };
+            let scope = Scope {
+                body: &state.body,
+                vars: &state.vars,
+            };
             let mut args = Args::new();
             for (name, value) in &step.args {
                 let value = value.evaluate(&scope).map_err(|e| {
                     failure(StepError::permanent(
                         "expression_failed",
-                        format!("parameter '{name}': expression {} failed: {}", e.expression, e.reason),
+                        format!(
+                            "parameter '{name}': expression {} failed: {}",
+                            e.expression, e.reason
+                        ),
                     ))
                 })?;
                 args.insert(name.clone(), value);
             }
-            step.command.run(args, &mut state, services).await.map_err(failure)?;
+            step.command
+                .run(args, &mut state, services)
+                .await
+                .map_err(failure)?;
         }
         Ok(state.body)
     }
@@ -247,10 +322,12 @@ fn literal_args(step: &Step) -> Args {
 }
 
 fn compile_step(number: usize, item: &Node, users: &Users) -> Result<Step, CompileError> {
-    let entries = item
-        .as_map()
-        .filter(|e| e.len() == 1)
-        .ok_or_else(|| fail(item.line, "a step is one command, e.g. '- body.set: {value: …}'"))?;
+    let entries = item.as_map().filter(|e| e.len() == 1).ok_or_else(|| {
+        fail(
+            item.line,
+            "a step is one command, e.g. '- body.set: {value: …}'",
+        )
+    })?;
     let (name, params) = &entries[0];
     let command = registry()
         .get(name.as_str())
@@ -262,27 +339,51 @@ fn compile_step(number: usize, item: &Node, users: &Users) -> Result<Step, Compi
             for (field, value) in fields {
                 if !command.params().iter().any(|p| p.name == field) {
                     let known: Vec<&str> = command.params().iter().map(|p| p.name).collect();
-                    return Err(fail(value.line, format!("{name} has no parameter '{field}' (it takes: {})", known.join(", "))));
+                    return Err(fail(
+                        value.line,
+                        format!(
+                            "{name} has no parameter '{field}' (it takes: {})",
+                            known.join(", ")
+                        ),
+                    ));
                 }
                 args.push((field.clone(), ParamValue::compile(value)?));
             }
         }
         Kind::Scalar { .. } if params.to_json().is_null() => {}
         Kind::Scalar { .. } => {
-            let shorthand = command
-                .shorthand()
-                .ok_or_else(|| fail(params.line, format!("{name} takes named parameters, not a single value")))?;
+            let shorthand = command.shorthand().ok_or_else(|| {
+                fail(
+                    params.line,
+                    format!("{name} takes named parameters, not a single value"),
+                )
+            })?;
             args.push((shorthand.to_owned(), ParamValue::compile(params)?));
         }
-        Kind::Seq(_) => return Err(fail(params.line, format!("the parameters of {name} must be a mapping"))),
+        Kind::Seq(_) => {
+            return Err(fail(
+                params.line,
+                format!("the parameters of {name} must be a mapping"),
+            ));
+        }
     }
     for param in command.params().iter().filter(|p| p.required) {
         if !args.iter().any(|(k, _)| k == param.name) {
-            return Err(fail(item.line, format!("{name} needs the parameter '{}'", param.name)));
+            return Err(fail(
+                item.line,
+                format!("{name} needs the parameter '{}'", param.name),
+            ));
         }
     }
-    let step = Step { number, line: item.line, command, args };
-    step.command.check(&literal_args(&step), users).map_err(|reason| fail(item.line, reason))?;
+    let step = Step {
+        number,
+        line: item.line,
+        command,
+        args,
+    };
+    step.command
+        .check(&literal_args(&step), users)
+        .map_err(|reason| fail(item.line, reason))?;
     Ok(step)
 }
 

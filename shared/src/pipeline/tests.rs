@@ -51,7 +51,10 @@ async fn hello_world() {
     )
     .unwrap();
     assert_eq!(p.listens_to.as_str(), "webhook.lead.created");
-    let out = p.run(event("hello world"), &services(Default::default())).await.unwrap();
+    let out = p
+        .run(event("hello world"), &services(Default::default()))
+        .await
+        .unwrap();
     assert_eq!(out, json!("HELLO WORLD"));
 }
 
@@ -62,15 +65,27 @@ async fn vars_and_var_set_thread_through_steps() {
     )
     .unwrap();
     assert_eq!(p.listens_to.as_str(), "webhook.x");
-    let out = p.run(event("Ada"), &services(Default::default())).await.unwrap();
-    assert_eq!(out, json!({"text": "Hello, Ada!", "next": 3, "params": {"a": "1"}}));
+    let out = p
+        .run(event("Ada"), &services(Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        json!({"text": "Hello, Ada!", "next": 3, "params": {"a": "1"}})
+    );
 }
 
 #[tokio::test]
 async fn permissions_guard_mail_send() {
     let mailer = Arc::new(RecordingMailer::default());
-    let refused = compile("pipeline:\n  - event.listen: {eventKey: a.b}\n  - mail.send:\n      to: x@example.com\n").unwrap();
-    let failure = refused.run(event("x"), &services(mailer.clone())).await.unwrap_err();
+    let refused = compile(
+        "pipeline:\n  - event.listen: {eventKey: a.b}\n  - mail.send:\n      to: x@example.com\n",
+    )
+    .unwrap();
+    let failure = refused
+        .run(event("x"), &services(mailer.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(failure.code, "permission_denied");
     assert_eq!(failure.step.as_deref(), Some("mail.send (step 2, line 3)"));
     assert!(!failure.transient);
@@ -81,8 +96,14 @@ async fn permissions_guard_mail_send() {
             "pipeline:\n  - event.listen: {{eventKey: a.b}}\n  - iam.run.as: {user}\n  - mail:\n      to: [x@example.com, y@example.com]\n      cc: z@example.com\n      subject: \"New lead: ${{body.payload.params.a}}\"\n      body: \"#{{@convert.fromBase64(body.origin)}}\"\n"
         ))
         .unwrap();
-        let out = allowed.run(event("the lead"), &services(mailer.clone())).await.unwrap();
-        assert_eq!(out["eventKey"], "webhook.lead.created", "mail.send leaves the body as it was");
+        let out = allowed
+            .run(event("the lead"), &services(mailer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            out["eventKey"], "webhook.lead.created",
+            "mail.send leaves the body as it was"
+        );
     }
     let sent = mailer.sent.lock().unwrap();
     assert_eq!(sent.len(), 2);
@@ -98,25 +119,59 @@ async fn mail_failures_are_transient_or_permanent() {
     let source = "pipeline:\n  - event.listen: {eventKey: a.b}\n  - iam.run.as: systemuser\n  - mail.send:\n      to: x@example.com\n      body: ${body.payload}\n";
     let p = compile(source).unwrap();
     for (error, code, transient) in [
-        (MailError::Unavailable("connection refused".into()), "mail_unavailable", true),
-        (MailError::Rejected("550 no such user".into()), "mail_rejected", false),
+        (
+            MailError::Unavailable("connection refused".into()),
+            "mail_unavailable",
+            true,
+        ),
+        (
+            MailError::Rejected("550 no such user".into()),
+            "mail_rejected",
+            false,
+        ),
     ] {
-        let mailer = Arc::new(RecordingMailer { fail_with: Some(error), ..Default::default() });
+        let mailer = Arc::new(RecordingMailer {
+            fail_with: Some(error),
+            ..Default::default()
+        });
         let failure = p.run(event("x"), &services(mailer)).await.unwrap_err();
-        assert_eq!((failure.code.as_str(), failure.transient), (code, transient));
+        assert_eq!(
+            (failure.code.as_str(), failure.transient),
+            (code, transient)
+        );
     }
-    let no_mailer = Services { users: Users::default(), mailer: None, mail_from: "a@b".into() };
-    assert_eq!(p.run(event("x"), &no_mailer).await.unwrap_err().code, "mail_not_configured");
+    let no_mailer = Services {
+        users: Users::default(),
+        mailer: None,
+        mail_from: "a@b".into(),
+    };
+    assert_eq!(
+        p.run(event("x"), &no_mailer).await.unwrap_err().code,
+        "mail_not_configured"
+    );
 }
 
 #[tokio::test]
 async fn evaluation_errors_name_step_and_expression() {
     let p = compile("pipeline:\n  - event.listen: {eventKey: a.b}\n  - log: starting\n  - body.set:\n      value: ${@convert.fromJson(body.origin)}\n").unwrap();
-    let failure = p.run(event("not json"), &services(Default::default())).await.unwrap_err();
+    let failure = p
+        .run(event("not json"), &services(Default::default()))
+        .await
+        .unwrap_err();
     assert_eq!(failure.code, "expression_failed");
     assert_eq!(failure.step.as_deref(), Some("body.set (step 3, line 4)"));
-    assert!(failure.message.contains("${@convert.fromJson(body.origin)}"), "{}", failure.message);
-    assert!(failure.message.contains("not valid JSON"), "{}", failure.message);
+    assert!(
+        failure
+            .message
+            .contains("${@convert.fromJson(body.origin)}"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("not valid JSON"),
+        "{}",
+        failure.message
+    );
 }
 
 #[test]
@@ -140,20 +195,76 @@ fn the_seed_pipelines_compile() {
 #[test]
 fn compile_errors_carry_line_and_reason() {
     for (source, line, fragment) in [
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - mail.sned: {to: x}\n", 3, "unknown command 'mail.sned'"),
-        ("pipeline:\n  - body.set: {value: 1}\n", 2, "first step must be a trigger"),
-        ("pipeline:\n  - event.listen: {eventKey: A.B}\n", 2, "lower case"),
-        ("pipeline:\n  - message.receive: {key: webhook.x}\n", 2, "pipeforce.event."),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set:\n      valeu: 1\n", 4, "no parameter 'valeu'"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set: {}\n", 3, "needs the parameter 'value'"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set:\n      value: ${body.}\n", 4, "property name"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - iam.run.as: nobody\n", 3, "unknown user 'nobody'"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - event.listen: {eventKey: a.c}\n", 3, "only the first step"),
-        ("pipeline:\n  - event.listen: {eventKey: '${body.x}'}\n", 2, "cannot contain expressions"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - log: {message: x, level: loud}\n", 3, "level must be"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - var.set: x\n", 3, "named parameters"),
-        ("pipeline:\n  - event.listen: {eventKey: a.b}\n  - [1, 2]\n", 3, "a step is one command"),
-        ("pipelin:\n  - event.listen: {eventKey: a.b}\n", 2, "unknown top-level key"),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - mail.sned: {to: x}\n",
+            3,
+            "unknown command 'mail.sned'",
+        ),
+        (
+            "pipeline:\n  - body.set: {value: 1}\n",
+            2,
+            "first step must be a trigger",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: A.B}\n",
+            2,
+            "lower case",
+        ),
+        (
+            "pipeline:\n  - message.receive: {key: webhook.x}\n",
+            2,
+            "pipeforce.event.",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set:\n      valeu: 1\n",
+            4,
+            "no parameter 'valeu'",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set: {}\n",
+            3,
+            "needs the parameter 'value'",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - body.set:\n      value: ${body.}\n",
+            4,
+            "property name",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - iam.run.as: nobody\n",
+            3,
+            "unknown user 'nobody'",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - event.listen: {eventKey: a.c}\n",
+            3,
+            "only the first step",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: '${body.x}'}\n",
+            2,
+            "cannot contain expressions",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - log: {message: x, level: loud}\n",
+            3,
+            "level must be",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - var.set: x\n",
+            3,
+            "named parameters",
+        ),
+        (
+            "pipeline:\n  - event.listen: {eventKey: a.b}\n  - [1, 2]\n",
+            3,
+            "a step is one command",
+        ),
+        (
+            "pipelin:\n  - event.listen: {eventKey: a.b}\n",
+            2,
+            "unknown top-level key",
+        ),
         ("vars: 3\npipeline: []\n", 1, "'vars' must be a mapping"),
         ("pipeline: []\n", 1, "no steps"),
         ("pipeline:\n  - event.listen: {eventKey: a.b\n", 3, ""),

@@ -33,23 +33,32 @@ impl Users {
     pub fn parse(config: &str) -> Result<Users, String> {
         let mut users = Users::default();
         for entry in config.split(';').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, perms) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("'{entry}' is not of the form name=permission,permission"))?;
+            let (name, perms) = entry.split_once('=').ok_or_else(|| {
+                format!("'{entry}' is not of the form name=permission,permission")
+            })?;
             let name = name.trim();
             let name_ok = !name.is_empty()
                 && name.len() <= 100
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
             if !name_ok {
-                return Err(format!("'{name}' is not a valid user name (letters, digits, . _ @ -)"));
+                return Err(format!(
+                    "'{name}' is not a valid user name (letters, digits, . _ @ -)"
+                ));
             }
             if name == SYSTEM_USER {
-                return Err(format!("{SYSTEM_USER} always holds every permission and cannot be configured"));
+                return Err(format!(
+                    "{SYSTEM_USER} always holds every permission and cannot be configured"
+                ));
             }
             let mut granted = BTreeSet::new();
             for perm in perms.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 if perm != "*" && !PERMISSIONS.contains(&perm) {
-                    return Err(format!("unknown permission '{perm}' (known: *, {})", PERMISSIONS.join(", ")));
+                    return Err(format!(
+                        "unknown permission '{perm}' (known: *, {})",
+                        PERMISSIONS.join(", ")
+                    ));
                 }
                 granted.insert(perm.to_owned());
             }
@@ -78,12 +87,18 @@ mod tests {
     #[test]
     fn defaults_and_configuration() {
         let users = Users::parse(" mailer = mail.send ; ops=* ;").unwrap();
-        assert!(users.allows(SYSTEM_USER, "mail.send") && users.allows(SYSTEM_USER, "webhook.send"));
+        assert!(
+            users.allows(SYSTEM_USER, "mail.send") && users.allows(SYSTEM_USER, "webhook.send")
+        );
         assert!(!users.allows(ANONYMOUS_USER, "mail.send"));
         assert!(users.allows("mailer", "mail.send") && !users.allows("mailer", "webhook.send"));
         assert!(users.allows("ops", "webhook.send"));
         assert!(!users.exists("nobody") && !users.allows("nobody", "mail.send"));
-        assert!(Users::parse("x=rm.rf").unwrap_err().contains("unknown permission"));
+        assert!(
+            Users::parse("x=rm.rf")
+                .unwrap_err()
+                .contains("unknown permission")
+        );
         assert!(Users::parse("x").is_err());
         assert!(Users::parse("bad name=*").is_err());
         assert!(Users::parse("systemuser=mail.send").is_err());

@@ -49,7 +49,12 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 impl Worker {
     /// A worker over `ports`.
     pub fn new(ports: Ports, services: Arc<Services>, settings: WorkerSettings) -> Self {
-        Worker { ports, services, settings, compiled: Mutex::new(HashMap::new()) }
+        Worker {
+            ports,
+            services,
+            settings,
+            compiled: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Processes one delivery of `job`; `attempt` counts deliveries, from 1.
@@ -60,7 +65,9 @@ impl Worker {
             // Expired or never stored: nothing to run for, nobody to answer.
             Ok(None) => return Disposition::Done,
             // A redelivery of a job that already finished: never run twice.
-            Ok(Some(result)) if result.outcomes.contains_key(&job.pipeline) => return Disposition::Done,
+            Ok(Some(result)) if result.outcomes.contains_key(&job.pipeline) => {
+                return Disposition::Done;
+            }
             Ok(Some(_)) => {}
         }
         let event = match self.ports.events.get_event(&id).await {
@@ -73,7 +80,10 @@ impl Worker {
             Ok(None) => {
                 let outcome = PipelineOutcome::Error {
                     code: "pipeline_not_found".into(),
-                    message: format!("pipeline '{}' was deleted or does not compile", job.pipeline),
+                    message: format!(
+                        "pipeline '{}' was deleted or does not compile",
+                        job.pipeline
+                    ),
                     step: None,
                 };
                 return self.record(job, outcome).await;
@@ -85,13 +95,18 @@ impl Worker {
         let services = self.services.clone();
         let timeout = self.settings.pipeline_timeout;
         let body = event.body();
-        let run = tokio::spawn(async move { tokio::time::timeout(timeout, pipeline.run(body, &services)).await });
+        let run = tokio::spawn(async move {
+            tokio::time::timeout(timeout, pipeline.run(body, &services)).await
+        });
         let failure = match run.await {
             Ok(Ok(Ok(value))) => return self.record(job, PipelineOutcome::Ok { value }).await,
             Ok(Ok(Err(failure))) => failure,
             Ok(Err(_elapsed)) => super::RunFailure {
                 code: "timeout".into(),
-                message: format!("the pipeline did not finish within {} ms", timeout.as_millis()),
+                message: format!(
+                    "the pipeline did not finish within {} ms",
+                    timeout.as_millis()
+                ),
                 step: None,
                 transient: true,
             },
@@ -114,13 +129,22 @@ impl Worker {
         } else {
             failure.message
         };
-        let outcome = PipelineOutcome::Error { code: failure.code, message, step: failure.step };
+        let outcome = PipelineOutcome::Error {
+            code: failure.code,
+            message,
+            step: failure.step,
+        };
         self.record(job, outcome).await
     }
 
     /// Records the outcome (first write wins) and wakes whoever waits for it.
     async fn record(&self, job: &PipelineJob, outcome: PipelineOutcome) -> Disposition {
-        match self.ports.events.record_outcome(&job.correlation_id, &job.pipeline, &outcome).await {
+        match self
+            .ports
+            .events
+            .record_outcome(&job.correlation_id, &job.pipeline, &outcome)
+            .await
+        {
             Ok(_) => {
                 self.ports.signal.notify(&job.correlation_id);
                 Disposition::Done
@@ -204,7 +228,9 @@ impl Worker {
                     let disposition = worker.process(&delivery.job, delivery.receive_count).await;
                     let acknowledged = match disposition {
                         Disposition::Done => queue.delete_job(&delivery.receipt).await,
-                        Disposition::RetryAfter(delay) => queue.release_job(&delivery.receipt, delay).await,
+                        Disposition::RetryAfter(delay) => {
+                            queue.release_job(&delivery.receipt, delay).await
+                        }
                     };
                     if let Err(err) = acknowledged {
                         // The message comes back after its visibility timeout.

@@ -20,7 +20,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// A scalar; `plain` when unquoted, so `true`, `12` and `null` keep their types.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(String, Node)>),
 }
@@ -48,7 +51,10 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
             reason: e.info().to_owned(),
         })?;
         let line = span.start.line();
-        let error = |reason: &str| YamlError { line, reason: reason.to_owned() };
+        let error = |reason: &str| YamlError {
+            line,
+            reason: reason.to_owned(),
+        };
         let complete = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
@@ -85,11 +91,17 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Open::Seq(l, items)) => Some(Node { line: l, kind: Kind::Seq(items) }),
+                Some(Open::Seq(l, items)) => Some(Node {
+                    line: l,
+                    kind: Kind::Seq(items),
+                }),
                 _ => return Err(error("unbalanced sequence")),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Open::Map(l, entries, None)) => Some(Node { line: l, kind: Kind::Map(entries) }),
+                Some(Open::Map(l, entries, None)) => Some(Node {
+                    line: l,
+                    kind: Kind::Map(entries),
+                }),
                 _ => return Err(error("unbalanced mapping")),
             },
             _ => None,
@@ -101,18 +113,29 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
             Some(Open::Map(_, entries, pending)) => match pending.take() {
                 Some((key, _)) => {
                     if entries.iter().any(|(k, _)| *k == key) {
-                        return Err(YamlError { line: node.line, reason: format!("duplicate key '{key}'") });
+                        return Err(YamlError {
+                            line: node.line,
+                            reason: format!("duplicate key '{key}'"),
+                        });
                     }
                     entries.push((key, node));
                 }
                 None => match node.kind {
                     Kind::Scalar { text, .. } => *pending = Some((text, node.line)),
-                    _ => return Err(YamlError { line: node.line, reason: "keys must be plain text".into() }),
+                    _ => {
+                        return Err(YamlError {
+                            line: node.line,
+                            reason: "keys must be plain text".into(),
+                        });
+                    }
                 },
             },
         }
     }
-    root.ok_or(YamlError { line: 1, reason: "the document is empty".into() })
+    root.ok_or(YamlError {
+        line: 1,
+        reason: "the document is empty".into(),
+    })
 }
 
 impl Node {
@@ -127,7 +150,12 @@ impl Node {
                 }
             }
             Kind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
-            Kind::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Kind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -150,7 +178,9 @@ fn plain_scalar(text: &str) -> Value {
     if let Ok(n) = text.parse::<i64>() {
         return Value::Number(n.into());
     }
-    let numeric = text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    let numeric = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
     if numeric
         && text.bytes().any(|b| b.is_ascii_digit())
         && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
@@ -170,16 +200,27 @@ mod tests {
         let doc = "pipeline:\n  - event.listen:\n      eventKey: a.b\n  - body.set:\n      value: 'true'\n  - n: 12\n    f: 1.5\n    b: true\n    z: ~\n";
         let root = parse(doc).unwrap();
         let steps = &root.as_map().unwrap()[0].1;
-        let Kind::Seq(items) = &steps.kind else { panic!() };
+        let Kind::Seq(items) = &steps.kind else {
+            panic!()
+        };
         assert_eq!(items.iter().map(|n| n.line).collect::<Vec<_>>(), [2, 4, 6]);
         assert_eq!(items[1].to_json(), json!({"body.set": {"value": "true"}}));
-        assert_eq!(items[2].to_json(), json!({"n": 12, "f": 1.5, "b": true, "z": null}));
+        assert_eq!(
+            items[2].to_json(),
+            json!({"n": 12, "f": 1.5, "b": true, "z": null})
+        );
     }
 
     #[test]
     fn refusals_name_the_line() {
         assert_eq!(parse("a: &x 1\nb: *x\n").unwrap_err().line, 1);
-        assert_eq!(parse("a: 1\na: 2\n").unwrap_err(), YamlError { line: 2, reason: "duplicate key 'a'".into() });
+        assert_eq!(
+            parse("a: 1\na: 2\n").unwrap_err(),
+            YamlError {
+                line: 2,
+                reason: "duplicate key 'a'".into()
+            }
+        );
         assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap_err().line, 2);
         assert!(parse("a: [1, 2\n").is_err());
         assert!(parse("").is_err());
