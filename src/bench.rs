@@ -1,7 +1,11 @@
-//! `hookflow bench`: starts a fresh `hookflow serve` on a temp dir and measures
-//! webhook.receive (small JSON body, no listener) at several concurrencies:
-//! requests per second, p50/p99 latency, the server's peak resident memory,
-//! and that every accepted call is in the SQLite file afterwards.
+//! `hookflow bench`: starts a fresh `hookflow serve` on a temp dir and measures,
+//! at several concurrencies, requests per second and p50/p99 latency of
+//! 1. webhook.receive with a small JSON body and no listener (accept + store), and
+//! 2. webhook.receive with one one-step pipeline listening, answered with the
+//!    pipeline's result (receive → queue → worker → result → answer),
+//!
+//! then the server's peak resident memory, and that every accepted call is in
+//! the SQLite file.
 
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +24,13 @@ use crate::serve::DATABASE_FILE;
 
 const BENCH_ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
 const BODY: &str = r#"{"lead":{"name":"Ada Lovelace","email":"ada@example.com","source":"crm"}}"#;
+/// The pipeline of the second scenario: one step after the trigger.
+const PIPELINE: &str = "pipeline:
+  - event.listen:
+      eventKey: webhook.bench.pipeline
+  - body.set:
+      value: ${@text.upperCase(@convert.fromBase64(body.origin))}
+";
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -43,30 +54,53 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data_dir = tempfile_dir()?;
     let (mut server, addr) = start_server(&data_dir).await?;
     let pid = server.id().context("server pid")?;
-    let token = create_webhook(&addr).await?;
+    let plain = create_webhook(&addr, "webhook.bench.lead").await?;
+    let piped = create_webhook(&addr, "webhook.bench.pipeline").await?;
+    put_pipeline(&addr).await?;
     if cfg!(debug_assertions) {
         eprintln!(
             "note: this is a debug build; run `cargo run --release -- bench` for real figures"
         );
     }
     println!(
-        "hookflow bench: webhook.receive, {}-byte JSON body, no listener, SQLite WAL synchronous=FULL",
+        "hookflow bench: {}-byte JSON body, SQLite WAL synchronous=FULL, server pid {pid}",
         BODY.len()
     );
-    println!("server pid {pid}, data dir {}", data_dir.display());
-    println!();
-    println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "clients", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
-    );
-
+    let expected = BODY.to_uppercase();
+    let scenarios = [
+        (
+            "webhook.receive, no listener (accepted and stored)",
+            &plain,
+            None,
+        ),
+        (
+            "webhook.receive with a one-step pipeline (answered with its result)",
+            &piped,
+            Some(expected.as_str()),
+        ),
+    ];
     let mut total_accepted = 0;
-    for &clients in &args.clients {
-        // Warm-up: connections, caches, the WAL.
-        let warm_up = load(&addr, &token, clients, Duration::from_millis(500)).await?;
-        let level = load(&addr, &token, clients, Duration::from_secs(args.seconds)).await?;
-        total_accepted += warm_up.accepted + level.accepted;
-        print_level(&level);
+    for (title, token, expected) in scenarios {
+        println!();
+        println!("{title}");
+        println!(
+            "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            "clients", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        );
+        for &clients in &args.clients {
+            // Warm-up: connections, caches, the WAL.
+            let warm_up = load(&addr, token, expected, clients, Duration::from_millis(500)).await?;
+            let level = load(
+                &addr,
+                token,
+                expected,
+                clients,
+                Duration::from_secs(args.seconds),
+            )
+            .await?;
+            total_accepted += warm_up.accepted + warm_up.failed + level.accepted + level.failed;
+            print_level(&level);
+        }
     }
     let peak_rss_kib = peak_rss_kib(pid);
 
@@ -149,11 +183,27 @@ async fn start_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, Stri
     Ok((child, addr))
 }
 
-async fn create_webhook(addr: &str) -> anyhow::Result<String> {
+async fn put_pipeline(addr: &str) -> anyhow::Result<()> {
+    let status = reqwest::Client::new()
+        .post(format!(
+            "http://{addr}/api/v3/command/pipeline.put?name=bench-upper"
+        ))
+        .bearer_auth(BENCH_ADMIN_TOKEN)
+        .body(PIPELINE)
+        .send()
+        .await?
+        .status();
+    if !status.is_success() {
+        bail!("pipeline.put answered {status}");
+    }
+    Ok(())
+}
+
+async fn create_webhook(addr: &str, event_key: &str) -> anyhow::Result<String> {
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("http://{addr}/api/v3/command/webhook.put"))
         .bearer_auth(BENCH_ADMIN_TOKEN)
-        .form(&[("eventKey", "webhook.bench.lead")])
+        .form(&[("eventKey", event_key)])
         .send()
         .await?
         .json()
@@ -165,9 +215,11 @@ async fn create_webhook(addr: &str) -> anyhow::Result<String> {
 }
 
 /// `clients` connections, each sending one request after the other for `duration`.
+/// With `expected`, a call counts only when answered `ok` with that value.
 async fn load(
     addr: &str,
     token: &str,
+    expected: Option<&str>,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<Level> {
@@ -176,8 +228,9 @@ async fn load(
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
         let (addr, token) = (addr.to_owned(), token.to_owned());
+        let expected = expected.map(str::to_owned);
         tasks.push(tokio::spawn(async move {
-            client_loop(&addr, &token, deadline).await
+            client_loop(&addr, &token, expected.as_deref(), deadline).await
         }));
     }
     let mut level = Level {
@@ -200,6 +253,7 @@ async fn load(
 async fn client_loop(
     addr: &str,
     token: &str,
+    expected: Option<&str>,
     deadline: Instant,
 ) -> anyhow::Result<(usize, usize, Vec<u32>)> {
     let stream = TcpStream::connect(addr).await?;
@@ -217,9 +271,14 @@ async fn client_loop(
         let sent = Instant::now();
         let res = sender.send_request(req).await?;
         let status = res.status();
-        res.into_body().collect().await?;
+        let answer = res.into_body().collect().await?.to_bytes();
         latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        if status == http::StatusCode::OK {
+        let finished = match expected {
+            None => true,
+            Some(value) => serde_json::from_slice::<serde_json::Value>(&answer)
+                .is_ok_and(|a| a["status"] == "ok" && a["value"] == value),
+        };
+        if status == http::StatusCode::OK && finished {
             ok += 1;
         } else {
             failed += 1;

@@ -68,7 +68,7 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// `HOOKFLOW_MAIL_FROM`: sender when a `mail.send` step gives none (default `hookflow@localhost`).
     pub mail_from: String,
-    /// `HOOKFLOW_WORKER_CONCURRENCY`: pipelines run at once by `serve`'s worker (default 8; 0: no worker).
+    /// `HOOKFLOW_WORKER_CONCURRENCY`: pipelines run at once by `serve`'s worker (default 64; 0: no worker).
     pub worker_concurrency: usize,
     /// `HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS`: how long a taken job stays hidden before
     /// it is handed out again (default 180; more than the pipeline timeout).
@@ -91,7 +91,7 @@ impl Default for Settings {
             users: Users::default(),
             smtp_url: None,
             mail_from: "hookflow@localhost".into(),
-            worker_concurrency: 8,
+            worker_concurrency: 64,
             visibility_timeout: Duration::from_secs(180),
             worker: WorkerSettings {
                 max_attempts: 5,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,6 +60,29 @@ pub trait EventStore: Send + Sync {
         pipeline: &str,
         outcome: &PipelineOutcome,
     ) -> StoreResult<Recorded>;
+}
+
+/// Accepts a received event: stores it and enqueues one job per listening pipeline.
+#[async_trait]
+pub trait EventIntake: Send + Sync {
+    /// Stores `record` and sends `jobs`; answers only when both are durable.
+    /// Where the backend allows it, both happen in one transaction.
+    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()>;
+}
+
+/// [`EventIntake`] over a separate store and queue: the event first, then the
+/// jobs, so a worker never finds a job without its event.
+pub struct StoreThenEnqueue {
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+#[async_trait]
+impl EventIntake for StoreThenEnqueue {
+    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
+        self.events.put_event(record).await?;
+        self.queue.send_jobs(jobs).await
+    }
 }
 
 /// Stored pipelines and which event each listens to.

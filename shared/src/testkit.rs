@@ -14,7 +14,7 @@ use crate::domain::{
     PipelineOutcome, ResultStatus, Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
-use crate::ports::{EventStore, JobQueue, PipelineStore, Recorded, WebhookStore};
+use crate::ports::{EventIntake, EventStore, JobQueue, PipelineStore, Recorded, WebhookStore};
 
 fn unique_key(prefix: &str) -> EventKey {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
@@ -453,4 +453,61 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
     let received = received.unwrap();
     assert_eq!(received.len(), 1, "long poll returns the new job");
     queue.delete_job(&received[0].receipt).await.unwrap();
+}
+
+/// The rules of [`EventIntake`]: after `accept`, the event is readable and each
+/// job is queued. The queue must be empty when the suite starts.
+pub async fn event_intake_conformance(
+    intake: &dyn EventIntake,
+    events: &dyn EventStore,
+    queue: &dyn JobQueue,
+) {
+    let key = unique_key("webhook.intake");
+    let record = sample_event(&key, &["a", "b"], 60_000);
+    let id = record.event.correlation_id;
+    let jobs: Vec<PipelineJob> = ["a", "b"]
+        .iter()
+        .map(|p| PipelineJob {
+            correlation_id: id,
+            pipeline: p.to_string(),
+        })
+        .collect();
+    intake.accept(&record, &jobs).await.expect("accept");
+    assert_eq!(
+        events.get_event(&id).await.unwrap(),
+        Some(record.clone()),
+        "event stored"
+    );
+    let mut queued = queue
+        .receive_jobs(10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    queued.sort_by(|x, y| x.job.pipeline.cmp(&y.job.pipeline));
+    assert_eq!(
+        queued.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
+        jobs,
+        "one job per listener"
+    );
+    for d in &queued {
+        queue.delete_job(&d.receipt).await.unwrap();
+    }
+    let lonely = sample_event(&key, &[], 60_000);
+    intake
+        .accept(&lonely, &[])
+        .await
+        .expect("accept without listeners");
+    assert!(
+        events
+            .get_event(&lonely.event.correlation_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        matches!(
+            intake.accept(&record, &jobs).await,
+            Err(StoreError::Conflict(Conflict::AlreadyExists))
+        ),
+        "an id is accepted once"
+    );
 }

@@ -2,8 +2,8 @@
 
 use hookflow_core::adapters::{MemoryQueue, MemoryStore, SqliteStore};
 use hookflow_core::testkit::{
-    event_store_conformance, job_queue_conformance, pipeline_store_conformance,
-    webhook_store_conformance,
+    event_intake_conformance, event_store_conformance, job_queue_conformance,
+    pipeline_store_conformance, webhook_store_conformance,
 };
 
 #[tokio::test]
@@ -12,7 +12,14 @@ async fn memory_adapters() {
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
     pipeline_store_conformance(&store).await;
-    job_queue_conformance(&MemoryQueue::new()).await;
+    let queue = std::sync::Arc::new(MemoryQueue::new());
+    job_queue_conformance(queue.as_ref()).await;
+    let store = std::sync::Arc::new(store);
+    let intake = hookflow_core::ports::StoreThenEnqueue {
+        events: store.clone(),
+        queue: queue.clone(),
+    };
+    event_intake_conformance(&intake, store.as_ref(), queue.as_ref()).await;
 }
 
 #[tokio::test]
@@ -23,6 +30,7 @@ async fn sqlite_adapter() {
     event_store_conformance(&store).await;
     pipeline_store_conformance(&store).await;
     job_queue_conformance(&store).await;
+    event_intake_conformance(&store, &store, &store).await;
 }
 
 #[tokio::test]

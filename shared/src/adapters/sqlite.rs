@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::error::{Conflict, StoreError};
 use crate::ports::{
-    Delivery, EventStore, JobQueue, PipelineStore, Recorded, StoreResult, WebhookStore,
+    Delivery, EventIntake, EventStore, JobQueue, PipelineStore, Recorded, StoreResult, WebhookStore,
 };
 
 const SCHEMA: &str = "
@@ -399,23 +399,8 @@ impl WebhookStore for SqliteStore {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
-        let id = record.event.correlation_id.to_string();
-        let expires_at = record.expires_at.0;
-        let listeners = to_json(&record.listeners)?;
-        let data = to_json(&record.event)?;
-        self.write(move |c| {
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO events (correlation_id, expires_at, listeners, data) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![id, expires_at, listeners, data]);
-            match inserted {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(Conflict::AlreadyExists)),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
+        let row = EventRow::of(record)?;
+        self.write(move |c| row.insert(c)).await
     }
 
     async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
@@ -551,6 +536,70 @@ impl PipelineStore for SqliteStore {
     }
 }
 
+/// An event as stored, serialized before it reaches the writer thread.
+struct EventRow {
+    id: String,
+    expires_at: i64,
+    listeners: String,
+    data: String,
+}
+
+impl EventRow {
+    fn of(record: &EventRecord) -> StoreResult<Self> {
+        Ok(EventRow {
+            id: record.event.correlation_id.to_string(),
+            expires_at: record.expires_at.0,
+            listeners: to_json(&record.listeners)?,
+            data: to_json(&record.event)?,
+        })
+    }
+
+    fn insert(&self, c: &Connection) -> StoreResult<()> {
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO events (correlation_id, expires_at, listeners, data) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![self.id, self.expires_at, self.listeners, self.data]);
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(Conflict::AlreadyExists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn job_rows(jobs: &[PipelineJob]) -> StoreResult<Vec<String>> {
+    jobs.iter().map(to_json).collect()
+}
+
+fn insert_jobs(c: &Connection, rows: &[String]) -> StoreResult<()> {
+    let now = Timestamp::now().0;
+    let mut insert = c.prepare_cached("INSERT INTO jobs (visible_at, data) VALUES (?1, ?2)")?;
+    for data in rows {
+        insert.execute(params![now, data])?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventIntake for SqliteStore {
+    /// The event and its jobs in one transaction: never one without the other.
+    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
+        let row = EventRow::of(record)?;
+        let jobs = job_rows(jobs)?;
+        let any_jobs = !jobs.is_empty();
+        self.write(move |c| {
+            row.insert(c)?;
+            insert_jobs(c, &jobs)
+        })
+        .await?;
+        if any_jobs {
+            self.jobs_arrived.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -561,17 +610,8 @@ impl JobQueue for SqliteStore {
         if jobs.is_empty() {
             return Ok(());
         }
-        let rows = jobs.iter().map(to_json).collect::<StoreResult<Vec<_>>>()?;
-        self.write(move |c| {
-            let now = Timestamp::now().0;
-            let mut insert =
-                c.prepare_cached("INSERT INTO jobs (visible_at, data) VALUES (?1, ?2)")?;
-            for data in rows {
-                insert.execute(params![now, data])?;
-            }
-            Ok(())
-        })
-        .await?;
+        let rows = job_rows(jobs)?;
+        self.write(move |c| insert_jobs(c, &rows)).await?;
         self.jobs_arrived.notify_waiters();
         Ok(())
     }

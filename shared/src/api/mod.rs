@@ -19,7 +19,9 @@ use serde_json::Value;
 use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore, SqliteStore};
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::ports::{EventStore, JobQueue, PipelineStore, ResultSignal, WebhookStore};
+use crate::ports::{
+    EventIntake, EventStore, JobQueue, PipelineStore, ResultSignal, StoreThenEnqueue, WebhookStore,
+};
 
 /// Path of the receive command, as PIPEFORCE documents it.
 pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";
@@ -37,6 +39,7 @@ pub const CORRELATION_HEADER: &str = "pipeforce-result-correlationid";
 pub struct Ports {
     pub webhooks: Arc<dyn WebhookStore>,
     pub events: Arc<dyn EventStore>,
+    pub intake: Arc<dyn EventIntake>,
     pub pipelines: Arc<dyn PipelineStore>,
     pub queue: Arc<dyn JobQueue>,
     pub signal: Arc<dyn ResultSignal>,
@@ -48,6 +51,7 @@ impl Ports {
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            intake: store.clone(),
             pipelines: store.clone(),
             queue: store,
             signal: Arc::new(LocalSignal::new()),
@@ -57,11 +61,16 @@ impl Ports {
     /// Everything in memory (unit tests).
     pub fn memory() -> Self {
         let store = Arc::new(MemoryStore::new());
+        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            intake: Arc::new(StoreThenEnqueue {
+                events: store.clone(),
+                queue: queue.clone(),
+            }),
             pipelines: store,
-            queue: Arc::new(MemoryQueue::new()),
+            queue,
             signal: Arc::new(LocalSignal::new()),
         }
     }

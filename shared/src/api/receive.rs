@@ -115,9 +115,8 @@ impl Gateway {
             listeners,
             expires_at: received_at.plus_seconds(self.settings.result_ttl_seconds),
         };
-        // Durable first, then fan out: only when both succeeded is the call accepted.
-        self.ports.events.put_event(&record).await?;
-        self.ports.queue.send_jobs(&jobs).await?;
+        // Accepted only once the event is stored and its jobs are queued.
+        self.ports.intake.accept(&record, &jobs).await?;
         tracing::debug!(
             event_key = %webhook.event_key,
             %correlation_id,
