@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::adapters::{SmtpMailer, SqliteStore};
+use hookflow_core::adapters::aws::{AwsClients, AwsResources, DEFAULT_PREFIX, provision};
+use hookflow_core::adapters::{LocalSignal, SqliteStore};
 use hookflow_core::api::{Ports, error_response, payload_too_large};
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::Timestamp;
 use hookflow_core::error::ApiError;
 use hookflow_core::pipeline::commands::Services;
 use hookflow_core::pipeline::worker::Worker;
-use hookflow_core::ports::Mailer;
 use hookflow_core::{Gateway, Settings};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -42,14 +42,23 @@ pub struct ServeArgs {
     #[arg(long, default_value = ".hookflow", env = "HOOKFLOW_DATA_DIR")]
     data_dir: PathBuf,
     /// Storage and queue backend.
-    #[arg(long, value_enum, default_value_t = Backend::Embedded)]
+    #[arg(long, value_enum, default_value_t = Backend::Embedded, env = "HOOKFLOW_BACKEND")]
     backend: Backend,
+    /// With `--backend aws`: create the tables, queue and bucket where missing
+    /// (named `<prefix>-…`), instead of reading their names from `HOOKFLOW_*_TABLE` etc.
+    #[arg(long)]
+    provision: bool,
+    /// Name prefix of the resources `--provision` creates.
+    #[arg(long, default_value = DEFAULT_PREFIX, env = "HOOKFLOW_AWS_PREFIX")]
+    aws_prefix: String,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Backend {
     /// SQLite file in the data dir (storage and queue).
     Embedded,
+    /// DynamoDB, SQS and S3 through the standard AWS settings (`AWS_ENDPOINT_URL` for moto).
+    Aws,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -64,28 +73,63 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     settings.admin_token = Some(admin_token.clone());
 
-    let database = args.data_dir.join(DATABASE_FILE);
-    let store = Arc::new(
-        SqliteStore::open(&database)
-            .with_context(|| format!("cannot open {}", database.display()))?,
-    );
-    let Backend::Embedded = args.backend;
-    let ports = Ports::sqlite(store.clone());
+    let (ports, sqlite, storage) = match args.backend {
+        Backend::Embedded => {
+            let database = args.data_dir.join(DATABASE_FILE);
+            let store = Arc::new(
+                SqliteStore::open(&database)
+                    .with_context(|| format!("cannot open {}", database.display()))?,
+            );
+            (
+                Ports::sqlite(store.clone()),
+                Some(store),
+                database.display().to_string(),
+            )
+        }
+        Backend::Aws => {
+            let clients = AwsClients::from_env().await;
+            let resources = if args.provision {
+                provision(&clients, &args.aws_prefix)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("provisioning the AWS resources failed: {e}"))?
+            } else {
+                AwsResources::from_env()?
+            };
+            let described = format!(
+                "DynamoDB {}, {}, {}; SQS {}; S3 {}",
+                resources.webhooks_table,
+                resources.pipelines_table,
+                resources.events_table,
+                resources.queue_url,
+                resources.payload_bucket
+            );
+            // The worker runs in this process, so waiting callers are woken directly.
+            let signal = Arc::new(LocalSignal::new());
+            (
+                Ports::aws(&clients, &resources, Some(signal), settings.lookup_cache),
+                None,
+                described,
+            )
+        }
+    };
     let worker = build_worker(&ports, &settings)?;
     let concurrency = settings.worker_concurrency;
     let visibility = settings.visibility_timeout;
+    let queue = ports.queue.clone();
     let gateway = Arc::new(Gateway::new(ports, settings));
 
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    print_banner(addr, &args.data_dir, &admin_token, generated);
+    print_banner(addr, &storage, &args.data_dir, &admin_token, generated);
 
-    tokio::spawn(purge_expired_events(store.clone()));
+    if let Some(store) = sqlite {
+        tokio::spawn(purge_expired_events(store));
+    }
     let (stop_worker, stopping) = watch::channel(false);
     let worker = (concurrency > 0)
-        .then(|| tokio::spawn(worker.run_queue(store, concurrency, visibility, stopping)));
+        .then(|| tokio::spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
     serve_http(listener, gateway).await;
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
     let _ = stop_worker.send(true);
@@ -98,17 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The pipeline worker over `ports`, with the mail server of the settings.
 fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker>> {
-    let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
-        Some(url) => Some(Arc::new(SmtpMailer::from_url(url).map_err(|problem| {
-            anyhow::anyhow!("setting HOOKFLOW_SMTP_URL: {problem}")
-        })?)),
-        None => None,
-    };
-    let services = Arc::new(Services {
-        users: settings.users.clone(),
-        mailer,
-        mail_from: settings.mail_from.clone(),
-    });
+    let services = Arc::new(Services::from_settings(settings)?);
     Ok(Arc::new(Worker::new(
         ports.clone(),
         services,
@@ -150,10 +184,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
-fn print_banner(addr: SocketAddr, data_dir: &Path, token: &AdminToken, generated: bool) {
+fn print_banner(
+    addr: SocketAddr,
+    storage: &str,
+    data_dir: &Path,
+    token: &AdminToken,
+    generated: bool,
+) {
     let url = format!("http://{addr}");
     println!("hookflow listening on {url}");
-    println!("  data:        {}", data_dir.join(DATABASE_FILE).display());
+    println!("  data:        {storage}");
     if generated {
         println!(
             "  admin token: {} (kept in {})",

@@ -75,6 +75,9 @@ pub struct Settings {
     pub visibility_timeout: Duration,
     /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`.
     pub worker: WorkerSettings,
+    /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
+    /// its listeners per process on the receive path (default 10; 0: off).
+    pub lookup_cache: Duration,
 }
 
 impl Default for Settings {
@@ -98,6 +101,7 @@ impl Default for Settings {
                 retry_base: Duration::from_millis(1000),
                 pipeline_timeout: Duration::from_millis(30_000),
             },
+            lookup_cache: Duration::from_secs(10),
         }
     }
 }
@@ -206,6 +210,12 @@ impl Settings {
                     defaults.worker.pipeline_timeout,
                     900_000,
                 )?,
+            },
+            lookup_cache: match get("HOOKFLOW_LOOKUP_CACHE_SECONDS") {
+                None => defaults.lookup_cache,
+                Some(v) => {
+                    Duration::from_secs(parse_number("HOOKFLOW_LOOKUP_CACHE_SECONDS", &v, 0, 3600)?)
+                }
             },
         };
         if settings.visibility_timeout <= settings.worker.pipeline_timeout {

@@ -13,6 +13,8 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod pipeline;
 pub mod ports;
 #[cfg(feature = "testkit")]

@@ -1,12 +1,15 @@
-//! Implementations of the ports: SQLite (embedded shape), in-memory (unit tests),
-//! the in-process result signal, and SMTP mail.
+//! Implementations of the ports: AWS (DynamoDB, SQS, S3), SQLite (embedded
+//! shape), in-memory (unit tests), result signals, SMTP mail, and a short-lived
+//! lookup cache for the receive path.
 
+pub mod aws;
+pub mod cache;
 pub mod memory;
 pub mod signal;
 pub mod smtp;
 pub mod sqlite;
 
 pub use memory::{MemoryQueue, MemoryStore};
-pub use signal::LocalSignal;
+pub use signal::{LocalSignal, PollingSignal};
 pub use smtp::SmtpMailer;
 pub use sqlite::SqliteStore;

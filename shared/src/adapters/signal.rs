@@ -1,4 +1,5 @@
-//! In-process [`ResultSignal`]: the worker and the pollers share one process.
+//! [`ResultSignal`]s: in-process wake-ups when the worker shares the process
+//! with the pollers, and a re-read interval when it does not (Lambda).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -81,6 +82,27 @@ impl Drop for Subscription {
             }
         }
     }
+}
+
+/// For pollers in another process than the worker: wakes after a fixed interval,
+/// so the poller reads the result again.
+pub struct PollingSignal {
+    interval: std::time::Duration,
+}
+
+impl PollingSignal {
+    /// Re-read every `interval`.
+    pub fn new(interval: std::time::Duration) -> Self {
+        PollingSignal { interval }
+    }
+}
+
+impl ResultSignal for PollingSignal {
+    fn subscribe(&self, _id: &CorrelationId) -> Wakeup {
+        Box::pin(tokio::time::sleep(self.interval))
+    }
+
+    fn notify(&self, _id: &CorrelationId) {}
 }
 
 #[cfg(test)]

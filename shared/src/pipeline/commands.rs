@@ -53,6 +53,30 @@ pub struct Services {
     pub mail_from: String,
 }
 
+impl Services {
+    /// The services the settings describe: users, and the SMTP mailer if configured.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
+            Some(url) => Some(Arc::new(
+                crate::adapters::SmtpMailer::from_url(url).map_err(|problem| {
+                    crate::config::ConfigError {
+                        name: "HOOKFLOW_SMTP_URL",
+                        problem,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        Ok(Services {
+            users: settings.users.clone(),
+            mailer,
+            mail_from: settings.mail_from.clone(),
+        })
+    }
+}
+
 /// Why a step failed. `transient` failures are retried; the others are final.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {

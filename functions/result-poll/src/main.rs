@@ -1,0 +1,14 @@
+//! Lambda `result-poll`: `/api/v3/result`, long polling for a result.
+
+use hookflow_core::lambda::{FunctionContext, handle_http};
+use lambda_http::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let gateway = FunctionContext::from_env().await?.gateway(false)?;
+    run(service_fn(|request| async {
+        Ok::<_, Error>(handle_http(&gateway, request).await)
+    }))
+    .await
+}

@@ -1,0 +1,599 @@
+//! DynamoDB stores (see the module docs of `aws` for the keys), with S3 claim
+//! checks for events too large for an item.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+
+use crate::domain::{
+    CorrelationId, Event, EventKey, EventRecord, PipelineDefinition, PipelineOutcome, ResultRecord,
+    Timestamp, Token, Webhook,
+};
+use crate::error::{Conflict, StoreError};
+use crate::ports::{EventStore, PipelineStore, Recorded, StoreResult, WebhookStore};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Events whose JSON is larger than this go to S3 (an item holds 400 KB in all).
+const MAX_INLINE_EVENT_BYTES: usize = 300_000;
+/// Object key prefix of claim-checked events; the bucket's lifecycle rule expires it.
+const PAYLOAD_PREFIX: &str = "events/";
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> StoreResult<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::unavailable(format!(
+            "item lacks the text attribute {name}"
+        ))),
+    }
+}
+
+fn number(item: &Item, name: &str) -> StoreResult<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(StoreError::unavailable),
+        _ => Err(StoreError::unavailable(format!(
+            "item lacks the number attribute {name}"
+        ))),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
+    serde_json::from_str(text(item, name)?).map_err(StoreError::unavailable)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(StoreError::unavailable)
+}
+
+fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> StoreResult<T> {
+    result.map_err(StoreError::unavailable)
+}
+
+/// Which items of a cancelled transaction failed their condition.
+fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn unavailable<E: std::fmt::Debug>(err: E) -> StoreError {
+    // Debug keeps the service's error code; it is logged, never answered.
+    StoreError::Unavailable(format!("{err:?}"))
+}
+
+/// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims.
+pub struct DynamoWebhookStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoWebhookStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoWebhookStore {
+            client,
+            table: table.to_owned(),
+        }
+    }
+
+    fn webhook_key(token: &Token) -> AttributeValue {
+        s(format!("webhook#{}", token.reveal()))
+    }
+
+    fn claim_key(key: &EventKey) -> AttributeValue {
+        s(format!("eventkey#{key}"))
+    }
+
+    fn webhook_put(&self, webhook: &Webhook, condition: &str) -> StoreResult<Put> {
+        built(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", Self::webhook_key(&webhook.token))
+                .item("eventKey", s(webhook.event_key.as_str()))
+                .item("createdAt", n(webhook.created_at.0))
+                .item("data", s(to_json(webhook)?))
+                .condition_expression(condition)
+                .build(),
+        )
+    }
+
+    /// Claims `key` for `token`; succeeds if free or already this token's.
+    fn claim_put(&self, key: &EventKey, token: &Token) -> StoreResult<Put> {
+        built(
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", Self::claim_key(key))
+                .item("token", s(token.reveal()))
+                .condition_expression("attribute_not_exists(pk) OR #token = :token")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":token", s(token.reveal()))
+                .build(),
+        )
+    }
+
+    fn claim_delete(&self, key: &EventKey, token: &Token) -> StoreResult<Delete> {
+        built(
+            Delete::builder()
+                .table_name(&self.table)
+                .key("pk", Self::claim_key(key))
+                .condition_expression("#token = :token")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":token", s(token.reveal()))
+                .build(),
+        )
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), Result<Vec<bool>, StoreError>> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => Err(cancelled_conditions(&err).ok_or_else(|| unavailable(err))),
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookStore for DynamoWebhookStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(self.webhook_put(webhook, "attribute_not_exists(pk)")?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.claim_put(&webhook.event_key, &webhook.token)?)
+                .build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(Ok(failed)) if failed.first() == Some(&true) => {
+                Err(StoreError::Conflict(Conflict::TokenTaken))
+            }
+            Err(Ok(_)) => Err(StoreError::Conflict(Conflict::EventKeyTaken)),
+            Err(Err(err)) => Err(err),
+        }
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let current = self
+            .get_by_token(&webhook.token)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(self.webhook_put(webhook, "attribute_exists(pk)")?)
+                .build(),
+        ];
+        if current.event_key != webhook.event_key {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.claim_put(&webhook.event_key, &webhook.token)?)
+                    .build(),
+            );
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(self.claim_delete(&current.event_key, &webhook.token)?)
+                    .build(),
+            );
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(Ok(failed)) if failed.first() == Some(&true) => Err(StoreError::NotFound),
+            Err(Ok(_)) => Err(StoreError::Conflict(Conflict::EventKeyTaken)),
+            Err(Err(err)) => Err(err),
+        }
+    }
+
+    async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::webhook_key(token))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        found.item.map(|item| json(&item, "data")).transpose()
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        let mut all = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", s("webhook#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                all.push(json::<Webhook>(item, "data")?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        all.sort_by(|a, b| (a.created_at, &a.event_key).cmp(&(b.created_at, &b.event_key)));
+        Ok(all)
+    }
+
+    async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
+        let Some(current) = self.get_by_token(token).await? else {
+            return Ok(false);
+        };
+        let items = vec![
+            TransactWriteItem::builder()
+                .delete(built(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", Self::webhook_key(token))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .delete(self.claim_delete(&current.event_key, token)?)
+                .build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(Ok(_)) => Ok(false),
+            Err(Err(err)) => Err(err),
+        }
+    }
+}
+
+/// Pipelines by name, with the `byEventKey` index for the receive path.
+pub struct DynamoPipelineStore {
+    client: Client,
+    table: String,
+}
+
+/// The pipelines table's index from event key to pipeline names.
+pub const PIPELINES_BY_EVENT_KEY: &str = "byEventKey";
+
+impl DynamoPipelineStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        DynamoPipelineStore {
+            client,
+            table: table.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl PipelineStore for DynamoPipelineStore {
+    async fn put_pipeline(&self, pipeline: &PipelineDefinition) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("name", s(&pipeline.name))
+            .item("eventKey", s(pipeline.listens_to.as_str()))
+            .item("data", s(to_json(pipeline)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        found.item.map(|item| json(&item, "data")).transpose()
+    }
+
+    async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
+        let mut all = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                all.push(json::<PipelineDefinition>(item, "data")?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<bool> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(deleted.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {
+        let mut names = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PIPELINES_BY_EVENT_KEY)
+                .key_condition_expression("eventKey = :key")
+                .expression_attribute_values(":key", s(key.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                names.push(text(item, "name")?.to_owned());
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Events and their outcomes; large events are claim-checked in S3.
+pub struct DynamoEventStore {
+    client: Client,
+    s3: aws_sdk_s3::Client,
+    table: String,
+    bucket: String,
+}
+
+const EVENT_SK: &str = "event";
+const OUTCOME_PREFIX: &str = "outcome#";
+
+impl DynamoEventStore {
+    pub fn new(client: Client, s3: aws_sdk_s3::Client, table: &str, bucket: &str) -> Self {
+        DynamoEventStore {
+            client,
+            s3,
+            table: table.to_owned(),
+            bucket: bucket.to_owned(),
+        }
+    }
+
+    fn alive(item: &Item, now: Timestamp) -> StoreResult<bool> {
+        Ok(number(item, "expiresAtMs")? > now.0)
+    }
+
+    async fn load_claim_checked(&self, key: &str) -> StoreResult<Event> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(StoreError::unavailable)?
+            .into_bytes();
+        serde_json::from_slice(&bytes).map_err(StoreError::unavailable)
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
+        let id = record.event.correlation_id.to_string();
+        let data = to_json(&record.event)?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("correlationId", s(&id))
+            .item("sk", s(EVENT_SK))
+            .item("listeners", s(to_json(&record.listeners)?))
+            .item("expiresAt", n(record.expires_at.epoch_seconds() + 1))
+            .item("expiresAtMs", n(record.expires_at.0))
+            .condition_expression("attribute_not_exists(correlationId)");
+        if data.len() > MAX_INLINE_EVENT_BYTES {
+            let key = format!("{PAYLOAD_PREFIX}{id}.json");
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(data.into_bytes().into())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            put = put.item("s3Key", s(key));
+        } else {
+            put = put.item("data", s(data));
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict(Conflict::AlreadyExists))
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("correlationId", s(id.to_string()))
+            .key("sk", s(EVENT_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = found.item else {
+            return Ok(None);
+        };
+        if !Self::alive(&item, Timestamp::now())? {
+            return Ok(None);
+        }
+        let event = match item.get("s3Key") {
+            Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
+            _ => json(&item, "data")?,
+        };
+        Ok(Some(EventRecord {
+            event,
+            listeners: json(&item, "listeners")?,
+            expires_at: Timestamp(number(&item, "expiresAtMs")?),
+        }))
+    }
+
+    async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
+        let now = Timestamp::now();
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("correlationId = :id")
+                .expression_attribute_values(":id", s(id.to_string()))
+                // The event's payload is not needed for a result.
+                .projection_expression("sk, listeners, expiresAtMs, outcome")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let Some(event) = items
+            .iter()
+            .find(|i| text(i, "sk").is_ok_and(|sk| sk == EVENT_SK))
+        else {
+            return Ok(None);
+        };
+        if !Self::alive(event, now)? {
+            return Ok(None);
+        }
+        let mut outcomes = BTreeMap::new();
+        for item in &items {
+            if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
+                outcomes.insert(
+                    pipeline.to_owned(),
+                    json::<PipelineOutcome>(item, "outcome")?,
+                );
+            }
+        }
+        Ok(Some(ResultRecord {
+            correlation_id: *id,
+            listeners: json(event, "listeners")?,
+            outcomes,
+            expires_at: Timestamp(number(event, "expiresAtMs")?),
+        }))
+    }
+
+    async fn record_outcome(
+        &self,
+        id: &CorrelationId,
+        pipeline: &str,
+        outcome: &PipelineOutcome,
+    ) -> StoreResult<Recorded> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("correlationId", s(id.to_string()))
+            .key("sk", s(EVENT_SK))
+            .projection_expression("expiresAt")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let expires_at = match found.item {
+            Some(item) => number(&item, "expiresAt")?,
+            None => return Err(StoreError::NotFound),
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("correlationId", s(id.to_string()))
+            .item("sk", s(format!("{OUTCOME_PREFIX}{pipeline}")))
+            .item("outcome", s(to_json(outcome)?))
+            .item("expiresAt", n(expires_at))
+            // First write wins: a redelivered job must not replace the outcome.
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Recorded::New),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Recorded::AlreadyThere)
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+}

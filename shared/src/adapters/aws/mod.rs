@@ -1,0 +1,148 @@
+//! AWS adapters: DynamoDB (webhooks, pipelines, events and outcomes), SQS (the
+//! job queue) and S3 (claim checks for payloads too large for an item).
+//!
+//! Keys, chosen so no hot path scans:
+//! - webhooks table, `pk`: `webhook#<token>` holds a webhook (receive: one
+//!   GetItem); `eventkey#<key>` claims an event key for one token, written in the
+//!   same transaction as the webhook, which is how a taken key is refused (409).
+//!   Listing webhooks scans, but only for the management command.
+//! - pipelines table, `name`; GSI `byEventKey` (`eventKey`, keys only) answers
+//!   "who listens to this webhook" with one Query on receive.
+//! - events table, `correlationId` + `sk`: `event` holds the event, and each
+//!   `outcome#<pipeline>` one pipeline's outcome, written with a condition so a
+//!   redelivered job cannot write a second one. A result is one Query of the
+//!   partition. `expiresAt` (epoch seconds) is the TTL attribute; reads check
+//!   `expiresAtMs` themselves, because TTL deletion lags by up to days.
+
+mod dynamo;
+mod provision;
+mod sqs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use dynamo::{DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore};
+pub use provision::provision;
+pub use sqs::SqsJobQueue;
+
+use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
+use crate::adapters::signal::PollingSignal;
+use crate::api::Ports;
+use crate::config::ConfigError;
+use crate::ports::{PipelineStore, ResultSignal, StoreThenEnqueue, WebhookStore};
+
+/// Where the AWS resources are: names from the environment (the SAM template
+/// sets them), or the defaults `serve --backend aws --provision` creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    /// `HOOKFLOW_WEBHOOKS_TABLE`
+    pub webhooks_table: String,
+    /// `HOOKFLOW_PIPELINES_TABLE`
+    pub pipelines_table: String,
+    /// `HOOKFLOW_EVENTS_TABLE`
+    pub events_table: String,
+    /// `HOOKFLOW_QUEUE_URL`
+    pub queue_url: String,
+    /// `HOOKFLOW_PAYLOAD_BUCKET`
+    pub payload_bucket: String,
+}
+
+/// Names `--provision` uses when the environment names none.
+pub const DEFAULT_PREFIX: &str = "hookflow";
+
+impl AwsResources {
+    /// Reads the resource names; every one is required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the resource names through `lookup`; every one is required.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError {
+                    name,
+                    problem: "is required (the SAM template sets it)".into(),
+                })
+        };
+        Ok(AwsResources {
+            webhooks_table: get("HOOKFLOW_WEBHOOKS_TABLE")?,
+            pipelines_table: get("HOOKFLOW_PIPELINES_TABLE")?,
+            events_table: get("HOOKFLOW_EVENTS_TABLE")?,
+            queue_url: get("HOOKFLOW_QUEUE_URL")?,
+            payload_bucket: get("HOOKFLOW_PAYLOAD_BUCKET")?,
+        })
+    }
+}
+
+/// The AWS clients, built once per process from the standard AWS configuration
+/// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for moto or LocalStack).
+#[derive(Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    /// Loads the configuration from the environment; no network call.
+    pub async fn from_env() -> Self {
+        let config = aws_config::load_from_env().await;
+        // Path-style addressing works with every S3 endpoint, moto included.
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}
+
+/// How long a Lambda's long poll waits between two reads of a result.
+pub const RESULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+impl Ports {
+    /// The AWS shape. `signal` is the in-process one when the worker runs in the
+    /// same process (`serve --backend aws`), else a [`PollingSignal`].
+    /// `lookup_cache` above zero caches the receive path's lookups per process.
+    pub fn aws(
+        clients: &AwsClients,
+        resources: &AwsResources,
+        signal: Option<Arc<dyn ResultSignal>>,
+        lookup_cache: Duration,
+    ) -> Self {
+        let events = Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            clients.s3.clone(),
+            &resources.events_table,
+            &resources.payload_bucket,
+        ));
+        let queue = Arc::new(SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url));
+        let mut webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
+            clients.dynamodb.clone(),
+            &resources.webhooks_table,
+        ));
+        let mut pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
+            clients.dynamodb.clone(),
+            &resources.pipelines_table,
+        ));
+        if !lookup_cache.is_zero() {
+            webhooks = Arc::new(CachedWebhooks::new(webhooks, lookup_cache));
+            pipelines = Arc::new(CachedPipelines::new(pipelines, lookup_cache));
+        }
+        Ports {
+            webhooks,
+            events: events.clone(),
+            intake: Arc::new(StoreThenEnqueue {
+                events: events.clone(),
+                queue: queue.clone(),
+            }),
+            pipelines,
+            queue,
+            signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
+        }
+    }
+}

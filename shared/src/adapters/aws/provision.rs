@@ -1,0 +1,208 @@
+//! Creates the AWS resources when they are missing, with the settings of
+//! `template.yaml`: for `serve --backend aws --provision` against moto,
+//! LocalStack or a sandbox account. Deployments use the SAM template instead.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration,
+    ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::dynamo::PIPELINES_BY_EVENT_KEY;
+use super::{AwsClients, AwsResources};
+
+/// Deliveries of a job before SQS moves it to the dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Six times the worker's 30 s timeout, as AWS advises for Lambda event sources.
+pub const QUEUE_VISIBILITY_SECONDS: u32 = 180;
+
+/// Provisioning errors are reported to the operator as text.
+type Provisioned<T> = Result<T, String>;
+
+fn key(name: &str, kind: KeyType) -> Provisioned<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn attribute(name: &str) -> Provisioned<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Creates the tables, the queue with its dead-letter queue, and the payload
+/// bucket named `<prefix>-…` where missing; returns their names and the queue URL.
+pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsResources> {
+    let resources = AwsResources {
+        webhooks_table: format!("{prefix}-webhooks"),
+        pipelines_table: format!("{prefix}-pipelines"),
+        events_table: format!("{prefix}-events"),
+        queue_url: String::new(),
+        payload_bucket: format!("{prefix}-payloads"),
+    };
+    let db = &clients.dynamodb;
+    let existing = db
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| format!("listing tables: {e:?}"))?;
+    let exists = |name: &str| existing.table_names().iter().any(|t| t == name);
+
+    if !exists(&resources.webhooks_table) {
+        db.create_table()
+            .table_name(&resources.webhooks_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .send()
+            .await
+            .map_err(|e| format!("creating {}: {e:?}", resources.webhooks_table))?;
+    }
+    if !exists(&resources.pipelines_table) {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(PIPELINES_BY_EVENT_KEY)
+            .key_schema(key("eventKey", KeyType::Hash)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+        db.create_table()
+            .table_name(&resources.pipelines_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("name")?)
+            .attribute_definitions(attribute("eventKey")?)
+            .key_schema(key("name", KeyType::Hash)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .map_err(|e| format!("creating {}: {e:?}", resources.pipelines_table))?;
+    }
+    if !exists(&resources.events_table) {
+        db.create_table()
+            .table_name(&resources.events_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("correlationId")?)
+            .attribute_definitions(attribute("sk")?)
+            .key_schema(key("correlationId", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(|e| format!("creating {}: {e:?}", resources.events_table))?;
+        db.update_time_to_live()
+            .table_name(&resources.events_table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expiresAt")
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| format!("enabling TTL on {}: {e:?}", resources.events_table))?;
+    }
+
+    // CreateQueue is idempotent for the same attributes: it returns the existing URL.
+    let sqs = &clients.sqs;
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-pipeline-jobs-dlq"))
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| format!("creating the dead-letter queue: {e:?}"))?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("reading the dead-letter queue: {e:?}"))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive =
+        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{MAX_RECEIVE_COUNT}"}}"#);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-pipeline-jobs"))
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            QUEUE_VISIBILITY_SECONDS.to_string(),
+        )
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "345600")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .map_err(|e| format!("creating the job queue: {e:?}"))?
+        .queue_url
+        .unwrap_or_default();
+
+    let s3 = &clients.s3;
+    if s3
+        .head_bucket()
+        .bucket(&resources.payload_bucket)
+        .send()
+        .await
+        .is_err()
+    {
+        // Outside us-east-1 a bucket must name its region.
+        let region = s3
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
+        let location = (!region.is_empty() && region != "us-east-1").then(|| {
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                .build()
+        });
+        s3.create_bucket()
+            .bucket(&resources.payload_bucket)
+            .set_create_bucket_configuration(location)
+            .send()
+            .await
+            .map_err(|e| format!("creating bucket {}: {e:?}", resources.payload_bucket))?;
+        let rule = LifecycleRule::builder()
+            .id("expire-claim-checked-events")
+            .filter(LifecycleRuleFilter::builder().prefix("events/").build())
+            .expiration(LifecycleExpiration::builder().days(1).build())
+            .status(ExpirationStatus::Enabled)
+            .build()
+            .map_err(|e| e.to_string())?;
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(&resources.payload_bucket)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .rules(rule)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "setting the lifecycle of {}: {e:?}",
+                    resources.payload_bucket
+                )
+            })?;
+    }
+    Ok(AwsResources {
+        queue_url,
+        ..resources
+    })
+}

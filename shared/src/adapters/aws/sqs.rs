@@ -1,0 +1,158 @@
+//! [`JobQueue`] on SQS: one message per job, sent in batches of ten.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+
+use crate::domain::PipelineJob;
+use crate::error::StoreError;
+use crate::ports::{Delivery, JobQueue, StoreResult};
+
+/// The job queue of the AWS shape.
+pub struct SqsJobQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsJobQueue {
+    pub fn new(client: Client, queue_url: &str) -> Self {
+        SqsJobQueue {
+            client,
+            queue_url: queue_url.to_owned(),
+        }
+    }
+}
+
+fn unavailable<E: std::fmt::Debug>(err: E) -> StoreError {
+    StoreError::Unavailable(format!("{err:?}"))
+}
+
+/// SQS counts whole seconds; round up so a delay is never shorter than asked.
+fn whole_seconds(d: Duration, max: u64) -> i32 {
+    let secs = d.as_millis().div_ceil(1000) as u64;
+    secs.min(max) as i32
+}
+
+#[async_trait]
+impl JobQueue for SqsJobQueue {
+    async fn send_jobs(&self, jobs: &[PipelineJob]) -> StoreResult<()> {
+        for chunk in jobs.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, job) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(job).map_err(StoreError::unavailable)?;
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(StoreError::unavailable)?,
+                );
+            }
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if !sent.failed.is_empty() {
+                // The caller answers 503 and the sender retries; jobs sent in
+                // this call may then run twice, which outcomes tolerate.
+                return Err(StoreError::unavailable(format!(
+                    "SQS refused {} of {} messages",
+                    sent.failed.len(),
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive_jobs(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> StoreResult<Vec<Delivery>> {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            // Whole seconds, rounded down: a short wait becomes a short poll.
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .visibility_timeout(whole_seconds(visibility, 43_200))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut deliveries = Vec::new();
+        for message in received.messages.unwrap_or_default() {
+            let receipt = message.receipt_handle.clone().unwrap_or_default();
+            match message.body().map(serde_json::from_str::<PipelineJob>) {
+                Some(Ok(job)) => deliveries.push(Delivery {
+                    job,
+                    receipt,
+                    receive_count: message
+                        .attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(1),
+                }),
+                _ => {
+                    // Unreadable: drop it rather than let it come back forever.
+                    tracing::error!(message_id = ?message.message_id, "dropping an unreadable job message");
+                    self.delete_job(&receipt).await?;
+                }
+            }
+        }
+        Ok(deliveries)
+    }
+
+    async fn delete_job(&self, receipt: &str) -> StoreResult<()> {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A receipt of an older delivery: the message lives on elsewhere; nothing to do.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_receipt_handle_is_invalid()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
+        let changed = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(whole_seconds(delay, 43_200))
+            .send()
+            .await;
+        match changed {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_message_not_inflight() || e.is_receipt_handle_is_invalid()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+}

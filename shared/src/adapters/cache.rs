@@ -1,0 +1,148 @@
+//! A short-lived, per-process cache of the receive path's lookups (webhook by
+//! token, listeners by event key), so a warm Lambda calls DynamoDB only to store
+//! the event. Changes made through this process drop the entry at once; changes
+//! made elsewhere (another Lambda instance) are seen within the TTL.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::domain::{EventKey, PipelineDefinition, Token, Webhook};
+use crate::ports::{PipelineStore, StoreResult, WebhookStore};
+
+/// Most entries kept; beyond it the cache starts over (tokens are unbounded input).
+const MAX_ENTRIES: usize = 10_000;
+
+struct TtlMap<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
+    fn new(ttl: Duration) -> Self {
+        TtlMap {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    fn forget(&self, key: &K) {
+        self.entries.lock().expect("cache lock").remove(key);
+    }
+
+    fn clear(&self) {
+        self.entries.lock().expect("cache lock").clear();
+    }
+}
+
+/// [`WebhookStore`] with `get_by_token` cached for `ttl` (found webhooks only:
+/// a webhook created under a given uuid must work at once).
+pub struct CachedWebhooks {
+    inner: Arc<dyn WebhookStore>,
+    cache: TtlMap<Token, Webhook>,
+}
+
+impl CachedWebhooks {
+    pub fn new(inner: Arc<dyn WebhookStore>, ttl: Duration) -> Self {
+        CachedWebhooks {
+            inner,
+            cache: TtlMap::new(ttl),
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookStore for CachedWebhooks {
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.inner.insert_webhook(webhook).await
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.cache.forget(&webhook.token);
+        self.inner.update_webhook(webhook).await
+    }
+
+    async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        if let Some(hit) = self.cache.get(token) {
+            return Ok(Some(hit));
+        }
+        let found = self.inner.get_by_token(token).await?;
+        if let Some(webhook) = &found {
+            self.cache.put(*token, webhook.clone());
+        }
+        Ok(found)
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.inner.list_webhooks().await
+    }
+
+    async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
+        self.cache.forget(token);
+        self.inner.delete_webhook(token).await
+    }
+}
+
+/// [`PipelineStore`] with `listeners_of` cached for `ttl`.
+pub struct CachedPipelines {
+    inner: Arc<dyn PipelineStore>,
+    cache: TtlMap<EventKey, Vec<String>>,
+}
+
+impl CachedPipelines {
+    pub fn new(inner: Arc<dyn PipelineStore>, ttl: Duration) -> Self {
+        CachedPipelines {
+            inner,
+            cache: TtlMap::new(ttl),
+        }
+    }
+}
+
+#[async_trait]
+impl PipelineStore for CachedPipelines {
+    async fn put_pipeline(&self, pipeline: &PipelineDefinition) -> StoreResult<()> {
+        self.cache.clear();
+        self.inner.put_pipeline(pipeline).await
+    }
+
+    async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
+        self.inner.get_pipeline(name).await
+    }
+
+    async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
+        self.inner.list_pipelines().await
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<bool> {
+        self.cache.clear();
+        self.inner.delete_pipeline(name).await
+    }
+
+    async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit);
+        }
+        let names = self.inner.listeners_of(key).await?;
+        self.cache.put(key.clone(), names.clone());
+        Ok(names)
+    }
+}
