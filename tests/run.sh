@@ -1,33 +1,63 @@
 #!/usr/bin/env bash
-# Starts the services the tests talk to (an SMTP server on loopback), runs every
-# test, and stops what it started, also when a test fails.
+# Starts the services the tests talk to — an SMTP server and moto's AWS server,
+# both on free loopback ports — runs every test (the HTTP suite twice: on the
+# embedded backend and on the AWS backend against moto), checks the SAM template
+# with cfn-lint, and stops what it started, also when something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
 work=$(mktemp -d)
-mkdir -p "$work/mail"
-"$VENV/bin/python" tests/smtp_sink.py --dir "$work/mail" --port-file "$work/smtp.port" &
-sink=$!
+pids=()
 cleanup() {
-  kill "$sink" 2>/dev/null || true
-  wait "$sink" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-  [ -s "$work/smtp.port" ] && break
-  kill -0 "$sink" 2>/dev/null || { echo "the SMTP test server did not start" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$work/smtp.port" ] || { echo "the SMTP test server did not start within 10 s" >&2; exit 1; }
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # name, command...
+  local name=$1; shift
+  for _ in $(seq 1 150); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$name did not start within 15 s" >&2
+  return 1
+}
+
+mkdir -p "$work/mail"
+"$VENV/bin/python" tests/smtp_sink.py --dir "$work/mail" --port-file "$work/smtp.port" &
+pids+=($!)
+wait_for "the SMTP test server" test -s "$work/smtp.port"
+
+moto_port=$(free_port)
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+wait_for "moto" curl -sf "http://127.0.0.1:$moto_port/moto-api/"
 
 export HOOKFLOW_TEST_SMTP_URL="smtp://127.0.0.1:$(cat "$work/smtp.port")"
 export HOOKFLOW_TEST_MAIL_DIR="$work/mail"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-central-1
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
+
+echo "== cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-features --no-fail-fast
+  run_tests() { cargo nextest run --no-fail-fast "$@"; }
+  only_http_suite=(-E 'binary(it) and not test(/^conformance::/)')
 else
-  cargo test --workspace --all-features --no-fail-fast
+  run_tests() { cargo test --no-fail-fast "$@"; }
+  only_http_suite=(--test it -- --skip conformance::)
 fi
+
+echo "== every test, servers on the embedded backend"
+run_tests --workspace --all-features
+echo "== the HTTP suite again, servers on the AWS backend (moto)"
+HOOKFLOW_TEST_BACKEND=aws run_tests -p hookflow "${only_http_suite[@]}"

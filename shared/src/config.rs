@@ -7,11 +7,18 @@ use crate::pipeline::users::Users;
 use crate::pipeline::worker::WorkerSettings;
 
 /// A bad setting: names the variable and says what is wrong.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(thiserror::Error, PartialEq, Eq)]
 #[error("setting {name}: {problem}")]
 pub struct ConfigError {
     pub name: &'static str,
     pub problem: String,
+}
+
+// Lambda runtimes print a failed start-up with `Debug`: make it the readable message.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The management bearer token. `Debug` never shows it.

@@ -213,7 +213,7 @@ async fn odd_header_values_are_stored_without_failing() {
         .as_str()
         .unwrap()
         .to_owned();
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     let headers = &body["payload"]["headers"];
     assert_eq!(headers["x-latin1"], "caf\u{fffd}");
     assert_eq!(headers["x-empty"], "");

@@ -90,3 +90,89 @@ async fn sqlite_purges_expired_events_only() {
             .is_some()
     );
 }
+
+/// The DynamoDB/SQS/S3 adapters on moto (`make test` starts it).
+#[tokio::test]
+async fn aws_adapters_on_moto() {
+    use hookflow_core::adapters::aws::{
+        AwsClients, DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore, SqsJobQueue,
+        provision,
+    };
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let webhooks = DynamoWebhookStore::new(clients.dynamodb.clone(), &resources.webhooks_table);
+    let events = std::sync::Arc::new(DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        clients.s3.clone(),
+        &resources.events_table,
+        &resources.payload_bucket,
+    ));
+    let pipelines = DynamoPipelineStore::new(clients.dynamodb.clone(), &resources.pipelines_table);
+    let queue = std::sync::Arc::new(SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url));
+    webhook_store_conformance(&webhooks).await;
+    event_store_conformance(events.as_ref()).await;
+    pipeline_store_conformance(&pipelines).await;
+    job_queue_conformance(queue.as_ref()).await;
+    let intake = hookflow_core::ports::StoreThenEnqueue {
+        events: events.clone(),
+        queue: queue.clone(),
+    };
+    event_intake_conformance(&intake, events.as_ref(), queue.as_ref()).await;
+}
+
+/// An event too large for a DynamoDB item is kept in S3 and read back whole.
+#[tokio::test]
+async fn aws_large_events_are_claim_checked_in_s3() {
+    use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
+    use hookflow_core::ports::EventStore;
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("big-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let events = DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        clients.s3.clone(),
+        &resources.events_table,
+        &resources.payload_bucket,
+    );
+    let key = hookflow_core::domain::EventKey::parse("webhook.big").unwrap();
+    let mut record = hookflow_core::testkit::sample_event(&key, &["p"], 60_000);
+    record.event.origin = serde_json::Value::String("x".repeat(3 * 1024 * 1024));
+    events
+        .put_event(&record)
+        .await
+        .expect("a 3 MiB event is accepted");
+    let stored = events
+        .get_event(&record.event.correlation_id)
+        .await
+        .unwrap()
+        .expect("read back");
+    assert_eq!(stored, record);
+    let objects = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.payload_bucket)
+        .prefix("events/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(objects.key_count(), Some(1), "the payload went to S3");
+    let result = events
+        .get_result(&record.event.correlation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.listeners, ["p"]);
+}

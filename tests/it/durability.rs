@@ -83,7 +83,7 @@ async fn every_answered_call_is_in_the_store_after_kill_9() {
     // No grace: SIGKILL right after the last 200.
     server.kill9().await;
     for (i, id) in accepted {
-        let body = stored_event_body(&server.database(), &id)
+        let body = stored_event_body(&server, &id)
             .await
             .unwrap_or_else(|| panic!("event {i} lost"));
         let origin = base64::Engine::encode(

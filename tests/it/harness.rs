@@ -12,11 +12,28 @@ use tokio::process::{Child, Command};
 /// The admin token every test server uses.
 pub const ADMIN: &str = "it-admin-token-0123456789abcdef";
 
+/// Which backend the servers of this test run use: `HOOKFLOW_TEST_BACKEND=aws`
+/// runs every server on DynamoDB/SQS/S3 (moto, started by `make test`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("HOOKFLOW_TEST_BACKEND").as_deref() {
+        Ok("aws") => Backend::Aws,
+        _ => Backend::Embedded,
+    }
+}
+
 /// A running `hookflow serve` process; killed when dropped.
 pub struct Server {
     pub url: String,
     pub child: Child,
     pub dir: PathBuf,
+    /// Name prefix of this server's own AWS resources (aws backend).
+    pub aws_prefix: String,
     _temp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
 }
@@ -35,17 +52,34 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut server = Self::spawn(&dir, &env).await;
+        let prefix = format!("hf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut server = Self::spawn(&dir, &env, &prefix).await;
         server._temp = Some(temp);
         server
     }
 
     /// Starts the binary on `dir` and waits for its "listening" line.
-    pub async fn spawn(dir: &Path, env: &[(String, String)]) -> Server {
+    pub async fn spawn(dir: &Path, env: &[(String, String)], aws_prefix: &str) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookflow"));
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .env("HOOKFLOW_ADMIN_TOKEN", ADMIN)
+            .arg(dir);
+        if backend() == Backend::Aws {
+            assert!(
+                std::env::var("AWS_ENDPOINT_URL").is_ok(),
+                "the aws test backend needs moto: run `make test`"
+            );
+            // Each server gets its own tables, queue and bucket; tests also write
+            // behind the server's back, so no lookup caching.
+            cmd.args([
+                "--backend",
+                "aws",
+                "--provision",
+                "--aws-prefix",
+                aws_prefix,
+            ])
+            .env("HOOKFLOW_LOOKUP_CACHE_SECONDS", "0");
+        }
+        cmd.env("HOOKFLOW_ADMIN_TOKEN", ADMIN)
             .env("HOOKFLOW_LOG", "warn")
             .env_remove("HOOKFLOW_PUBLIC_URL")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -71,6 +105,7 @@ impl Server {
             url,
             child,
             dir: dir.to_path_buf(),
+            aws_prefix: aws_prefix.to_owned(),
             _temp: None,
             env: env.to_vec(),
         }
@@ -97,7 +132,7 @@ impl Server {
     /// Starts a new process on the same data dir and settings (after stop/kill).
     pub async fn restart(&mut self) {
         let temp = self._temp.take();
-        let next = Self::spawn(&self.dir, &self.env).await;
+        let next = Self::spawn(&self.dir, &self.env, &self.aws_prefix).await;
         *self = Server {
             _temp: temp,
             ..next
@@ -163,12 +198,111 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
     );
 }
 
-/// The stored event of `correlation_id`, as pipelines see it, read from the SQLite file.
-pub async fn stored_event_body(database: &Path, correlation_id: &str) -> Option<Value> {
-    let store = hookflow_core::adapters::SqliteStore::open(database).expect("open db");
+/// The storage of a server, opened by the test itself (SQLite file or the
+/// server's AWS resources), to check what was stored and to write behind its back.
+pub struct Storage {
+    pub ports: hookflow_core::api::Ports,
+    sqlite: Option<PathBuf>,
+    sqs: Option<(aws_sdk_sqs::Client, String)>,
+}
+
+impl Server {
+    /// Opens this server's storage.
+    pub async fn storage(&self) -> Storage {
+        use hookflow_core::adapters::aws::{AwsClients, provision};
+        match backend() {
+            Backend::Embedded => {
+                let store =
+                    hookflow_core::adapters::SqliteStore::open(&self.database()).expect("open db");
+                let ports = hookflow_core::api::Ports::sqlite(std::sync::Arc::new(store));
+                Storage {
+                    ports,
+                    sqlite: Some(self.database()),
+                    sqs: None,
+                }
+            }
+            Backend::Aws => {
+                let clients = AwsClients::from_env().await;
+                // Provisioning is idempotent: it names the server's existing resources.
+                let resources = provision(&clients, &self.aws_prefix)
+                    .await
+                    .expect("resources");
+                let ports =
+                    hookflow_core::api::Ports::aws(&clients, &resources, None, Duration::ZERO);
+                Storage {
+                    ports,
+                    sqlite: None,
+                    sqs: Some((clients.sqs.clone(), resources.queue_url)),
+                }
+            }
+        }
+    }
+}
+
+impl Storage {
+    /// Jobs waiting or in flight.
+    pub async fn pending_jobs(&self) -> i64 {
+        if let Some(db) = &self.sqlite {
+            return rusqlite::Connection::open(db)
+                .unwrap()
+                .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+                .unwrap();
+        }
+        let (sqs, url) = self.sqs.as_ref().expect("sqs");
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attributes
+                .get(a)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Queues a message no worker can read.
+    pub async fn send_unreadable_job(&self) {
+        if let Some(db) = &self.sqlite {
+            rusqlite::Connection::open(db)
+                .unwrap()
+                .execute(
+                    "INSERT INTO jobs (visible_at, data) VALUES (0, 'not a job')",
+                    [],
+                )
+                .unwrap();
+            return;
+        }
+        let (sqs, url) = self.sqs.as_ref().expect("sqs");
+        sqs.send_message()
+            .queue_url(url)
+            .message_body("not a job")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The stored event of `correlation_id`, as pipelines see it.
+pub async fn stored_event_body(server: &Server, correlation_id: &str) -> Option<Value> {
     let id = hookflow_core::domain::CorrelationId::parse(correlation_id).expect("id");
-    use hookflow_core::ports::EventStore;
-    store
+    let storage = server.storage().await;
+    storage
+        .ports
+        .events
         .get_event(&id)
         .await
         .expect("read")
@@ -178,17 +312,22 @@ pub async fn stored_event_body(database: &Path, correlation_id: &str) -> Option<
 /// Registers a pipeline named `name` listening to `event_key` straight in the
 /// store, so receives have a listener (on a server started without a worker,
 /// their results stay `processing`).
-pub async fn add_listener(database: &Path, name: &str, event_key: &str) {
+pub async fn add_listener(server: &Server, name: &str, event_key: &str) {
     use hookflow_core::domain::{EventKey, PipelineDefinition, Timestamp};
-    use hookflow_core::ports::PipelineStore;
-    let store = hookflow_core::adapters::SqliteStore::open(database).expect("open db");
     let definition = PipelineDefinition {
         name: name.to_owned(),
         listens_to: EventKey::parse(event_key).expect("key"),
         source: format!("pipeline:\n  - event.listen:\n      eventKey: {event_key}\n"),
         updated_at: Timestamp::now(),
     };
-    store.put_pipeline(&definition).await.expect("put pipeline");
+    server
+        .storage()
+        .await
+        .ports
+        .pipelines
+        .put_pipeline(&definition)
+        .await
+        .expect("put pipeline");
 }
 
 /// The SMTP test server `make test` starts: its URL and the folder it writes mails to.

@@ -470,7 +470,6 @@ async fn unreachable_mail_server_gives_up_after_max_attempts() {
 
 #[tokio::test]
 async fn a_redelivered_job_records_one_outcome_and_runs_once() {
-    use hookflow_core::ports::JobQueue;
     let (server, mail_dir) = with_mail(&[]).await;
     let token = webhook_token(&server, "webhook.once").await;
     let subject = unique();
@@ -482,32 +481,37 @@ async fn a_redelivered_job_records_one_outcome_and_runs_once() {
     assert_eq!(answer["value"], "first");
 
     // The queue hands the same job out again (as SQS may): same event, same pipeline.
-    let store = hookflow_core::adapters::SqliteStore::open(&server.database()).unwrap();
+    let storage = server.storage().await;
     let job = hookflow_core::domain::PipelineJob {
         correlation_id: hookflow_core::domain::CorrelationId::parse(&id).unwrap(),
         pipeline: "once".into(),
     };
-    store.send_jobs(&[job.clone(), job]).await.unwrap();
-    // The worker looks at the shared file at least once a second.
-    for _ in 0..50 {
-        let pending: i64 = rusqlite::Connection::open(server.database())
-            .unwrap()
-            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
-            .unwrap();
-        if pending == 0 {
+    storage
+        .ports
+        .queue
+        .send_jobs(&[job.clone(), job.clone()])
+        .await
+        .unwrap();
+    // The embedded worker looks at the shared file at least once a second.
+    for _ in 0..100 {
+        if storage.pending_jobs().await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let outcomes: i64 = rusqlite::Connection::open(server.database())
+    assert_eq!(
+        storage.pending_jobs().await,
+        0,
+        "the redelivered jobs were consumed"
+    );
+    let result = storage
+        .ports
+        .events
+        .get_result(&job.correlation_id)
+        .await
         .unwrap()
-        .query_row(
-            "SELECT count(*) FROM outcomes WHERE correlation_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
         .unwrap();
-    assert_eq!(outcomes, 1);
+    assert_eq!(result.outcomes.len(), 1);
     let mails = mails_matching(&mail_dir, Duration::from_millis(500), |m| {
         m["subject"] == subject.as_str()
     })
@@ -554,19 +558,11 @@ async fn an_unreadable_job_does_not_block_the_others() {
     let server = Server::start().await;
     let token = webhook_token(&server, "webhook.lead.created").await;
     server.put_pipeline("hello", HELLO).await;
-    let db = rusqlite::Connection::open(server.database()).unwrap();
-    db.execute(
-        "INSERT INTO jobs (visible_at, data) VALUES (0, 'not a job')",
-        [],
-    )
-    .unwrap();
-    drop(db);
+    let storage = server.storage().await;
+    storage.send_unreadable_job().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, _, answer) = server.trigger(&token, "still works", "").await;
     assert_eq!(answer["value"], "STILL WORKS");
-    let left: i64 = rusqlite::Connection::open(server.database())
-        .unwrap()
-        .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
-        .unwrap();
+    let left = storage.pending_jobs().await;
     assert_eq!(left, 0, "the unreadable job was dropped");
 }

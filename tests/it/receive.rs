@@ -65,9 +65,7 @@ async fn json_post_with_token_in_query_becomes_the_documented_event() {
         .await
         .unwrap();
     let id = accepted(res).await;
-    let body = stored_event_body(&server.database(), &id)
-        .await
-        .expect("event stored");
+    let body = stored_event_body(&server, &id).await.expect("event stored");
     let origin = B64.encode(payload);
     let received_at = body["receivedAt"].as_str().unwrap().to_owned();
     let headers = &body["payload"]["headers"];
@@ -138,7 +136,7 @@ async fn token_from_header_query_uuid_form_and_multipart() {
             .unwrap(),
     )
     .await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(body["payload"]["params"], json!({"lead": "42"}));
     assert_eq!(
         body["payload"]["contentType"],
@@ -155,7 +153,7 @@ async fn token_from_header_query_uuid_form_and_multipart() {
             .unwrap(),
     )
     .await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(body["payload"]["params"], json!({"note": "hi"}));
     // The header wins over a wrong query token.
     accepted(
@@ -198,7 +196,7 @@ async fn multipart_files_are_listed_with_base64_content() {
         .await
         .unwrap();
     let id = accepted(res).await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(
         body["payload"]["files"],
         json!([
@@ -246,7 +244,7 @@ async fn payload_types_raw_and_ignore() {
             .unwrap(),
     )
     .await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(body["origin"], json!({"a": [1, 2]}));
     assert_eq!(body["payload"]["origin"], json!({"a": [1, 2]}));
 
@@ -260,7 +258,7 @@ async fn payload_types_raw_and_ignore() {
     )
     .await;
     assert_eq!(
-        stored_event_body(&server.database(), &id).await.unwrap()["origin"],
+        stored_event_body(&server, &id).await.unwrap()["origin"],
         "hello"
     );
 
@@ -273,7 +271,7 @@ async fn payload_types_raw_and_ignore() {
             .unwrap(),
     )
     .await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(body["origin"], Value::Null);
     assert_eq!(body["payload"]["files"], json!([]));
     assert_eq!(body["payload"]["params"], json!({"q": "1"}));
@@ -291,7 +289,7 @@ async fn broken_json_is_kept_as_the_raw_payload() {
         .await
         .unwrap();
     let id = accepted(res).await;
-    let body = stored_event_body(&server.database(), &id).await.unwrap();
+    let body = stored_event_body(&server, &id).await.unwrap();
     assert_eq!(body["origin"], B64.encode(broken));
 }
 

@@ -115,7 +115,7 @@ async fn results_expire_on_read_after_their_ttl() {
 async fn processing_results_long_poll_then_answer_processing() {
     let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "300"), NO_WORKER]).await;
     let hook = server.create_webhook("webhook.slow", &[]).await;
-    add_listener(&server.database(), "slow-pipeline", "webhook.slow").await;
+    add_listener(&server, "slow-pipeline", "webhook.slow").await;
 
     let started = Instant::now();
     let res = receive(&server, hook["uuid"].as_str().unwrap(), "").await;
@@ -178,7 +178,7 @@ async fn max_wait_is_capped_by_configuration() {
     ])
     .await;
     let hook = server.create_webhook("webhook.capped", &[]).await;
-    add_listener(&server.database(), "p", "webhook.capped").await;
+    add_listener(&server, "p", "webhook.capped").await;
     let id = correlation_id(&receive(&server, hook["uuid"].as_str().unwrap(), "").await);
     let started = Instant::now();
     let res = client()
@@ -200,7 +200,7 @@ async fn max_wait_is_capped_by_configuration() {
 async fn polling_redirect_sends_the_caller_to_the_result_and_the_result_to_itself() {
     let server = Server::start_with(&[("HOOKFLOW_RECEIVE_WAIT_MS", "0"), NO_WORKER]).await;
     let hook = server.create_webhook("webhook.redirect", &[]).await;
-    add_listener(&server.database(), "p", "webhook.redirect").await;
+    add_listener(&server, "p", "webhook.redirect").await;
     let res = receive(
         &server,
         hook["uuid"].as_str().unwrap(),

@@ -74,9 +74,9 @@ fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option
     }
 }
 
-fn unavailable<E: std::fmt::Debug>(err: E) -> StoreError {
-    // Debug keeps the service's error code; it is logged, never answered.
-    StoreError::Unavailable(format!("{err:?}"))
+fn unavailable<E: std::error::Error>(err: E) -> StoreError {
+    // The whole chain, with the service's error code; logged, never answered.
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string())
 }
 
 /// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims.

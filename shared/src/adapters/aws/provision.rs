@@ -2,6 +2,7 @@
 //! `template.yaml`: for `serve --backend aws --provision` against moto,
 //! LocalStack or a sandbox account. Deployments use the SAM template instead.
 
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -39,6 +40,40 @@ fn attribute(name: &str) -> Provisioned<AttributeDefinition> {
         .map_err(|e| e.to_string())
 }
 
+async fn table_exists(db: &aws_sdk_dynamodb::Client, name: &str) -> Provisioned<bool> {
+    match db.describe_table().table_name(name).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(format!("describing {name}: {}", DisplayErrorContext(e))),
+    }
+}
+
+type CreateTableResult = Result<
+    aws_sdk_dynamodb::operation::create_table::CreateTableOutput,
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::create_table::CreateTableError>,
+>;
+
+/// Another process created the same table meanwhile: that is what we wanted.
+fn already_exists(
+    err: aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::create_table::CreateTableError,
+    >,
+) -> CreateTableResult {
+    if err
+        .as_service_error()
+        .is_some_and(|e| e.is_resource_in_use_exception())
+    {
+        Ok(aws_sdk_dynamodb::operation::create_table::CreateTableOutput::builder().build())
+    } else {
+        Err(err)
+    }
+}
+
 /// Creates the tables, the queue with its dead-letter queue, and the payload
 /// bucket named `<prefix>-…` where missing; returns their names and the queue URL.
 pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsResources> {
@@ -50,14 +85,8 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         payload_bucket: format!("{prefix}-payloads"),
     };
     let db = &clients.dynamodb;
-    let existing = db
-        .list_tables()
-        .send()
-        .await
-        .map_err(|e| format!("listing tables: {e:?}"))?;
-    let exists = |name: &str| existing.table_names().iter().any(|t| t == name);
 
-    if !exists(&resources.webhooks_table) {
+    if !table_exists(db, &resources.webhooks_table).await? {
         db.create_table()
             .table_name(&resources.webhooks_table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -65,9 +94,16 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .key_schema(key("pk", KeyType::Hash)?)
             .send()
             .await
-            .map_err(|e| format!("creating {}: {e:?}", resources.webhooks_table))?;
+            .or_else(already_exists)
+            .map_err(|e| {
+                format!(
+                    "creating {}: {}",
+                    resources.webhooks_table,
+                    DisplayErrorContext(e)
+                )
+            })?;
     }
-    if !exists(&resources.pipelines_table) {
+    if !table_exists(db, &resources.pipelines_table).await? {
         let index = GlobalSecondaryIndex::builder()
             .index_name(PIPELINES_BY_EVENT_KEY)
             .key_schema(key("eventKey", KeyType::Hash)?)
@@ -87,9 +123,16 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .global_secondary_indexes(index)
             .send()
             .await
-            .map_err(|e| format!("creating {}: {e:?}", resources.pipelines_table))?;
+            .or_else(already_exists)
+            .map_err(|e| {
+                format!(
+                    "creating {}: {}",
+                    resources.pipelines_table,
+                    DisplayErrorContext(e)
+                )
+            })?;
     }
-    if !exists(&resources.events_table) {
+    if !table_exists(db, &resources.events_table).await? {
         db.create_table()
             .table_name(&resources.events_table)
             .billing_mode(BillingMode::PayPerRequest)
@@ -99,7 +142,14 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .key_schema(key("sk", KeyType::Range)?)
             .send()
             .await
-            .map_err(|e| format!("creating {}: {e:?}", resources.events_table))?;
+            .or_else(already_exists)
+            .map_err(|e| {
+                format!(
+                    "creating {}: {}",
+                    resources.events_table,
+                    DisplayErrorContext(e)
+                )
+            })?;
         db.update_time_to_live()
             .table_name(&resources.events_table)
             .time_to_live_specification(
@@ -111,7 +161,13 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             )
             .send()
             .await
-            .map_err(|e| format!("enabling TTL on {}: {e:?}", resources.events_table))?;
+            .map_err(|e| {
+                format!(
+                    "enabling TTL on {}: {}",
+                    resources.events_table,
+                    DisplayErrorContext(e)
+                )
+            })?;
     }
 
     // CreateQueue is idempotent for the same attributes: it returns the existing URL.
@@ -122,7 +178,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
         .send()
         .await
-        .map_err(|e| format!("creating the dead-letter queue: {e:?}"))?
+        .map_err(|e| format!("creating the dead-letter queue: {}", DisplayErrorContext(e)))?
         .queue_url
         .unwrap_or_default();
     let dlq_arn = sqs
@@ -131,7 +187,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| format!("reading the dead-letter queue: {e:?}"))?
+        .map_err(|e| format!("reading the dead-letter queue: {}", DisplayErrorContext(e)))?
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .unwrap_or_default();
@@ -148,7 +204,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
         .send()
         .await
-        .map_err(|e| format!("creating the job queue: {e:?}"))?
+        .map_err(|e| format!("creating the job queue: {}", DisplayErrorContext(e)))?
         .queue_url
         .unwrap_or_default();
 
@@ -176,7 +232,13 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .set_create_bucket_configuration(location)
             .send()
             .await
-            .map_err(|e| format!("creating bucket {}: {e:?}", resources.payload_bucket))?;
+            .map_err(|e| {
+                format!(
+                    "creating bucket {}: {}",
+                    resources.payload_bucket,
+                    DisplayErrorContext(e)
+                )
+            })?;
         let rule = LifecycleRule::builder()
             .id("expire-claim-checked-events")
             .filter(LifecycleRuleFilter::builder().prefix("events/").build())
@@ -196,8 +258,9 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .await
             .map_err(|e| {
                 format!(
-                    "setting the lifecycle of {}: {e:?}",
-                    resources.payload_bucket
+                    "setting the lifecycle of {}: {}",
+                    resources.payload_bucket,
+                    DisplayErrorContext(e)
                 )
             })?;
     }

@@ -25,8 +25,9 @@ impl SqsJobQueue {
     }
 }
 
-fn unavailable<E: std::fmt::Debug>(err: E) -> StoreError {
-    StoreError::Unavailable(format!("{err:?}"))
+fn unavailable<E: std::error::Error>(err: E) -> StoreError {
+    // The whole chain, with the service's error code; logged, never answered.
+    StoreError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(err).to_string())
 }
 
 /// SQS counts whole seconds; round up so a delay is never shorter than asked.

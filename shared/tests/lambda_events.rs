@@ -1,0 +1,257 @@
+//! The Lambda handlers fed with the event files of `events/` (the same files
+//! `cargo lambda invoke --data-file` sends), on the in-memory ports.
+#![cfg(feature = "lambda")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use hookflow_core::api::Ports;
+use hookflow_core::config::AdminToken;
+use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
+use hookflow_core::lambda::{handle_http, handle_sqs};
+use hookflow_core::pipeline::commands::Services;
+use hookflow_core::pipeline::worker::{Worker, WorkerSettings};
+use hookflow_core::{Gateway, Settings};
+use lambda_http::Body;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "a29a4f16-989d-48c8-ab54-7b6150733ba1";
+const CORRELATION_ID: &str = "617609e2-cd3a-40ef-921a-3b107b523b30";
+
+fn gateway(ports: Ports) -> Gateway {
+    let settings = Settings {
+        admin_token: Some(AdminToken::new("local-admin-token-0123456789").unwrap()),
+        ..Settings::default()
+    };
+    Gateway::new(ports, settings)
+}
+
+async fn call(gateway: &Gateway, event: &str) -> (u16, http::HeaderMap, Value) {
+    let request = lambda_http::request::from_str(event).expect("an API Gateway v2 event");
+    let response = handle_http(gateway, request).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = match response.into_body() {
+        Body::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("JSON answers are text, got {other:?}"),
+    };
+    (status, headers, body)
+}
+
+async fn stored_body(ports: &Ports, id: &str) -> Value {
+    let id = CorrelationId::parse(id).unwrap();
+    ports
+        .events
+        .get_event(&id)
+        .await
+        .unwrap()
+        .expect("stored")
+        .event
+        .body()
+}
+
+#[tokio::test]
+async fn http_events_run_through_the_core_router() {
+    let ports = Ports::memory();
+    let gw = gateway(ports.clone());
+
+    let (status, _, created) = call(&gw, include_str!("../../events/admin-webhook-put.json")).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["uuid"], TOKEN);
+    assert_eq!(created["eventKey"], "webhook.lead.created");
+    // The public URL comes from the API Gateway host and https.
+    assert_eq!(
+        created["webhookUrl"],
+        format!(
+            "https://a1b2c3d4e5.execute-api.eu-central-1.amazonaws.com/api/v3/command/webhook.receive?token={TOKEN}"
+        )
+    );
+    let (status, _, listed) = call(&gw, include_str!("../../events/admin-webhook-get.json")).await;
+    assert_eq!((status, listed), (200, json!([created])));
+
+    let (status, headers, answer) = call(
+        &gw,
+        include_str!("../../events/receive-get-token-query.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "ok");
+    let id = headers["pipeforce-result-correlationid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = stored_body(&ports, &id).await;
+    assert_eq!(body["payload"]["method"], "GET");
+    assert_eq!(body["payload"]["params"], json!({"source": "crm"}));
+    assert_eq!(body["origin"], Value::Null);
+
+    let (status, _, answer) = call(
+        &gw,
+        include_str!("../../events/receive-post-json-header-token.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let body = stored_body(&ports, answer["correlationId"].as_str().unwrap()).await;
+    let origin = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        r#"{"name":"Ada Lovelace","email":"ada@example.com"}"#,
+    );
+    assert_eq!(body["origin"], origin);
+    assert!(
+        body["payload"]["headers"].get("token").is_none(),
+        "the token header is not stored"
+    );
+
+    let (status, _, answer) = call(&gw, include_str!("../../events/receive-post-form.json")).await;
+    assert_eq!(status, 200, "{answer}");
+    let body = stored_body(&ports, answer["correlationId"].as_str().unwrap()).await;
+    assert_eq!(
+        body["payload"]["params"],
+        json!({"lead": "42", "source": "form"})
+    );
+
+    let (status, _, answer) = call(
+        &gw,
+        include_str!("../../events/receive-post-multipart.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let body = stored_body(&ports, answer["correlationId"].as_str().unwrap()).await;
+    let files = body["payload"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        (&files[0]["filename"], &files[1]["filename"]),
+        (&json!("fileA.pdf"), &json!("fileB.pdf"))
+    );
+    assert_eq!(body["payload"]["params"], json!({"comment": "two files"}));
+
+    let (status, _, answer) = call(&gw, include_str!("../../events/result-poll.json")).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (410, &json!("result_gone"))
+    );
+}
+
+fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
+    let settings = Settings {
+        smtp_url: smtp.map(str::to_owned),
+        ..Settings::default()
+    };
+    let services = Services::from_settings(&settings).unwrap();
+    let retry = WorkerSettings {
+        max_attempts: 3,
+        retry_base: Duration::from_millis(10),
+        pipeline_timeout: Duration::from_secs(5),
+    };
+    Worker::new(ports, Arc::new(services), retry)
+}
+
+async fn put_pipeline(ports: &Ports, name: &str, source: &str) {
+    let definition = PipelineDefinition {
+        name: name.into(),
+        listens_to: EventKey::parse("webhook.lead.created").unwrap(),
+        source: source.into(),
+        updated_at: Timestamp::now(),
+    };
+    ports.pipelines.put_pipeline(&definition).await.unwrap();
+}
+
+async fn stored_event_for_fixture(ports: &Ports) {
+    let key = EventKey::parse("webhook.lead.created").unwrap();
+    let mut record = hookflow_core::testkit::sample_event(&key, &["hello", "lower"], 60_000);
+    record.event.correlation_id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    record.event.origin = json!("SGVsbG8gV29ybGQ=");
+    ports.intake.accept(&record, &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn sqs_batches_run_pipelines_and_redeliveries_record_nothing_new() {
+    let ports = Ports::memory();
+    stored_event_for_fixture(&ports).await;
+    let step = |f: &str| {
+        format!(
+            "pipeline:\n  - event.listen: {{eventKey: webhook.lead.created}}\n  - body.set:\n      value: ${{@text.{f}(@convert.fromBase64(body.origin))}}\n"
+        )
+    };
+    put_pipeline(&ports, "hello", &step("upperCase")).await;
+    put_pipeline(&ports, "lower", &step("lowerCase")).await;
+    let worker = worker(ports.clone(), None);
+    let event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    assert_eq!(
+        result.value(),
+        json!({"hello": "HELLO WORLD", "lower": "hello world"})
+    );
+
+    // Put different pipelines under the same names: a redelivery must not run them.
+    put_pipeline(&ports, "hello", &step("lowerCase")).await;
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        ports.events.get_result(&id).await.unwrap().unwrap(),
+        result,
+        "nothing recorded twice"
+    );
+}
+
+#[tokio::test]
+async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
+    let ports = Ports::memory();
+    stored_event_for_fixture(&ports).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
+    put_pipeline(&ports, "hello", mail).await;
+    put_pipeline(
+        &ports,
+        "lower",
+        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+    )
+    .await;
+    let worker = worker(ports.clone(), Some(&format!("smtp://127.0.0.1:{closed}")));
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    let mut unreadable = event.records[1].clone();
+    unreadable.message_id = Some("unreadable".into());
+    unreadable.body = Some("not a job".into());
+    event.records.push(unreadable);
+
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            event.records[0].message_id.as_deref().unwrap(),
+            "unreadable"
+        ]
+    );
+    let id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    assert!(result.outcomes.contains_key("lower") && !result.outcomes.contains_key("hello"));
+
+    // The last allowed delivery records the failure instead of retrying.
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "3".into());
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "only the unreadable message is left"
+    );
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    assert_eq!(result.error().unwrap()["code"], "mail_unavailable");
+}
