@@ -25,6 +25,30 @@ enum Subcommands {
     Command(cli::CommandArgs),
     /// Measure receive throughput, latency and memory of a fresh local server.
     Bench(bench::BenchArgs),
+    /// Create the AWS tables, queue and bucket where missing (moto, LocalStack or a
+    /// sandbox account) and print their settings as `KEY=value` lines.
+    Provision(ProvisionArgs),
+}
+
+#[derive(clap::Args)]
+struct ProvisionArgs {
+    /// Name prefix of the resources.
+    #[arg(long, default_value = hookflow_core::adapters::aws::DEFAULT_PREFIX, env = "HOOKFLOW_AWS_PREFIX")]
+    aws_prefix: String,
+}
+
+async fn provision(args: ProvisionArgs) -> anyhow::Result<std::process::ExitCode> {
+    use hookflow_core::adapters::aws::{AwsClients, provision};
+    let clients = AwsClients::from_env().await;
+    let resources = provision(&clients, &args.aws_prefix)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!("HOOKFLOW_WEBHOOKS_TABLE={}", resources.webhooks_table);
+    println!("HOOKFLOW_PIPELINES_TABLE={}", resources.pipelines_table);
+    println!("HOOKFLOW_EVENTS_TABLE={}", resources.events_table);
+    println!("HOOKFLOW_QUEUE_URL={}", resources.queue_url);
+    println!("HOOKFLOW_PAYLOAD_BUCKET={}", resources.payload_bucket);
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +68,7 @@ fn main() -> std::process::ExitCode {
             Subcommands::Serve(args) => serve::run(args).await,
             Subcommands::Command(args) => cli::run(args).await,
             Subcommands::Bench(args) => bench::run(args).await,
+            Subcommands::Provision(args) => provision(args).await,
         }
     });
     match outcome {

@@ -48,6 +48,8 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 
 echo "== cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+echo "== the Lambda functions under cargo lambda watch, fed from events/"
+MOTO_LOG="$work/moto.log" VENV="$VENV" tests/lambda_smoke.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   run_tests() { cargo nextest run --no-fail-fast "$@"; }

@@ -53,24 +53,25 @@ async fn table_exists(db: &aws_sdk_dynamodb::Client, name: &str) -> Provisioned<
     }
 }
 
-type CreateTableResult = Result<
-    aws_sdk_dynamodb::operation::create_table::CreateTableOutput,
-    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::create_table::CreateTableError>,
->;
-
-/// Another process created the same table meanwhile: that is what we wanted.
-fn already_exists(
-    err: aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::create_table::CreateTableError,
+/// A created table, or one another process created meanwhile: both are fine.
+fn created(
+    result: Result<
+        aws_sdk_dynamodb::operation::create_table::CreateTableOutput,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::create_table::CreateTableError,
+        >,
     >,
-) -> CreateTableResult {
-    if err
-        .as_service_error()
-        .is_some_and(|e| e.is_resource_in_use_exception())
-    {
-        Ok(aws_sdk_dynamodb::operation::create_table::CreateTableOutput::builder().build())
-    } else {
-        Err(err)
+    table: &str,
+) -> Provisioned<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(format!("creating {table}: {}", DisplayErrorContext(e))),
     }
 }
 
@@ -87,21 +88,16 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
     let db = &clients.dynamodb;
 
     if !table_exists(db, &resources.webhooks_table).await? {
-        db.create_table()
-            .table_name(&resources.webhooks_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute("pk")?)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .send()
-            .await
-            .or_else(already_exists)
-            .map_err(|e| {
-                format!(
-                    "creating {}: {}",
-                    resources.webhooks_table,
-                    DisplayErrorContext(e)
-                )
-            })?;
+        created(
+            db.create_table()
+                .table_name(&resources.webhooks_table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute("pk")?)
+                .key_schema(key("pk", KeyType::Hash)?)
+                .send()
+                .await,
+            &resources.webhooks_table,
+        )?;
     }
     if !table_exists(db, &resources.pipelines_table).await? {
         let index = GlobalSecondaryIndex::builder()
@@ -114,42 +110,32 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             )
             .build()
             .map_err(|e| e.to_string())?;
-        db.create_table()
-            .table_name(&resources.pipelines_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute("name")?)
-            .attribute_definitions(attribute("eventKey")?)
-            .key_schema(key("name", KeyType::Hash)?)
-            .global_secondary_indexes(index)
-            .send()
-            .await
-            .or_else(already_exists)
-            .map_err(|e| {
-                format!(
-                    "creating {}: {}",
-                    resources.pipelines_table,
-                    DisplayErrorContext(e)
-                )
-            })?;
+        created(
+            db.create_table()
+                .table_name(&resources.pipelines_table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute("name")?)
+                .attribute_definitions(attribute("eventKey")?)
+                .key_schema(key("name", KeyType::Hash)?)
+                .global_secondary_indexes(index)
+                .send()
+                .await,
+            &resources.pipelines_table,
+        )?;
     }
     if !table_exists(db, &resources.events_table).await? {
-        db.create_table()
-            .table_name(&resources.events_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute("correlationId")?)
-            .attribute_definitions(attribute("sk")?)
-            .key_schema(key("correlationId", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?)
-            .send()
-            .await
-            .or_else(already_exists)
-            .map_err(|e| {
-                format!(
-                    "creating {}: {}",
-                    resources.events_table,
-                    DisplayErrorContext(e)
-                )
-            })?;
+        created(
+            db.create_table()
+                .table_name(&resources.events_table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute("correlationId")?)
+                .attribute_definitions(attribute("sk")?)
+                .key_schema(key("correlationId", KeyType::Hash)?)
+                .key_schema(key("sk", KeyType::Range)?)
+                .send()
+                .await,
+            &resources.events_table,
+        )?;
         db.update_time_to_live()
             .table_name(&resources.events_table)
             .time_to_live_specification(

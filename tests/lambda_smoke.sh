@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The four Lambda functions as Lambda runs them: `cargo lambda watch` emulates the
+# runtime API, `cargo lambda invoke` sends each file of events/ to its function,
+# against the AWS resources of moto (AWS_ENDPOINT_URL must point at it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+export PATH="$PWD/$VENV/bin:$PATH"
+: "${AWS_ENDPOINT_URL:?run from tests/run.sh, which starts moto}"
+
+work=$(mktemp -d)
+watch_pid=""
+cleanup() {
+  [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Resources named like the ones the events and Cargo.toml's watch settings expect.
+cargo run --quiet -- provision --aws-prefix hookflow >"$work/resources.env"
+set -a
+# shellcheck disable=SC1091
+. "$work/resources.env"
+set +a
+
+port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Logs stay outside the tree: watch would otherwise see them change.
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes >"$work/watch.log" 2>&1 &
+watch_pid=$!
+for _ in $(seq 1 100); do
+  (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.2
+done
+
+passed=0
+failed=0
+invoke() { # function, event file, text the answer must contain
+  local answer
+  answer=$(cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "events/$2" 2>&1 || true)
+  if grep -qF -- "$3" <<<"$answer"; then
+    passed=$((passed + 1))
+    echo "ok     $1 <- events/$2"
+  else
+    failed=$((failed + 1))
+    echo "FAILED $1 <- events/$2: wanted $3, got: ${answer:0:400}"
+  fi
+}
+
+invoke webhook-admin admin-webhook-put.json '"statusCode":200'
+invoke webhook-admin admin-webhook-get.json 'a29a4f16-989d-48c8-ab54-7b6150733ba1'
+invoke webhook-receive receive-get-token-query.json '"statusCode":200'
+invoke webhook-receive receive-post-json-header-token.json '"statusCode":200'
+invoke webhook-receive receive-post-form.json '"statusCode":200'
+invoke webhook-receive receive-post-multipart.json '"statusCode":200'
+invoke result-poll result-poll.json '"statusCode":410'
+invoke pipeline-worker sqs-pipeline-jobs.json '"batchItemFailures":[]'
+
+# AWS calls of one warm webhook.receive (no listener), counted at moto's access log.
+if [ -n "${MOTO_LOG:-}" ]; then
+  requests() { grep -c 'HTTP/1.1"' "$MOTO_LOG" || true; }
+  before=$(requests)
+  invoke webhook-receive receive-post-json-header-token.json '"statusCode":200'
+  sleep 0.5
+  calls=$(( $(requests) - before ))
+  echo "AWS calls of a warm webhook.receive: $calls"
+  if [ "$calls" -gt 3 ]; then
+    failed=$((failed + 1))
+    echo "FAILED a warm webhook.receive made $calls AWS calls (at most 3)"
+  fi
+fi
+
+if [ "$failed" -ne 0 ]; then
+  echo "--- cargo lambda watch log"; tail -n 40 "$work/watch.log"
+fi
+echo "lambda: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
