@@ -1,7 +1,7 @@
 # The one test command: `make test`. It installs what the tests need (a Python
 # venv with the SMTP test server), runs format and lint checks, starts the test
 # services, runs every test, and stops what it started.
-.PHONY: test check bench
+.PHONY: test check bench bench-lambda
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -21,3 +21,7 @@ $(VENV)/installed: tests/requirements.txt
 
 bench:
 	$(CARGO) run --release -- bench
+
+# Init time, peak memory and size of each Lambda function (release builds, moto).
+bench-lambda: $(VENV)/installed
+	VENV=$(VENV) bench/lambda.sh
