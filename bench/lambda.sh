@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-cargo build --release -p hookflow -p webhook-admin -p webhook-receive -p result-poll -p pipeline-worker -p hello-lambda
+cargo build --release --quiet -p hookflow -p webhook-admin -p webhook-receive -p result-poll -p pipeline-worker -p hello-lambda
 
 work=$(mktemp -d)
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

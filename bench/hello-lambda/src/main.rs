@@ -6,5 +6,8 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run(service_fn(|_event: LambdaEvent<Value>| async { Ok::<_, Error>(json!({"hello": "world"})) })).await
+    run(service_fn(|_event: LambdaEvent<Value>| async {
+        Ok::<_, Error>(json!({"hello": "world"}))
+    }))
+    .await
 }

@@ -223,26 +223,21 @@ impl WebhookStore for DynamoWebhookStore {
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
         let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix)")
-                .expression_attribute_values(":prefix", s("webhook#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                all.push(json::<Webhook>(item, "data")?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", s("webhook#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        for item in &items {
+            all.push(json::<Webhook>(item, "data")?);
         }
         all.sort_by(|a, b| (a.created_at, &a.event_key).cmp(&(b.created_at, &b.event_key)));
         Ok(all)
@@ -322,24 +317,19 @@ impl PipelineStore for DynamoPipelineStore {
 
     async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
         let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                all.push(json::<PipelineDefinition>(item, "data")?);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        for item in &items {
+            all.push(json::<PipelineDefinition>(item, "data")?);
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
@@ -359,28 +349,23 @@ impl PipelineStore for DynamoPipelineStore {
     }
 
     async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {
-        let mut names = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(PIPELINES_BY_EVENT_KEY)
-                .key_condition_expression("eventKey = :key")
-                .expression_attribute_values(":key", s(key.as_str()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                names.push(text(item, "name")?.to_owned());
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PIPELINES_BY_EVENT_KEY)
+            .key_condition_expression("eventKey = :key")
+            .expression_attribute_values(":key", s(key.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        let mut names = items
+            .iter()
+            .map(|item| text(item, "name").map(str::to_owned))
+            .collect::<StoreResult<Vec<_>>>()?;
         names.sort();
         Ok(names)
     }
@@ -503,28 +488,21 @@ impl EventStore for DynamoEventStore {
 
     async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
         let now = Timestamp::now();
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("correlationId = :id")
-                .expression_attribute_values(":id", s(id.to_string()))
-                // The event's payload is not needed for a result.
-                .projection_expression("sk, listeners, expiresAtMs, outcome")
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("correlationId = :id")
+            .expression_attribute_values(":id", s(id.to_string()))
+            // The event's payload is not needed for a result.
+            .projection_expression("sk, listeners, expiresAtMs, outcome")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
         let Some(event) = items
             .iter()
             .find(|i| text(i, "sk").is_ok_and(|sk| sk == EVENT_SK))
