@@ -74,7 +74,7 @@ impl Gateway {
             query.flag("pollingRedirectEnabled") || parts.fields.flag("pollingRedirectEnabled");
         let received_at = Timestamp::now();
         let correlation_id = CorrelationId::generate();
-        let (origin, files, mut params) = match webhook.payload_type {
+        let (origin, files, params) = match webhook.payload_type {
             PayloadType::Ignore => (Value::Null, Vec::new(), query),
             kind => {
                 let mut params = query;
@@ -94,7 +94,7 @@ impl Gateway {
             method: head.method.as_str().to_owned(),
             content_type,
             headers: stored_headers(&head.headers),
-            params: std::mem::take(&mut params).to_json_map(SECRET_PARAMS),
+            params: params.to_json_map(SECRET_PARAMS),
             files,
         };
 
