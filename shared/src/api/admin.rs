@@ -278,18 +278,20 @@ impl Gateway {
         Ok(pipeline_json(&definition))
     }
 
+    /// The stored pipeline `name`, or 404.
+    async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
+        self.ports
+            .pipelines
+            .get_pipeline(name)
+            .await?
+            .ok_or_else(pipeline_not_found)
+    }
+
     async fn get_pipelines(&self, params: &Params) -> Result<Value, ApiError> {
         match params.get("name") {
-            Some(_) => {
-                let name = pipeline_name(params)?;
-                let found = self
-                    .ports
-                    .pipelines
-                    .get_pipeline(name)
-                    .await?
-                    .ok_or_else(pipeline_not_found)?;
-                Ok(pipeline_json(&found))
-            }
+            Some(_) => Ok(pipeline_json(
+                &self.existing_pipeline(pipeline_name(params)?).await?,
+            )),
             None => {
                 let all = self.ports.pipelines.list_pipelines().await?;
                 Ok(Value::Array(all.iter().map(pipeline_json).collect()))
@@ -299,12 +301,7 @@ impl Gateway {
 
     async fn delete_pipeline(&self, params: &Params) -> Result<Value, ApiError> {
         let name = pipeline_name(params)?;
-        let found = self
-            .ports
-            .pipelines
-            .get_pipeline(name)
-            .await?
-            .ok_or_else(pipeline_not_found)?;
+        let found = self.existing_pipeline(name).await?;
         if !self.ports.pipelines.delete_pipeline(name).await? {
             return Err(pipeline_not_found());
         }

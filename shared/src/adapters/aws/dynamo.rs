@@ -61,6 +61,47 @@ fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> StoreResu
     result.map_err(StoreError::unavailable)
 }
 
+/// The `data` JSON of the item under `key_name = key` (consistent read).
+async fn get_data<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: AttributeValue,
+) -> StoreResult<Option<T>> {
+    let found = client
+        .get_item()
+        .table_name(table)
+        .key(key_name, key)
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    found.item.map(|item| json(&item, "data")).transpose()
+}
+
+/// The `data` JSON of every item of `table` (whose `pk` starts with `prefix`, if given).
+/// A scan: only the management listings use it.
+async fn scan_data<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    prefix: Option<&str>,
+) -> StoreResult<Vec<T>> {
+    let mut scan = client.scan().table_name(table).consistent_read(true);
+    if let Some(prefix) = prefix {
+        scan = scan
+            .filter_expression("begins_with(pk, :prefix)")
+            .expression_attribute_values(":prefix", s(prefix));
+    }
+    let items: Vec<Item> = scan
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(unavailable)?;
+    items.iter().map(|item| json(item, "data")).collect()
+}
+
 /// Which items of a cancelled transaction failed their condition.
 fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<bool>> {
     match err.as_service_error() {
@@ -209,36 +250,11 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::webhook_key(token))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        found.item.map(|item| json(&item, "data")).transpose()
+        get_data(&self.client, &self.table, "pk", Self::webhook_key(token)).await
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let mut all = Vec::new();
-        let items: Vec<Item> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(pk, :prefix)")
-            .expression_attribute_values(":prefix", s("webhook#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        for item in &items {
-            all.push(json::<Webhook>(item, "data")?);
-        }
+        let mut all: Vec<Webhook> = scan_data(&self.client, &self.table, Some("webhook#")).await?;
         all.sort_by(|a, b| (a.created_at, &a.event_key).cmp(&(b.created_at, &b.event_key)));
         Ok(all)
     }
@@ -303,34 +319,11 @@ impl PipelineStore for DynamoPipelineStore {
     }
 
     async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("name", s(name))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        found.item.map(|item| json(&item, "data")).transpose()
+        get_data(&self.client, &self.table, "name", s(name)).await
     }
 
     async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
-        let mut all = Vec::new();
-        let items: Vec<Item> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
-        for item in &items {
-            all.push(json::<PipelineDefinition>(item, "data")?);
-        }
+        let mut all: Vec<PipelineDefinition> = scan_data(&self.client, &self.table, None).await?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
