@@ -85,6 +85,45 @@ pub struct Settings {
     /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
     /// its listeners per process on the receive path (default 10; 0: off).
     pub lookup_cache: Duration,
+    /// `HOOKFLOW_OUTGOING_*` and `HOOKFLOW_INVOCATION_TTL_SECONDS`: outgoing webhooks.
+    pub outgoing: OutgoingSettings,
+}
+
+/// How outgoing webhook calls are made, guarded, retried and recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingSettings {
+    /// `HOOKFLOW_OUTGOING_ALLOW`: address ranges (CIDR, comma-separated) calls may
+    /// reach although the SSRF guard would refuse them, e.g. `127.0.0.0/8`.
+    pub allow: Vec<ipnet::IpNet>,
+    /// `HOOKFLOW_OUTGOING_CONNECT_TIMEOUT_MS` (default 15000).
+    pub connect_timeout: Duration,
+    /// `HOOKFLOW_OUTGOING_TIMEOUT_MS`: the whole call, answer included (default 15000).
+    pub total_timeout: Duration,
+    /// `HOOKFLOW_OUTGOING_MAX_RESPONSE_BYTES`: largest answer read (default 1 MiB).
+    pub max_response_bytes: usize,
+    /// `HOOKFLOW_OUTGOING_RETRY_SCHEDULE`: delays before each retry of an
+    /// asynchronous delivery (default `5s,5m,30m,2h,5h,10h,10h`, as Svix).
+    pub retry_schedule: crate::outgoing::schedule::RetrySchedule,
+    /// `HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS`: how long a replaced signing secret
+    /// keeps signing alongside the new one (default 86400).
+    pub secret_grace_seconds: u64,
+    /// `HOOKFLOW_INVOCATION_TTL_SECONDS`: how long invocation records are kept
+    /// (default 259200 = 3 days, longer than the whole retry schedule).
+    pub invocation_ttl_seconds: u64,
+}
+
+impl Default for OutgoingSettings {
+    fn default() -> Self {
+        OutgoingSettings {
+            allow: Vec::new(),
+            connect_timeout: Duration::from_secs(15),
+            total_timeout: Duration::from_secs(15),
+            max_response_bytes: 1024 * 1024,
+            retry_schedule: crate::outgoing::schedule::RetrySchedule::default(),
+            secret_grace_seconds: 86_400,
+            invocation_ttl_seconds: 259_200,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -109,6 +148,7 @@ impl Default for Settings {
                 pipeline_timeout: Duration::from_millis(30_000),
             },
             lookup_cache: Duration::from_secs(10),
+            outgoing: OutgoingSettings::default(),
         }
     }
 }
@@ -224,6 +264,58 @@ impl Settings {
                     Duration::from_secs(parse_number("HOOKFLOW_LOOKUP_CACHE_SECONDS", &v, 0, 3600)?)
                 }
             },
+            outgoing: OutgoingSettings {
+                allow: match get("HOOKFLOW_OUTGOING_ALLOW") {
+                    None => Vec::new(),
+                    Some(list) => parse_cidrs(&list)?,
+                },
+                connect_timeout: millis(
+                    "HOOKFLOW_OUTGOING_CONNECT_TIMEOUT_MS",
+                    defaults.outgoing.connect_timeout,
+                    300_000,
+                )?,
+                total_timeout: millis(
+                    "HOOKFLOW_OUTGOING_TIMEOUT_MS",
+                    defaults.outgoing.total_timeout,
+                    300_000,
+                )?,
+                max_response_bytes: match get("HOOKFLOW_OUTGOING_MAX_RESPONSE_BYTES") {
+                    None => defaults.outgoing.max_response_bytes,
+                    Some(v) => parse_number(
+                        "HOOKFLOW_OUTGOING_MAX_RESPONSE_BYTES",
+                        &v,
+                        1024,
+                        64 * 1024 * 1024,
+                    )? as usize,
+                },
+                retry_schedule: match get("HOOKFLOW_OUTGOING_RETRY_SCHEDULE") {
+                    None => defaults.outgoing.retry_schedule,
+                    Some(v) => crate::outgoing::schedule::RetrySchedule::parse(&v).map_err(
+                        |problem| ConfigError {
+                            name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
+                            problem,
+                        },
+                    )?,
+                },
+                secret_grace_seconds: match get("HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS") {
+                    None => defaults.outgoing.secret_grace_seconds,
+                    Some(v) => parse_number(
+                        "HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS",
+                        &v,
+                        0,
+                        30 * 86_400,
+                    )?,
+                },
+                invocation_ttl_seconds: match get("HOOKFLOW_INVOCATION_TTL_SECONDS") {
+                    None => defaults.outgoing.invocation_ttl_seconds,
+                    Some(v) => parse_number(
+                        "HOOKFLOW_INVOCATION_TTL_SECONDS",
+                        &v,
+                        60,
+                        365 * 86_400,
+                    )?,
+                },
+            },
         };
         if settings.visibility_timeout <= settings.worker.pipeline_timeout {
             return Err(ConfigError {
@@ -233,6 +325,22 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// `127.0.0.0/8, ::1/128` → ranges; a bare address is a range of one.
+fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError {
+                    name: "HOOKFLOW_OUTGOING_ALLOW",
+                    problem: format!("{item:?} is not an address range like 127.0.0.0/8"),
+                })
+        })
+        .collect()
 }
 
 fn parse_number(name: &'static str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {

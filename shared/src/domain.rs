@@ -396,6 +396,44 @@ pub struct PipelineJob {
     pub pipeline: String,
 }
 
+/// One attempt cycle of an asynchronous outgoing-webhook call (`async: true`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryJob {
+    pub reference_id: crate::outgoing::model::ReferenceId,
+}
+
+/// One queue message. Untagged, so pipeline jobs keep the message shape they
+/// always had (`{"correlationId", "pipeline"}`) and deliveries are `{"referenceId"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Job {
+    Pipeline(PipelineJob),
+    Delivery(DeliveryJob),
+}
+
+impl Job {
+    /// The pipeline job, if this is one.
+    pub fn as_pipeline(&self) -> Option<&PipelineJob> {
+        match self {
+            Job::Pipeline(job) => Some(job),
+            Job::Delivery(_) => None,
+        }
+    }
+}
+
+impl From<PipelineJob> for Job {
+    fn from(job: PipelineJob) -> Self {
+        Job::Pipeline(job)
+    }
+}
+
+impl From<DeliveryJob> for Job {
+    fn from(job: DeliveryJob) -> Self {
+        Job::Delivery(job)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

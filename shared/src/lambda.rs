@@ -11,7 +11,7 @@ use lambda_http::Body;
 use crate::adapters::aws::{AwsClients, AwsResources};
 use crate::api::{Gateway, Ports};
 use crate::config::{ConfigError, Settings};
-use crate::domain::PipelineJob;
+use crate::domain::Job;
 use crate::pipeline::commands::Services;
 use crate::pipeline::worker::{Disposition, Worker};
 use crate::ports::JobQueue;
@@ -102,7 +102,7 @@ async fn process_message(worker: &Worker, queue: &dyn JobQueue, message: SqsMess
     let Some(job) = message
         .body
         .as_deref()
-        .and_then(|b| serde_json::from_str::<PipelineJob>(b).ok())
+        .and_then(|b| serde_json::from_str::<Job>(b).ok())
     else {
         // Reported as failed: after maxReceiveCount it rests in the dead-letter queue.
         tracing::error!(message_id = ?message.message_id, "unreadable job message");

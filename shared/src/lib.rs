@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod outgoing;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod pipeline;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineJob, PipelineOutcome,
+    CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
     ResultRecord, Token, Webhook,
 };
 use crate::error::StoreError;
+use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 
 /// Result type of every port call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -81,7 +82,8 @@ pub struct StoreThenEnqueue {
 impl EventIntake for StoreThenEnqueue {
     async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
         self.events.put_event(record).await?;
-        self.queue.send_jobs(jobs).await
+        let jobs: Vec<Job> = jobs.iter().cloned().map(Job::from).collect();
+        self.queue.send_jobs(&jobs).await
     }
 }
 
@@ -104,18 +106,19 @@ pub trait PipelineStore: Send + Sync {
 /// deleted, released, or its visibility timeout passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub job: PipelineJob,
+    pub job: Job,
     /// Names this delivery for `delete`/`release`; a redelivery gets a new one.
     pub receipt: String,
     /// How many times the job has been handed out, this time included.
     pub receive_count: u32,
 }
 
-/// At-least-once queue of pipeline jobs (SQS in AWS, a table in SQLite).
+/// At-least-once queue of pipeline jobs and outgoing deliveries (SQS in AWS, a
+/// table in SQLite).
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Enqueues the jobs; all or an error.
-    async fn send_jobs(&self, jobs: &[PipelineJob]) -> StoreResult<()>;
+    async fn send_jobs(&self, jobs: &[Job]) -> StoreResult<()>;
     /// Up to `max` visible jobs, waiting up to `wait` for the first one; each stays
     /// invisible to other receivers for `visibility`.
     async fn receive_jobs(
@@ -171,4 +174,29 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Sends one mail.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// Registered outgoing webhooks (`outgoing.put`), keyed by id.
+#[async_trait]
+pub trait OutgoingStore: Send + Sync {
+    /// Creates the registration or replaces the one with the same id.
+    async fn put_outgoing(&self, webhook: &OutgoingWebhook) -> StoreResult<()>;
+    /// The registration with this id.
+    async fn get_outgoing(&self, id: &str) -> StoreResult<Option<OutgoingWebhook>>;
+    /// All registrations, by id.
+    async fn list_outgoing(&self) -> StoreResult<Vec<OutgoingWebhook>>;
+    /// Removes the registration; false if there was none.
+    async fn delete_outgoing(&self, id: &str) -> StoreResult<bool>;
+}
+
+/// Invocation records of outgoing webhooks, dropped after their `expires_at`.
+#[async_trait]
+pub trait InvocationStore: Send + Sync {
+    /// Creates the record or replaces the one with the same reference id.
+    async fn put_invocation(&self, invocation: &Invocation) -> StoreResult<()>;
+    /// The record, if stored and not expired at the time of reading.
+    async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>>;
+    /// The unexpired records of one webhook, newest first, at most `limit`.
+    async fn list_invocations(&self, webhook_id: &str, limit: usize)
+    -> StoreResult<Vec<Invocation>>;
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::domain::{
-    CorrelationId, Event, EventKey, EventRecord, PayloadType, PipelineDefinition, PipelineJob,
-    PipelineOutcome, ResultStatus, Timestamp, Token, Webhook,
+    CorrelationId, DeliveryJob, Event, EventKey, EventRecord, Job, PayloadType, PipelineDefinition,
+    PipelineJob, PipelineOutcome, ResultStatus, Timestamp, Token, Webhook,
 };
+use crate::outgoing::ReferenceId;
 use crate::error::{Conflict, StoreError};
 use crate::ports::{EventIntake, EventStore, JobQueue, PipelineStore, Recorded, WebhookStore};
 
@@ -343,9 +344,19 @@ pub async fn pipeline_store_conformance(store: &dyn PipelineStore) {
 /// The queue must be empty when the suite starts.
 pub async fn job_queue_conformance(queue: &dyn JobQueue) {
     let short = Duration::from_millis(50);
-    let job = |p: &str| PipelineJob {
-        correlation_id: CorrelationId::generate(),
-        pipeline: p.to_owned(),
+    let job = |p: &str| {
+        Job::Pipeline(PipelineJob {
+            correlation_id: CorrelationId::generate(),
+            pipeline: p.to_owned(),
+        })
+    };
+    // Both kinds of message travel the same queue.
+    let delivery = Job::Delivery(DeliveryJob {
+        reference_id: ReferenceId::generate(),
+    });
+    let label = |job: &Job| match job {
+        Job::Pipeline(p) => p.pipeline.clone(),
+        Job::Delivery(_) => "delivery".to_owned(),
     };
     assert!(
         queue
@@ -357,7 +368,7 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
     );
     queue.send_jobs(&[]).await.expect("sending nothing is fine");
 
-    let (a, b, c) = (job("a"), job("b"), job("c"));
+    let (a, b, c) = (job("a"), job("b"), delivery.clone());
     queue
         .send_jobs(&[a.clone(), b.clone(), c.clone()])
         .await
@@ -379,10 +390,14 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
     let mut seen: Vec<String> = first
         .iter()
         .chain(&rest)
-        .map(|d| d.job.pipeline.clone())
+        .map(|d| label(&d.job))
         .collect();
     seen.sort();
-    assert_eq!(seen, ["a", "b", "c"], "every job delivered once");
+    assert_eq!(seen, ["a", "b", "delivery"], "every job delivered once");
+    assert!(
+        first.iter().chain(&rest).any(|d| d.job == delivery),
+        "a delivery job arrives as it was sent"
+    );
 
     for d in first.iter().chain(&rest) {
         queue.delete_job(&d.receipt).await.unwrap();
@@ -478,19 +493,22 @@ pub async fn event_intake_conformance(
         Some(record.clone()),
         "event stored"
     );
-    let mut queued = queue
+    let queued = queue
         .receive_jobs(10, Duration::from_secs(1), Duration::from_secs(30))
         .await
         .unwrap();
-    queued.sort_by(|x, y| x.job.pipeline.cmp(&y.job.pipeline));
-    assert_eq!(
-        queued.iter().map(|d| d.job.clone()).collect::<Vec<_>>(),
-        jobs,
-        "one job per listener"
-    );
     for d in &queued {
         queue.delete_job(&d.receipt).await.unwrap();
     }
+    let mut queued: Vec<Job> = queued.into_iter().map(|d| d.job).collect();
+    queued.sort_by_key(|j| format!("{j:?}"));
+    let mut expected: Vec<Job> = jobs.iter().cloned().map(Job::from).collect();
+    expected.sort_by_key(|j| format!("{j:?}"));
+    assert_eq!(
+        queued,
+        expected,
+        "one job per listener"
+    );
     let lonely = sample_event(&key, &[], 60_000);
     intake
         .accept(&lonely, &[])

@@ -39,10 +39,10 @@ async fn sqlite_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("reopen.db");
     let webhook = hookflow_core::testkit::sample_webhook();
-    let job = hookflow_core::domain::PipelineJob {
+    let job = hookflow_core::domain::Job::Pipeline(hookflow_core::domain::PipelineJob {
         correlation_id: hookflow_core::domain::CorrelationId::generate(),
         pipeline: "p".into(),
-    };
+    });
     {
         let store = SqliteStore::open(&path).unwrap();
         store.insert_webhook(&webhook).await.unwrap();

@@ -482,10 +482,10 @@ async fn a_redelivered_job_records_one_outcome_and_runs_once() {
 
     // The queue hands the same job out again (as SQS may): same event, same pipeline.
     let storage = server.storage().await;
-    let job = hookflow_core::domain::PipelineJob {
+    let job = hookflow_core::domain::Job::Pipeline(hookflow_core::domain::PipelineJob {
         correlation_id: hookflow_core::domain::CorrelationId::parse(&id).unwrap(),
         pipeline: "once".into(),
-    };
+    });
     storage
         .ports
         .queue

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::domain::{
-    CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineJob, PipelineOutcome,
+    CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome,
     ResultRecord, Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
@@ -178,7 +178,7 @@ impl PipelineStore for MemoryStore {
 
 struct QueuedJob {
     seq: u64,
-    job: PipelineJob,
+    job: Job,
     visible_at: Instant,
     receive_count: u32,
     receipt: Option<String>,
@@ -229,7 +229,7 @@ impl MemoryQueue {
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
-    async fn send_jobs(&self, new_jobs: &[PipelineJob]) -> StoreResult<()> {
+    async fn send_jobs(&self, new_jobs: &[Job]) -> StoreResult<()> {
         let now = Instant::now();
         {
             let mut guard = self.jobs.lock().expect("queue lock");

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::domain::{
-    CorrelationId, Event, EventKey, EventRecord, PipelineDefinition, PipelineJob, PipelineOutcome,
+    CorrelationId, Event, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
     ResultRecord, Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
@@ -568,8 +568,8 @@ impl EventRow {
     }
 }
 
-fn job_rows(jobs: &[PipelineJob]) -> StoreResult<Vec<String>> {
-    jobs.iter().map(to_json).collect()
+fn job_rows<J: Into<Job> + Clone>(jobs: &[J]) -> StoreResult<Vec<String>> {
+    jobs.iter().map(|j| to_json(&j.clone().into())).collect()
 }
 
 fn insert_jobs(c: &Connection, rows: &[String]) -> StoreResult<()> {
@@ -606,7 +606,7 @@ fn millis(d: Duration) -> i64 {
 
 #[async_trait]
 impl JobQueue for SqliteStore {
-    async fn send_jobs(&self, jobs: &[PipelineJob]) -> StoreResult<()> {
+    async fn send_jobs(&self, jobs: &[Job]) -> StoreResult<()> {
         if jobs.is_empty() {
             return Ok(());
         }

@@ -51,6 +51,8 @@ pub struct Services {
     pub mailer: Option<Arc<dyn Mailer>>,
     /// Sender of `mail.send` when the step gives no `from`.
     pub mail_from: String,
+    /// Outgoing webhooks (`webhook.send`), and the deliveries queued for them.
+    pub outgoing: Option<Arc<crate::outgoing::Outgoing>>,
 }
 
 impl Services {
@@ -73,6 +75,7 @@ impl Services {
             users: settings.users.clone(),
             mailer,
             mail_from: settings.mail_from.clone(),
+            outgoing: None,
         })
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use super::Pipeline;
 use super::commands::Services;
 use crate::api::Ports;
-use crate::domain::{PipelineJob, PipelineOutcome, Timestamp};
+use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::ports::JobQueue;
 
@@ -57,8 +57,23 @@ impl Worker {
         }
     }
 
-    /// Processes one delivery of `job`; `attempt` counts deliveries, from 1.
-    pub async fn process(&self, job: &PipelineJob, attempt: u32) -> Disposition {
+    /// Processes one queue message; `attempt` counts its deliveries, from 1.
+    pub async fn process(&self, job: &Job, attempt: u32) -> Disposition {
+        match job {
+            Job::Pipeline(job) => self.run_pipeline(job, attempt).await,
+            Job::Delivery(delivery) => match &self.services.outgoing {
+                Some(outgoing) => outgoing.deliver(&delivery.reference_id).await,
+                None => {
+                    // Only a misconfigured deployment gets here; keep the message.
+                    tracing::error!("a delivery job arrived but outgoing webhooks are not set up");
+                    Disposition::RetryAfter(STORE_RETRY)
+                }
+            },
+        }
+    }
+
+    /// Runs one pipeline for one event; `attempt` counts deliveries, from 1.
+    async fn run_pipeline(&self, job: &PipelineJob, attempt: u32) -> Disposition {
         let id = job.correlation_id;
         match self.ports.events.get_result(&id).await {
             Err(err) => return store_failed(&err),

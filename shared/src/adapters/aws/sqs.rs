@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use crate::domain::PipelineJob;
+use crate::domain::Job;
 use crate::error::StoreError;
 use crate::ports::{Delivery, JobQueue, StoreResult};
 
@@ -38,7 +38,7 @@ fn whole_seconds(d: Duration, max: u64) -> i32 {
 
 #[async_trait]
 impl JobQueue for SqsJobQueue {
-    async fn send_jobs(&self, jobs: &[PipelineJob]) -> StoreResult<()> {
+    async fn send_jobs(&self, jobs: &[Job]) -> StoreResult<()> {
         for chunk in jobs.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, job) in chunk.iter().enumerate() {
@@ -93,7 +93,7 @@ impl JobQueue for SqsJobQueue {
         let mut deliveries = Vec::new();
         for message in received.messages.unwrap_or_default() {
             let receipt = message.receipt_handle.clone().unwrap_or_default();
-            match message.body().map(serde_json::from_str::<PipelineJob>) {
+            match message.body().map(serde_json::from_str::<Job>) {
                 Some(Ok(job)) => deliveries.push(Delivery {
                     job,
                     receipt,

@@ -1,0 +1,23 @@
+//! Outgoing webhooks (seeds/004): a registry of external endpoints that the API
+//! (`webhook.send`) and pipelines (`webhook.send` step) call, with an invocation
+//! record per call, Standard Webhooks signatures, an SSRF guard and retried
+//! asynchronous deliveries.
+//!
+//! - [`model`]: the stored registration and invocation records.
+//! - [`registry`]: validation of `outgoing.put` and of a trigger against a registration.
+//! - [`signing`]: Standard Webhooks signatures.
+//! - [`guard`]: which addresses calls may reach.
+//! - [`transport`]: the port that makes one HTTP call, and its guarded HTTP adapter.
+//! - [`service`]: trigger, send, record, retry: what both callers share.
+
+pub mod guard;
+pub mod model;
+pub mod registry;
+pub mod schedule;
+pub mod service;
+pub mod signing;
+pub mod transport;
+
+pub use model::{Invocation, OutgoingWebhook, ReferenceId};
+pub use service::Outgoing;
+
