@@ -507,7 +507,7 @@ async fn a_redelivered_job_records_one_outcome_and_runs_once() {
     let result = storage
         .ports
         .events
-        .get_result(&job.correlation_id)
+        .get_result(&job.as_pipeline().unwrap().correlation_id)
         .await
         .unwrap()
         .unwrap();
