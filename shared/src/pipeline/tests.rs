@@ -32,6 +32,7 @@ fn services(mailer: Arc<RecordingMailer>) -> Services {
         users: Users::parse("mailer=mail.send").unwrap(),
         mailer: Some(mailer),
         mail_from: "hookflow@localhost".into(),
+        outgoing: None,
     }
 }
 
@@ -144,6 +145,7 @@ async fn mail_failures_are_transient_or_permanent() {
         users: Users::default(),
         mailer: None,
         mail_from: "a@b".into(),
+        outgoing: None,
     };
     assert_eq!(
         p.run(event("x"), &no_mailer).await.unwrap_err().code,
