@@ -19,8 +19,9 @@ pub struct CommandArgs {
     /// The admin token; when unset, the one `serve` keeps in `--data-dir` is used.
     #[arg(long, env = "HOOKFLOW_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Send this file as the request body (e.g. a pipeline's YAML for `pipeline.put`);
-    /// the parameters then go in the query string.
+    /// Send this file as the request body (a pipeline's YAML for `pipeline.put`, a
+    /// `.json` file for `outgoing.put` or `webhook.send`); the parameters then go in
+    /// the query string.
     #[arg(long, short = 'f')]
     body_file: Option<PathBuf>,
     /// Where a local `serve` keeps its generated admin token.
@@ -57,9 +58,15 @@ pub async fn run(args: CommandArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let body =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            // JSON for registrations and triggers (`outgoing.put`, `webhook.send`),
+            // YAML for pipelines.
+            let content_type = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => "application/json",
+                _ => "application/yaml",
+            };
             request
                 .query(&form)
-                .header("content-type", "application/yaml")
+                .header("content-type", content_type)
                 .body(body)
         }
         None => request.form(&form),

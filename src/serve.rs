@@ -142,7 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The pipeline worker over `ports`, with the mail server of the settings.
 fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker>> {
-    let services = Arc::new(Services::from_settings(settings)?);
+    let services = Arc::new(Services::from_settings(settings, ports)?);
     Ok(Arc::new(Worker::new(
         ports.clone(),
         services,

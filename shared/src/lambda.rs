@@ -46,7 +46,7 @@ impl FunctionContext {
 
     /// The pipeline worker and the queue it acknowledges on.
     pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
-        let services = Services::from_settings(&self.settings)?;
+        let services = Services::from_settings(&self.settings, &self.ports)?;
         let queue = self.ports.queue.clone();
         Ok((
             Worker::new(self.ports, Arc::new(services), self.settings.worker),

@@ -13,9 +13,15 @@ use crate::domain::{
     CorrelationId, DeliveryJob, Event, EventKey, EventRecord, Job, PayloadType, PipelineDefinition,
     PipelineJob, PipelineOutcome, ResultStatus, Timestamp, Token, Webhook,
 };
-use crate::outgoing::ReferenceId;
 use crate::error::{Conflict, StoreError};
-use crate::ports::{EventIntake, EventStore, JobQueue, PipelineStore, Recorded, WebhookStore};
+use crate::outgoing::model::{
+    Attempt, Invocation, InvocationState, OutgoingWebhook, PayloadEncoding, PendingSend,
+    ReferenceId, RequestSummary, SecretText, SigningSecret,
+};
+use crate::ports::{
+    EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, Recorded,
+    WebhookStore,
+};
 
 fn unique_key(prefix: &str) -> EventKey {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
@@ -387,11 +393,7 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 1, "in-flight jobs are invisible");
-    let mut seen: Vec<String> = first
-        .iter()
-        .chain(&rest)
-        .map(|d| label(&d.job))
-        .collect();
+    let mut seen: Vec<String> = first.iter().chain(&rest).map(|d| label(&d.job)).collect();
     seen.sort();
     assert_eq!(seen, ["a", "b", "delivery"], "every job delivered once");
     assert!(
@@ -504,11 +506,7 @@ pub async fn event_intake_conformance(
     queued.sort_by_key(|j| format!("{j:?}"));
     let mut expected: Vec<Job> = jobs.iter().cloned().map(Job::from).collect();
     expected.sort_by_key(|j| format!("{j:?}"));
-    assert_eq!(
-        queued,
-        expected,
-        "one job per listener"
-    );
+    assert_eq!(queued, expected, "one job per listener");
     let lonely = sample_event(&key, &[], 60_000);
     intake
         .accept(&lonely, &[])
@@ -527,5 +525,265 @@ pub async fn event_intake_conformance(
             Err(StoreError::Conflict(Conflict::AlreadyExists))
         ),
         "an id is accepted once"
+    );
+}
+
+/// A registration named `id` with every optional part filled in: pre-filled and
+/// trigger-settable headers, a rotating secret, a schema, query parameters.
+pub fn sample_outgoing(id: &str) -> OutgoingWebhook {
+    let now = Timestamp::now();
+    OutgoingWebhook {
+        id: id.to_owned(),
+        url: format!("https://hooks.example.com/{id}?fixed=1"),
+        method: "POST".into(),
+        headers: BTreeMap::from([
+            (
+                "authorization".to_string(),
+                SecretText::new("Bearer s3cr3t"),
+            ),
+            ("x-tenant".to_string(), SecretText::new("")),
+        ]),
+        query_params: vec!["page".into(), "lang".into()],
+        payload_encoding: PayloadEncoding::Base64,
+        schema: Some(json!({
+            "type": "object",
+            "required": ["orderId"],
+            "properties": {"orderId": {"type": "string"}, "amount": {"type": "integer"}}
+        })),
+        secrets: vec![
+            SigningSecret {
+                value: SecretText::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                retires_at: None,
+            },
+            SigningSecret {
+                value: SecretText::new("whsec_b2xkIHNlY3JldCBvZiB0aGUgcm90YXRpb24="),
+                retires_at: Some(now.plus_seconds(86_400)),
+            },
+        ],
+        enabled: false,
+        disabled_reason: Some("endpoint answered 410 Gone".into()),
+        description: Some("conformance".into()),
+        created_at: now,
+        updated_at: Timestamp(now.0 + 1),
+    }
+}
+
+/// An asynchronous invocation of `webhook_id` still waiting for its next
+/// attempt: one failed attempt, a pending body, an answer in `data`.
+pub fn sample_invocation(
+    webhook_id: &str,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+) -> Invocation {
+    Invocation {
+        reference_id: ReferenceId::generate(),
+        webhook_id: webhook_id.to_owned(),
+        caller: "pipeline:orders".into(),
+        correlation_id: Some(CorrelationId::generate().to_string()),
+        asynchronous: true,
+        created_at,
+        updated_at: created_at,
+        expires_at,
+        request: RequestSummary {
+            method: "POST".into(),
+            url: "https://hooks.example.com/orders".into(),
+            query_params: vec!["page".into()],
+            headers: vec!["content-type".into(), "webhook-id".into()],
+            body_bytes: 5,
+            content_type: Some("application/octet-stream".into()),
+            signed: true,
+        },
+        state: InvocationState::Processing,
+        status: 503,
+        error: true,
+        error_message: Some("endpoint answered 503".into()),
+        data: json!({"retry": true, "detail": ["busy", 1, null]}),
+        duration_ms: 12,
+        attempts: vec![Attempt {
+            at: created_at,
+            status: 503,
+            duration_ms: 12,
+            error_message: Some("endpoint answered 503".into()),
+        }],
+        next_attempt_at: Some(Timestamp(created_at.0 + 5_000)),
+        pending: Some(PendingSend {
+            // Not UTF-8: the body survives as bytes.
+            body: vec![0, 1, 0xfe, 0xff, b'x'],
+            content_type: Some("application/octet-stream".into()),
+            headers: BTreeMap::from([("x-trigger".to_string(), SecretText::new("t0k3n"))]),
+            query: vec![("page".into(), "2".into()), ("page".into(), "3".into())],
+        }),
+    }
+}
+
+/// The rules of [`OutgoingStore`].
+pub async fn outgoing_store_conformance(store: &dyn OutgoingStore) {
+    let id = |n: &str| format!("{n}-{}", uuid::Uuid::new_v4().simple());
+    let (a, b) = (sample_outgoing(&id("b")), sample_outgoing(&id("a")));
+    store.put_outgoing(&a).await.expect("put a");
+    store.put_outgoing(&b).await.expect("put b");
+    assert_eq!(
+        store.get_outgoing(&a.id).await.unwrap(),
+        Some(a.clone()),
+        "a registration round-trips exactly"
+    );
+    assert_eq!(
+        store.get_outgoing(&id("none")).await.unwrap(),
+        None,
+        "unknown registration"
+    );
+
+    let mut a2 = a.clone();
+    a2.url = "https://other.example.com/hook".into();
+    a2.method = "PUT".into();
+    a2.headers.clear();
+    a2.query_params.clear();
+    a2.payload_encoding = PayloadEncoding::Json;
+    a2.schema = None;
+    a2.secrets.truncate(1);
+    a2.enabled = true;
+    a2.disabled_reason = None;
+    a2.description = None;
+    a2.updated_at = Timestamp(a.updated_at.0 + 1_000);
+    store.put_outgoing(&a2).await.expect("put a again");
+    assert_eq!(
+        store.get_outgoing(&a.id).await.unwrap(),
+        Some(a2.clone()),
+        "put replaces"
+    );
+
+    let listed = store.list_outgoing().await.unwrap();
+    assert!(
+        listed.windows(2).all(|w| w[0].id < w[1].id),
+        "list is sorted by id, one entry per id"
+    );
+    assert!(listed.contains(&a2), "list holds the replaced registration");
+    assert!(listed.contains(&b), "list holds every registration");
+    assert!(
+        !listed.contains(&a),
+        "list no longer holds the replaced version"
+    );
+
+    assert!(
+        store.delete_outgoing(&a.id).await.unwrap(),
+        "delete existing"
+    );
+    assert_eq!(
+        store.get_outgoing(&a.id).await.unwrap(),
+        None,
+        "gone after delete"
+    );
+    assert!(!store.delete_outgoing(&a.id).await.unwrap(), "delete twice");
+    assert!(
+        !store
+            .list_outgoing()
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.id == a.id),
+        "a deleted registration is not listed"
+    );
+    assert_eq!(
+        store.get_outgoing(&b.id).await.unwrap(),
+        Some(b.clone()),
+        "deleting one leaves the others"
+    );
+    store.delete_outgoing(&b.id).await.unwrap();
+}
+
+/// The rules of [`InvocationStore`].
+pub async fn invocation_store_conformance(store: &dyn InvocationStore) {
+    let webhook = format!("orders-{}", uuid::Uuid::new_v4().simple());
+    let other = format!("billing-{}", uuid::Uuid::new_v4().simple());
+    let now = Timestamp::now();
+    let later = Timestamp(now.0 + 600_000);
+    let at = |offset_ms: i64| Timestamp(now.0 - 60_000 + offset_ms);
+    let first = sample_invocation(&webhook, at(0), later);
+    let second = sample_invocation(&webhook, at(1_000), later);
+    let third = sample_invocation(&webhook, at(2_000), later);
+    let elsewhere = sample_invocation(&other, at(3_000), later);
+    // The newest of all, but past its TTL.
+    let expired = sample_invocation(&webhook, at(4_000), Timestamp(now.0 - 1));
+    for invocation in [&second, &elsewhere, &first, &expired, &third] {
+        store.put_invocation(invocation).await.expect("put");
+    }
+
+    assert_eq!(
+        store.get_invocation(&first.reference_id).await.unwrap(),
+        Some(first.clone()),
+        "an invocation round-trips exactly (pending body, attempts, data)"
+    );
+    assert_eq!(
+        store
+            .get_invocation(&ReferenceId::generate())
+            .await
+            .unwrap(),
+        None,
+        "unknown invocation"
+    );
+    assert_eq!(
+        store.get_invocation(&expired.reference_id).await.unwrap(),
+        None,
+        "an expired invocation is gone on read"
+    );
+
+    let mut done = first.clone();
+    done.state = InvocationState::Succeeded;
+    done.status = 200;
+    done.error = false;
+    done.error_message = None;
+    done.data = json!("accepted");
+    done.duration_ms = 40;
+    done.attempts.push(Attempt {
+        at: Timestamp(first.created_at.0 + 5_000),
+        status: 200,
+        duration_ms: 40,
+        error_message: None,
+    });
+    done.next_attempt_at = None;
+    done.pending = None;
+    done.updated_at = Timestamp(first.created_at.0 + 5_040);
+    store.put_invocation(&done).await.expect("put again");
+    assert_eq!(
+        store.get_invocation(&first.reference_id).await.unwrap(),
+        Some(done.clone()),
+        "put replaces (state change)"
+    );
+
+    assert_eq!(
+        store.list_invocations(&webhook, 10).await.unwrap(),
+        vec![third.clone(), second.clone(), done.clone()],
+        "one webhook's unexpired invocations, newest first"
+    );
+    assert_eq!(
+        store.list_invocations(&webhook, 2).await.unwrap(),
+        vec![third.clone(), second.clone()],
+        "at most limit, the newest"
+    );
+    assert_eq!(
+        store.list_invocations(&webhook, 1).await.unwrap(),
+        vec![third.clone()],
+        "an expired newer record does not take a place"
+    );
+    assert!(
+        store
+            .list_invocations(&webhook, 0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "limit 0"
+    );
+    assert_eq!(
+        store.list_invocations(&other, 10).await.unwrap(),
+        vec![elsewhere.clone()],
+        "only that webhook's invocations"
+    );
+    assert!(
+        store
+            .list_invocations(&format!("none-{}", uuid::Uuid::new_v4().simple()), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a webhook without invocations"
     );
 }

@@ -138,7 +138,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
         smtp_url: smtp.map(str::to_owned),
         ..Settings::default()
     };
-    let services = Services::from_settings(&settings).unwrap();
+    let services = Services::from_settings(&settings, &ports).unwrap();
     let retry = WorkerSettings {
         max_attempts: 3,
         retry_base: Duration::from_millis(10),

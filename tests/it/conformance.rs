@@ -2,8 +2,9 @@
 
 use hookflow_core::adapters::{MemoryQueue, MemoryStore, SqliteStore};
 use hookflow_core::testkit::{
-    event_intake_conformance, event_store_conformance, job_queue_conformance,
-    pipeline_store_conformance, webhook_store_conformance,
+    event_intake_conformance, event_store_conformance, invocation_store_conformance,
+    job_queue_conformance, outgoing_store_conformance, pipeline_store_conformance,
+    webhook_store_conformance,
 };
 
 #[tokio::test]
@@ -12,6 +13,8 @@ async fn memory_adapters() {
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
     pipeline_store_conformance(&store).await;
+    outgoing_store_conformance(&store).await;
+    invocation_store_conformance(&store).await;
     let queue = std::sync::Arc::new(MemoryQueue::new());
     job_queue_conformance(queue.as_ref()).await;
     let store = std::sync::Arc::new(store);
@@ -29,6 +32,8 @@ async fn sqlite_adapter() {
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
     pipeline_store_conformance(&store).await;
+    outgoing_store_conformance(&store).await;
+    invocation_store_conformance(&store).await;
     job_queue_conformance(&store).await;
     event_intake_conformance(&store, &store, &store).await;
 }
@@ -66,6 +71,59 @@ async fn sqlite_data_survives_reopening() {
 }
 
 #[tokio::test]
+async fn sqlite_outgoing_data_survives_reopening() {
+    use hookflow_core::ports::{InvocationStore, OutgoingStore};
+    use hookflow_core::testkit::{sample_invocation, sample_outgoing};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reopen-outgoing.db");
+    let now = hookflow_core::domain::Timestamp::now();
+    let webhook = sample_outgoing("orders");
+    let invocation = sample_invocation("orders", now, now.plus_seconds(600));
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_outgoing(&webhook).await.unwrap();
+        store.put_invocation(&invocation).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_outgoing("orders").await.unwrap(), Some(webhook));
+    assert_eq!(
+        store
+            .get_invocation(&invocation.reference_id)
+            .await
+            .unwrap(),
+        Some(invocation)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_purges_expired_invocations() {
+    use hookflow_core::domain::Timestamp;
+    use hookflow_core::ports::InvocationStore;
+    use hookflow_core::testkit::sample_invocation;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("purge-invocations.db")).unwrap();
+    let now = Timestamp::now();
+    let old = sample_invocation("orders", Timestamp(now.0 - 20), Timestamp(now.0 - 10));
+    let fresh = sample_invocation("orders", now, now.plus_seconds(60));
+    store.put_invocation(&old).await.unwrap();
+    store.put_invocation(&fresh).await.unwrap();
+    assert_eq!(
+        store.purge_expired(Timestamp::now()).await.unwrap(),
+        1,
+        "the expired invocation is deleted"
+    );
+    assert_eq!(
+        store.purge_expired(Timestamp::now()).await.unwrap(),
+        0,
+        "and only that one"
+    );
+    assert_eq!(
+        store.list_invocations("orders", 10).await.unwrap(),
+        vec![fresh]
+    );
+}
+
+#[tokio::test]
 async fn sqlite_purges_expired_events_only() {
     use hookflow_core::ports::EventStore;
     let dir = tempfile::tempdir().unwrap();
@@ -95,8 +153,8 @@ async fn sqlite_purges_expired_events_only() {
 #[tokio::test]
 async fn aws_adapters_on_moto() {
     use hookflow_core::adapters::aws::{
-        AwsClients, DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore, SqsJobQueue,
-        provision,
+        AwsClients, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
+        DynamoPipelineStore, DynamoWebhookStore, SqsJobQueue, provision,
     };
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
@@ -119,6 +177,11 @@ async fn aws_adapters_on_moto() {
     webhook_store_conformance(&webhooks).await;
     event_store_conformance(events.as_ref()).await;
     pipeline_store_conformance(&pipelines).await;
+    let outgoing = DynamoOutgoingStore::new(clients.dynamodb.clone(), &resources.outgoing_table);
+    outgoing_store_conformance(&outgoing).await;
+    let invocations =
+        DynamoInvocationStore::new(clients.dynamodb.clone(), &resources.invocations_table);
+    invocation_store_conformance(&invocations).await;
     job_queue_conformance(queue.as_ref()).await;
     let intake = hookflow_core::ports::StoreThenEnqueue {
         events: events.clone(),

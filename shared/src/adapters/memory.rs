@@ -9,12 +9,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::domain::{
-    CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome,
-    ResultRecord, Timestamp, Token, Webhook,
+    CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome, ResultRecord,
+    Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
+use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{
-    Delivery, EventStore, JobQueue, PipelineStore, Recorded, StoreResult, WebhookStore,
+    Delivery, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, Recorded,
+    StoreResult, WebhookStore,
 };
 
 #[derive(Default)]
@@ -23,9 +25,12 @@ struct Tables {
     events: HashMap<CorrelationId, EventRecord>,
     outcomes: HashMap<CorrelationId, BTreeMap<String, PipelineOutcome>>,
     pipelines: BTreeMap<String, PipelineDefinition>,
+    outgoing: BTreeMap<String, OutgoingWebhook>,
+    invocations: HashMap<ReferenceId, Invocation>,
 }
 
-/// Webhooks, events and pipelines in one process's memory.
+/// Webhooks, events, pipelines, outgoing webhooks and their invocations in one
+/// process's memory.
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
@@ -173,6 +178,66 @@ impl PipelineStore for MemoryStore {
             .filter(|p| &p.listens_to == key)
             .map(|p| p.name.clone())
             .collect())
+    }
+}
+
+#[async_trait]
+impl OutgoingStore for MemoryStore {
+    async fn put_outgoing(&self, webhook: &OutgoingWebhook) -> StoreResult<()> {
+        self.tables()
+            .outgoing
+            .insert(webhook.id.clone(), webhook.clone());
+        Ok(())
+    }
+
+    async fn get_outgoing(&self, id: &str) -> StoreResult<Option<OutgoingWebhook>> {
+        Ok(self.tables().outgoing.get(id).cloned())
+    }
+
+    async fn list_outgoing(&self) -> StoreResult<Vec<OutgoingWebhook>> {
+        Ok(self.tables().outgoing.values().cloned().collect())
+    }
+
+    async fn delete_outgoing(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.tables().outgoing.remove(id).is_some())
+    }
+}
+
+#[async_trait]
+impl InvocationStore for MemoryStore {
+    async fn put_invocation(&self, invocation: &Invocation) -> StoreResult<()> {
+        self.tables()
+            .invocations
+            .insert(invocation.reference_id, invocation.clone());
+        Ok(())
+    }
+
+    async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>> {
+        let now = Timestamp::now();
+        Ok(self
+            .tables()
+            .invocations
+            .get(id)
+            .filter(|i| !i.is_expired(now))
+            .cloned())
+    }
+
+    async fn list_invocations(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Invocation>> {
+        let now = Timestamp::now();
+        let mut found: Vec<Invocation> = self
+            .tables()
+            .invocations
+            .values()
+            .filter(|i| i.webhook_id == webhook_id && !i.is_expired(now))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.created_at, b.reference_id).cmp(&(a.created_at, a.reference_id)));
+        found.truncate(limit);
+        Ok(found)
     }
 }
 

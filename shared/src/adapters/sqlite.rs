@@ -18,12 +18,14 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::domain::{
-    CorrelationId, Event, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
-    ResultRecord, Timestamp, Token, Webhook,
+    CorrelationId, Event, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob,
+    PipelineOutcome, ResultRecord, Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
+use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{
-    Delivery, EventIntake, EventStore, JobQueue, PipelineStore, Recorded, StoreResult, WebhookStore,
+    Delivery, EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
+    Recorded, StoreResult, WebhookStore,
 };
 
 const SCHEMA: &str = "
@@ -60,6 +62,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     data          TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_visibility ON jobs(visible_at, id);
+CREATE TABLE IF NOT EXISTS outgoing_webhooks (
+    id  TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invocations (
+    reference_id TEXT PRIMARY KEY,
+    webhook_id   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    doc          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invocations_by_webhook ON invocations(webhook_id, created_at);
+CREATE INDEX IF NOT EXISTS invocations_by_expiry ON invocations(expires_at);
 ";
 
 /// Most writes committed in one transaction.
@@ -195,7 +210,8 @@ impl SqliteStore {
         f(&conn).map_err(StoreError::unavailable)
     }
 
-    /// Deletes events (and their outcomes) past their expiry; returns how many.
+    /// Deletes events (and their outcomes) and invocation records past their
+    /// expiry; returns how many events and invocations went.
     /// Reads already ignore them; this only reclaims space.
     pub async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write_with(Durability::Relaxed, move |c| {
@@ -204,7 +220,10 @@ impl SqliteStore {
                    (SELECT correlation_id FROM events WHERE expires_at <= ?1)",
                 [now.0],
             )?;
-            Ok(c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?)
+            let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?;
+            let invocations =
+                c.execute("DELETE FROM invocations WHERE expires_at <= ?1", [now.0])?;
+            Ok(events + invocations)
         })
         .await
     }
@@ -532,6 +551,99 @@ impl PipelineStore for SqliteStore {
             c.prepare_cached("SELECT name FROM pipelines WHERE listens_to = ?1 ORDER BY name")?
                 .query_map([key.as_str()], |r| r.get(0))?
                 .collect()
+        })
+    }
+}
+
+#[async_trait]
+impl OutgoingStore for SqliteStore {
+    async fn put_outgoing(&self, webhook: &OutgoingWebhook) -> StoreResult<()> {
+        let id = webhook.id.clone();
+        let doc = to_json(webhook)?;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO outgoing_webhooks (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+            )?
+            .execute(params![id, doc])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_outgoing(&self, id: &str) -> StoreResult<Option<OutgoingWebhook>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT doc FROM outgoing_webhooks WHERE id = ?1")?
+                .query_row([id], |r| from_json(&r.get::<_, String>(0)?))
+                .optional()
+        })
+    }
+
+    async fn list_outgoing(&self) -> StoreResult<Vec<OutgoingWebhook>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT doc FROM outgoing_webhooks ORDER BY id")?
+                .query_map([], |r| from_json(&r.get::<_, String>(0)?))?
+                .collect()
+        })
+    }
+
+    async fn delete_outgoing(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |c| Ok(c.execute("DELETE FROM outgoing_webhooks WHERE id = ?1", [id])? > 0))
+            .await
+    }
+}
+
+#[async_trait]
+impl InvocationStore for SqliteStore {
+    async fn put_invocation(&self, invocation: &Invocation) -> StoreResult<()> {
+        let id = invocation.reference_id.to_string();
+        let webhook_id = invocation.webhook_id.clone();
+        let (created_at, expires_at) = (invocation.created_at.0, invocation.expires_at.0);
+        let doc = to_json(invocation)?;
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO invocations (reference_id, webhook_id, created_at, expires_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(reference_id) DO UPDATE SET webhook_id = excluded.webhook_id,
+                   created_at = excluded.created_at, expires_at = excluded.expires_at,
+                   doc = excluded.doc",
+            )?
+            .execute(params![id, webhook_id, created_at, expires_at, doc])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>> {
+        let now = Timestamp::now().0;
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT doc FROM invocations WHERE reference_id = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![id.to_string(), now], |r| {
+                from_json(&r.get::<_, String>(0)?)
+            })
+            .optional()
+        })
+    }
+
+    async fn list_invocations(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Invocation>> {
+        let now = Timestamp::now().0;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT doc FROM invocations WHERE webhook_id = ?1 AND expires_at > ?2
+                 ORDER BY created_at DESC, reference_id DESC LIMIT ?3",
+            )?
+            .query_map(params![webhook_id, now, limit], |r| {
+                from_json(&r.get::<_, String>(0)?)
+            })?
+            .collect()
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Management commands (`webhook.*`, `pipeline.*`), behind the admin bearer token.
+//! Management commands (`webhook.*`, `pipeline.*`, `outgoing.*`, `invocation.get`),
+//! behind the admin bearer token.
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
@@ -38,22 +39,29 @@ impl Gateway {
         let (head, body) = req.into_parts();
         let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
         let receive_url = self.receive_url(&head.headers);
-        let value = match name {
-            "webhook.put" => self.put_webhook(&params, &receive_url).await?,
-            "webhook.get" => self.get_webhooks(&params, &receive_url).await?,
-            "webhook.delete" => self.delete_webhook(&params, &receive_url).await?,
-            "pipeline.put" => self.put_pipeline(&params, &head.headers, &body).await?,
-            "pipeline.get" => self.get_pipelines(&params).await?,
-            "pipeline.delete" => self.delete_pipeline(&params).await?,
+        let ok = StatusCode::OK;
+        let (status, value) = match name {
+            "webhook.put" => (ok, self.put_webhook(&params, &receive_url).await?),
+            "webhook.get" => (ok, self.get_webhooks(&params, &receive_url).await?),
+            "webhook.delete" => (ok, self.delete_webhook(&params, &receive_url).await?),
+            "webhook.send" => self.send_outgoing(&params, &head.headers, &body).await?,
+            "pipeline.put" => (ok, self.put_pipeline(&params, &head.headers, &body).await?),
+            "pipeline.get" => (ok, self.get_pipelines(&params).await?),
+            "pipeline.delete" => (ok, self.delete_pipeline(&params).await?),
+            "outgoing.put" => self.put_outgoing(&params, &head.headers, &body).await?,
+            "outgoing.get" => (ok, self.get_outgoing(&params).await?),
+            "outgoing.delete" => (ok, self.delete_outgoing(&params).await?),
+            "invocation.get" => (ok, self.get_invocations(&params).await?),
             _ => {
                 return Err(ApiError::not_found(
                     "unknown_command",
                     "no such command; the commands are webhook.put, webhook.get, webhook.delete, webhook.receive, \
-                     pipeline.put, pipeline.get and pipeline.delete",
+                     webhook.send, pipeline.put, pipeline.get, pipeline.delete, outgoing.put, outgoing.get, \
+                     outgoing.delete and invocation.get",
                 ));
             }
         };
-        Ok(json_response(StatusCode::OK, &value))
+        Ok(json_response(status, &value))
     }
 
     /// Checks `Authorization: Bearer <admin token>`. Both sides are hashed first so

@@ -5,6 +5,7 @@
 //! No route logic lives anywhere else.
 
 mod admin;
+mod outgoing;
 mod params;
 mod receive;
 mod result;
@@ -19,8 +20,10 @@ use serde_json::Value;
 use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore, SqliteStore};
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::outgoing::Outgoing;
 use crate::ports::{
-    EventIntake, EventStore, JobQueue, PipelineStore, ResultSignal, StoreThenEnqueue, WebhookStore,
+    EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, ResultSignal,
+    StoreThenEnqueue, WebhookStore,
 };
 
 /// Path of the receive command, as PIPEFORCE documents it.
@@ -43,6 +46,10 @@ pub struct Ports {
     pub pipelines: Arc<dyn PipelineStore>,
     pub queue: Arc<dyn JobQueue>,
     pub signal: Arc<dyn ResultSignal>,
+    /// Registered outgoing webhooks.
+    pub outgoing: Arc<dyn OutgoingStore>,
+    /// Invocation records of outgoing webhooks.
+    pub invocations: Arc<dyn InvocationStore>,
 }
 
 impl Ports {
@@ -53,6 +60,8 @@ impl Ports {
             events: store.clone(),
             intake: store.clone(),
             pipelines: store.clone(),
+            outgoing: store.clone(),
+            invocations: store.clone(),
             queue: store,
             signal: Arc::new(LocalSignal::new()),
         }
@@ -69,7 +78,9 @@ impl Ports {
                 events: store.clone(),
                 queue: queue.clone(),
             }),
-            pipelines: store,
+            pipelines: store.clone(),
+            outgoing: store.clone(),
+            invocations: store,
             queue,
             signal: Arc::new(LocalSignal::new()),
         }
@@ -80,12 +91,23 @@ impl Ports {
 pub struct Gateway {
     ports: Ports,
     settings: Settings,
+    outgoing: Arc<Outgoing>,
 }
 
 impl Gateway {
     /// A gateway over `ports` configured by `settings`.
     pub fn new(ports: Ports, settings: Settings) -> Self {
-        Gateway { ports, settings }
+        let outgoing = Arc::new(Outgoing::new(&ports, &settings.outgoing));
+        Gateway {
+            ports,
+            settings,
+            outgoing,
+        }
+    }
+
+    /// The outgoing-webhook service this gateway triggers through.
+    pub fn outgoing(&self) -> &Arc<Outgoing> {
+        &self.outgoing
     }
 
     /// The settings in force.

@@ -1,26 +1,450 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::guard::Guard;
+use super::model::{
+    Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
+};
+use super::registry::{self, Trigger};
+use super::schedule::MAX_DELAY;
+use super::transport::{
+    CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport,
+};
+use crate::api::Ports;
 use crate::config::OutgoingSettings;
+use crate::domain::{DeliveryJob, Job, Timestamp};
+use crate::error::{ApiError, StoreError};
 use crate::pipeline::worker::Disposition;
 use crate::ports::{InvocationStore, JobQueue, OutgoingStore};
 
-use super::model::ReferenceId;
-use super::transport::Transport;
+/// Who triggered a call; recorded in the invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The management API (`/api/v3/command/webhook.send`).
+    Admin,
+    /// A pipeline's `webhook.send` step, running for the event `correlation_id`.
+    Pipeline {
+        name: String,
+        correlation_id: String,
+    },
+}
+
+impl Caller {
+    fn label(&self) -> String {
+        match self {
+            Caller::Admin => "admin".into(),
+            Caller::Pipeline { name, .. } => format!("pipeline:{name}"),
+        }
+    }
+}
+
+/// The answer of `webhook.send`: `{referenceId, status, data, error}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendAnswer {
+    pub reference_id: ReferenceId,
+    /// The endpoint's status, 0 when it gave none; `None` while an asynchronous
+    /// delivery is under way (shown as `"processing"`).
+    pub status: Option<u16>,
+    pub data: Value,
+    pub error: bool,
+}
+
+impl SendAnswer {
+    /// The JSON the API returns and a pipeline step puts into its body.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "referenceId": self.reference_id.to_string(),
+            "status": self.status.map_or(Value::from("processing"), Value::from),
+            "data": self.data,
+            "error": self.error,
+        })
+    }
+
+    fn from_record(record: &Invocation) -> Self {
+        SendAnswer {
+            reference_id: record.reference_id,
+            status: (record.state != InvocationState::Processing || !record.asynchronous)
+                .then_some(record.status),
+            data: record.data.clone(),
+            error: record.error,
+        }
+    }
+}
+
+/// How one attempt ended.
+struct AttemptOutcome {
+    attempt: Attempt,
+    data: Value,
+    /// The endpoint asked to wait this long before the next try (`Retry-After`).
+    retry_after: Option<Duration>,
+}
+
+impl AttemptOutcome {
+    fn succeeded(&self) -> bool {
+        (200..300).contains(&self.attempt.status)
+    }
+
+    fn gone(&self) -> bool {
+        self.attempt.status == 410
+    }
+}
 
 /// The outgoing-webhook service over its ports.
 pub struct Outgoing {
-    pub(crate) registry: Arc<dyn OutgoingStore>,
-    pub(crate) invocations: Arc<dyn InvocationStore>,
-    pub(crate) queue: Arc<dyn JobQueue>,
-    pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) settings: OutgoingSettings,
+    registry: Arc<dyn OutgoingStore>,
+    invocations: Arc<dyn InvocationStore>,
+    queue: Arc<dyn JobQueue>,
+    transport: Arc<dyn Transport>,
+    guard: Guard,
+    settings: OutgoingSettings,
 }
 
 impl Outgoing {
-    /// Makes the next attempt of an asynchronous delivery (a queued job).
-    pub async fn deliver(&self, _id: &ReferenceId) -> Disposition {
-        todo!("being written")
+    /// The service over `ports`, calling out over guarded HTTP (the client is
+    /// built on first use, so functions that never call out never pay for it).
+    pub fn new(ports: &Ports, settings: &OutgoingSettings) -> Self {
+        Self::with_transport(
+            ports,
+            settings,
+            Arc::new(LazyHttpTransport {
+                settings: settings.clone(),
+                client: OnceLock::new(),
+            }),
+        )
+    }
+
+    /// The service over `ports` with another transport (tests).
+    pub fn with_transport(
+        ports: &Ports,
+        settings: &OutgoingSettings,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        Outgoing {
+            registry: ports.outgoing.clone(),
+            invocations: ports.invocations.clone(),
+            queue: ports.queue.clone(),
+            transport,
+            guard: Guard::new(settings.allow.clone()),
+            settings: settings.clone(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &OutgoingSettings {
+        &self.settings
+    }
+
+    /// The SSRF guard registrations are checked with.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Triggers a registered webhook. Fails (4xx, nothing sent, nothing recorded)
+    /// when the id is unknown or the trigger does not fit the registration;
+    /// otherwise records an invocation and either calls now and answers with the
+    /// endpoint's reply, or (`async`) queues the delivery and answers at once.
+    ///
+    /// `reference_id` names the invocation when the caller must be idempotent (a
+    /// pipeline step run again after a redelivery): if that invocation exists, its
+    /// answer is returned and nothing is sent again.
+    pub async fn send(
+        &self,
+        trigger: &Trigger,
+        caller: &Caller,
+        reference_id: Option<ReferenceId>,
+    ) -> Result<SendAnswer, ApiError> {
+        if let Some(id) = reference_id
+            && let Some(record) = self.invocations.get_invocation(&id).await?
+            && (record.asynchronous || record.state != InvocationState::Processing)
+        {
+            return Ok(SendAnswer::from_record(&record));
+        }
+        let webhook = self
+            .registry
+            .get_outgoing(&trigger.webhook_id)
+            .await?
+            .ok_or_else(|| registry::not_found(&trigger.webhook_id))?;
+        if !webhook.enabled {
+            return Err(registry::disabled(&webhook));
+        }
+        let pending = registry::prepare(&webhook, trigger)?;
+        let now = Timestamp::now();
+        let (correlation_id, caller_label) = match caller {
+            Caller::Admin => (None, caller.label()),
+            Caller::Pipeline { correlation_id, .. } => {
+                (Some(correlation_id.clone()), caller.label())
+            }
+        };
+        let mut record = Invocation {
+            reference_id: reference_id.unwrap_or_else(ReferenceId::generate),
+            webhook_id: webhook.id.clone(),
+            caller: caller_label,
+            correlation_id,
+            asynchronous: trigger.asynchronous,
+            created_at: now,
+            updated_at: now,
+            expires_at: now.plus_seconds(self.settings.invocation_ttl_seconds),
+            request: registry::summarize(&webhook, &pending),
+            state: InvocationState::Processing,
+            status: 0,
+            error: false,
+            error_message: None,
+            data: Value::Null,
+            duration_ms: 0,
+            attempts: Vec::new(),
+            next_attempt_at: None,
+            pending: trigger.asynchronous.then(|| pending.clone()),
+        };
+        // Recorded before the call: the audit trail has the call even if this
+        // process dies during it.
+        self.invocations.put_invocation(&record).await?;
+        tracing::info!(
+            webhook_id = %webhook.id, reference_id = %record.reference_id,
+            caller = %record.caller, asynchronous = trigger.asynchronous, "outgoing webhook triggered"
+        );
+
+        if trigger.asynchronous {
+            let job = Job::Delivery(DeliveryJob {
+                reference_id: record.reference_id,
+            });
+            if let Err(err) = self.queue.send_jobs(&[job]).await {
+                record.state = InvocationState::Failed;
+                record.error = true;
+                record.error_message = Some("the delivery could not be queued".into());
+                record.pending = None;
+                record.updated_at = Timestamp::now();
+                if let Err(e) = self.invocations.put_invocation(&record).await {
+                    tracing::error!(error = %e, "recording a failed enqueue failed");
+                }
+                return Err(err.into());
+            }
+            return Ok(SendAnswer::from_record(&record));
+        }
+
+        let outcome = self.attempt(&webhook, &pending, record.reference_id).await;
+        apply_attempt(&mut record, &outcome);
+        record.state = if outcome.succeeded() {
+            InvocationState::Succeeded
+        } else {
+            InvocationState::Failed
+        };
+        if outcome.gone() {
+            self.disable_gone(&webhook).await;
+        }
+        // The call was made: answer with it even if recording its outcome fails.
+        if let Err(err) = self.invocations.put_invocation(&record).await {
+            tracing::error!(error = %err, reference_id = %record.reference_id, "recording an invocation's outcome failed");
+        }
+        Ok(SendAnswer::from_record(&record))
+    }
+
+    /// Makes the next attempt of an asynchronous delivery (a queued job) and
+    /// decides what becomes of the job.
+    pub async fn deliver(&self, id: &ReferenceId) -> Disposition {
+        let mut record = match self.invocations.get_invocation(id).await {
+            // Expired, or finished by an earlier delivery of the same message.
+            Ok(None) => return Disposition::Done,
+            Ok(Some(r)) if r.state != InvocationState::Processing => return Disposition::Done,
+            Ok(Some(r)) => r,
+            Err(err) => return store_failed(&err),
+        };
+        let Some(pending) = record.pending.clone() else {
+            return self.finish(record, "nothing was left to send").await;
+        };
+        let webhook = match self.registry.get_outgoing(&record.webhook_id).await {
+            Ok(Some(w)) if w.enabled => w,
+            Ok(Some(_)) => return self.finish(record, "the outgoing webhook is disabled").await,
+            Ok(None) => return self.finish(record, "the outgoing webhook was deleted").await,
+            Err(err) => return store_failed(&err),
+        };
+        let outcome = self.attempt(&webhook, &pending, record.reference_id).await;
+        apply_attempt(&mut record, &outcome);
+        let attempts = record.attempts.len() as u32;
+        tracing::info!(
+            webhook_id = %webhook.id, reference_id = %record.reference_id, attempt = attempts,
+            status = outcome.attempt.status, "outgoing delivery attempt"
+        );
+        let disposition = if outcome.succeeded() {
+            record.state = InvocationState::Succeeded;
+            record.pending = None;
+            Disposition::Done
+        } else if outcome.gone() {
+            self.disable_gone(&webhook).await;
+            record.state = InvocationState::Failed;
+            record.pending = None;
+            Disposition::Done
+        } else if let Some(delay) = self.settings.retry_schedule.next_delay(attempts) {
+            let delay = outcome
+                .retry_after
+                .map_or(delay, |asked| asked.max(delay))
+                .min(MAX_DELAY);
+            record.next_attempt_at = Some(Timestamp(
+                record.updated_at.0 + delay.as_millis() as i64,
+            ));
+            Disposition::RetryAfter(delay)
+        } else {
+            record.state = InvocationState::Failed;
+            record.pending = None;
+            let last = record.error_message.take().unwrap_or_else(|| {
+                format!("the endpoint answered {}", outcome.attempt.status)
+            });
+            record.error_message = Some(format!("gave up after {attempts} attempts: {last}"));
+            Disposition::Done
+        };
+        match self.invocations.put_invocation(&record).await {
+            Ok(()) => disposition,
+            // The attempt may be made again; the receiver can tell by `webhook-id`.
+            Err(err) => store_failed(&err),
+        }
+    }
+
+    /// Ends a delivery that cannot be attempted any more.
+    async fn finish(&self, mut record: Invocation, why: &str) -> Disposition {
+        record.state = InvocationState::Failed;
+        record.error = true;
+        record.error_message = Some(why.to_owned());
+        record.pending = None;
+        record.next_attempt_at = None;
+        record.updated_at = Timestamp::now();
+        match self.invocations.put_invocation(&record).await {
+            Ok(()) => Disposition::Done,
+            Err(err) => store_failed(&err),
+        }
+    }
+
+    /// `410 Gone`: the endpoint says it will never take calls again.
+    async fn disable_gone(&self, webhook: &OutgoingWebhook) {
+        let mut disabled = webhook.clone();
+        disabled.enabled = false;
+        disabled.disabled_reason = Some("the endpoint answered 410 Gone".into());
+        disabled.updated_at = Timestamp::now();
+        match self.registry.put_outgoing(&disabled).await {
+            Ok(()) => tracing::warn!(webhook_id = %webhook.id, "outgoing webhook disabled: the endpoint answered 410 Gone"),
+            Err(err) => tracing::error!(error = %err, webhook_id = %webhook.id, "disabling an outgoing webhook failed"),
+        }
+    }
+
+    /// One call to the endpoint.
+    async fn attempt(
+        &self,
+        webhook: &OutgoingWebhook,
+        pending: &PendingSend,
+        id: ReferenceId,
+    ) -> AttemptOutcome {
+        let at = Timestamp::now();
+        let started = Instant::now();
+        let result = match registry::build_request(webhook, pending, id, at) {
+            Ok(request) => self.transport.call(request).await,
+            Err(problem) => Err(CallError::Unreachable(problem)),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(response) => AttemptOutcome {
+                attempt: Attempt {
+                    at,
+                    status: response.status,
+                    duration_ms,
+                    error_message: (!(200..300).contains(&response.status))
+                        .then(|| format!("the endpoint answered {}", response.status)),
+                },
+                data: answer_data(&response),
+                retry_after: retry_after(&response, at),
+            },
+            Err(err) => {
+                let status = match err {
+                    CallError::TooLarge { status, .. } => status,
+                    _ => 0,
+                };
+                AttemptOutcome {
+                    attempt: Attempt {
+                        at,
+                        status,
+                        duration_ms,
+                        error_message: Some(err.to_string()),
+                    },
+                    data: Value::Null,
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+/// Puts an attempt's outcome on the record.
+fn apply_attempt(record: &mut Invocation, outcome: &AttemptOutcome) {
+    record.status = outcome.attempt.status;
+    record.error = !outcome.succeeded();
+    record.error_message = outcome.attempt.error_message.clone();
+    record.data = outcome.data.clone();
+    record.duration_ms = outcome.attempt.duration_ms;
+    record.attempts.push(outcome.attempt.clone());
+    record.next_attempt_at = None;
+    record.updated_at = Timestamp::now();
+}
+
+/// The endpoint's answer as `data`: its JSON, else its text, else base64 of its
+/// bytes; `null` when it sent no body.
+fn answer_data(response: &OutgoingResponse) -> Value {
+    if response.body.is_empty() {
+        return Value::Null;
+    }
+    if let Ok(json) = serde_json::from_slice::<Value>(&response.body) {
+        return json;
+    }
+    match std::str::from_utf8(&response.body) {
+        Ok(text) => Value::from(text),
+        Err(_) => Value::from(base64::engine::general_purpose::STANDARD.encode(&response.body)),
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date, relative to `now`.
+fn retry_after(response: &OutgoingResponse, now: Timestamp) -> Option<Duration> {
+    let text = response
+        .headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let format = time::format_description::well_known::Rfc2822;
+    let at = time::OffsetDateTime::parse(text, &format).ok()?;
+    let millis = (at.unix_timestamp_nanos() / 1_000_000) as i64 - now.0;
+    Some(Duration::from_millis(millis.max(0) as u64))
+}
+
+/// Delay before retrying after the storage itself failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+fn store_failed(err: &StoreError) -> Disposition {
+    tracing::error!(error = %err, "storage failed while delivering an outgoing webhook");
+    Disposition::RetryAfter(STORE_RETRY)
+}
+
+/// Builds the HTTP client on the first call.
+struct LazyHttpTransport {
+    settings: OutgoingSettings,
+    client: OnceLock<Result<HttpTransport, String>>,
+}
+
+#[async_trait]
+impl Transport for LazyHttpTransport {
+    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
+        match self
+            .client
+            .get_or_init(|| HttpTransport::new(&self.settings))
+        {
+            Ok(client) => client.call(request).await,
+            Err(problem) => Err(CallError::Unreachable(format!(
+                "the HTTP client could not be built: {problem}"
+            ))),
+        }
     }
 }

@@ -47,3 +47,721 @@ pub trait Transport: Send + Sync {
     /// Sends `request` and reads the whole answer. Never follows redirects.
     async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError>;
 }
+
+// ----- the guarded HTTP adapter -----
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::guard::Guard;
+use crate::config::OutgoingSettings;
+
+/// The `User-Agent` of every outgoing call (a request's own header wins).
+const USER_AGENT: &str = concat!("hookflow/", env!("CARGO_PKG_VERSION"));
+
+/// [`Transport`] over HTTP(S) with reqwest, behind the SSRF [`Guard`].
+///
+/// Every host name is resolved anew for each connection by a resolver that drops
+/// the addresses the guard refuses and hands the connector only the checked
+/// ones, so the connection goes to an address that was checked (no DNS-rebinding
+/// window). IP-literal hosts, which reqwest does not resolve, are checked before
+/// sending. Redirects are not followed (a 3xx is the answer), proxies from the
+/// environment are ignored, and the answer's body is read up to
+/// `max_response_bytes`.
+pub struct HttpTransport {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+    connect_timeout: Duration,
+    total_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("guard", &self.guard)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// Builds the client once; it is reused (with its connection pool) by every call.
+    pub fn new(settings: &OutgoingSettings) -> Result<Self, String> {
+        let guard = Arc::new(Guard::new(settings.allow.clone()));
+        let client = reqwest::Client::builder()
+            .dns_resolver(GuardedResolver {
+                guard: Arc::clone(&guard),
+            })
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.total_timeout)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", e.without_url()))?;
+        Ok(HttpTransport {
+            client,
+            guard,
+            connect_timeout: settings.connect_timeout,
+            total_timeout: settings.total_timeout,
+            max_response_bytes: settings.max_response_bytes,
+        })
+    }
+
+    /// Validates the URL: http(s) only, and an IP-literal host must pass the guard.
+    fn checked_url(&self, url: &str) -> Result<reqwest::Url, CallError> {
+        let url = reqwest::Url::parse(url).map_err(|_| unreachable("invalid URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(unreachable("unsupported scheme"));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| unreachable("the URL has no host"))?;
+        // The URL parser has normalised IPv4 literals (`0x7f.1`, `2130706433`)
+        // to dotted form; IPv6 literals keep their brackets.
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            self.guard.check(ip).map_err(CallError::Blocked)?;
+        }
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        url: reqwest::Url,
+        request: OutgoingRequest,
+    ) -> Result<OutgoingResponse, CallError> {
+        let mut response = self
+            .client
+            .request(request.method, url)
+            .headers(request.headers)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| self.map_error(e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let limit = self.max_response_bytes;
+        let too_large = CallError::TooLarge { status, limit };
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.map_error(e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(OutgoingResponse {
+            status,
+            headers,
+            body: body.freeze(),
+        })
+    }
+
+    /// Turns a reqwest error into a [`CallError`] whose text holds neither the
+    /// URL nor anything sent or received.
+    fn map_error(&self, err: reqwest::Error) -> CallError {
+        if let Some(blocked) = find_source::<BlockedByGuard>(&err) {
+            return CallError::Blocked(blocked.0.clone());
+        }
+        if err.is_timeout() {
+            return CallError::TimedOut(if err.is_connect() {
+                self.connect_timeout
+            } else {
+                self.total_timeout
+            });
+        }
+        if let Some(failed) = find_source::<LookupFailed>(&err) {
+            return CallError::Unreachable(failed.to_string());
+        }
+        let cause = root_cause(&err);
+        if err.is_connect() {
+            return match find_source::<std::io::Error>(&err).map(std::io::Error::kind) {
+                Some(std::io::ErrorKind::ConnectionRefused) => unreachable("connection refused"),
+                _ => CallError::Unreachable(format!("could not connect: {cause}")),
+            };
+        }
+        if err.is_body() || err.is_decode() {
+            return CallError::Unreachable(format!("the answer broke off: {cause}"));
+        }
+        CallError::Unreachable(format!("the call failed: {cause}"))
+    }
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
+        let url = self.checked_url(&request.url)?;
+        // reqwest's own total timeout covers the body too; this is the hard cap.
+        match tokio::time::timeout(self.total_timeout, self.send(url, request)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::TimedOut(self.total_timeout)),
+        }
+    }
+}
+
+fn unreachable(text: &str) -> CallError {
+    CallError::Unreachable(text.to_owned())
+}
+
+/// The first error of type `E` in `err`'s chain of sources.
+fn find_source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut next = err.source();
+    while let Some(current) = next {
+        if let Some(found) = current.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// The text of the deepest cause of `err` that is not a reqwest error (whose
+/// text would hold the URL); reqwest's own text without the URL if there is none.
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut cause: Option<&(dyn StdError + 'static)> = None;
+    let mut next = err.source();
+    while let Some(current) = next {
+        if !current.is::<reqwest::Error>() {
+            cause = Some(current);
+        }
+        next = current.source();
+    }
+    match cause {
+        Some(cause) => cause.to_string(),
+        None => {
+            let mut text = err.to_string();
+            if let Some(url) = err.url() {
+                text = text.replace(url.as_str(), "…");
+            }
+            text
+        }
+    }
+}
+
+/// The resolver's answer when every address of a name is refused by the guard.
+#[derive(Debug)]
+struct BlockedByGuard(String);
+
+impl std::fmt::Display for BlockedByGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for BlockedByGuard {}
+
+/// The resolver's answer when the name does not resolve.
+#[derive(Debug)]
+struct LookupFailed(String);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DNS lookup failed: {}", self.0)
+    }
+}
+
+impl StdError for LookupFailed {}
+
+/// Resolves with the system resolver (through tokio) on every call and keeps
+/// only the addresses the guard lets through.
+struct GuardedResolver {
+    guard: Arc<Guard>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = Arc::clone(&self.guard);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| LookupFailed(e.to_string()))?;
+            let mut kept: Vec<SocketAddr> = Vec::new();
+            let mut refused: Option<String> = None;
+            let mut any = false;
+            for addr in resolved {
+                any = true;
+                match guard.check(addr.ip()) {
+                    Ok(()) => {
+                        if !kept.contains(&addr) {
+                            kept.push(addr);
+                        }
+                    }
+                    Err(reason) => {
+                        refused.get_or_insert(reason);
+                    }
+                }
+            }
+            if !any {
+                return Err(LookupFailed("no addresses".into()).into());
+            }
+            if kept.is_empty() {
+                let reason = refused.unwrap_or_default();
+                return Err(BlockedByGuard(format!("{host}: {reason}")).into());
+            }
+            let addrs: Addrs = Box::new(kept.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use http::HeaderValue;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// What the test endpoint does once it has read a request.
+    #[derive(Clone)]
+    enum Reply {
+        /// Writes these bytes and closes the connection.
+        Fixed(Vec<u8>),
+        /// Keeps the connection open without answering.
+        Never,
+    }
+
+    /// A minimal HTTP/1.1 endpoint on 127.0.0.1 that counts the connections it
+    /// accepts and keeps the raw requests it reads.
+    struct Endpoint {
+        port: u16,
+        accepted: Arc<AtomicUsize>,
+        requests: Arc<Mutex<Vec<Vec<u8>>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Endpoint {
+        async fn start(reply: Reply) -> Endpoint {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let task = tokio::spawn({
+                let accepted = Arc::clone(&accepted);
+                let requests = Arc::clone(&requests);
+                async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        accepted.fetch_add(1, Ordering::SeqCst);
+                        tokio::spawn(answer(stream, reply.clone(), Arc::clone(&requests)));
+                    }
+                }
+            });
+            Endpoint {
+                port,
+                accepted,
+                requests,
+                task,
+            }
+        }
+
+        fn accepted(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
+
+        fn requests(&self) -> Vec<Vec<u8>> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for Endpoint {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn answer(mut stream: TcpStream, reply: Reply, requests: Arc<Mutex<Vec<Vec<u8>>>>) {
+        let raw = read_request(&mut stream).await;
+        requests.lock().unwrap().push(raw);
+        match reply {
+            Reply::Fixed(bytes) => {
+                let _ = stream.write_all(&bytes).await;
+                let _ = stream.shutdown().await;
+            }
+            Reply::Never => tokio::time::sleep(Duration::from_secs(60)).await,
+        }
+    }
+
+    /// Reads the request head and a `Content-Length` body.
+    async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return buf;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return buf,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn response(status_line: &str, headers: &[&str], body: &[u8]) -> Reply {
+        let mut out = format!("HTTP/1.1 {status_line}\r\n");
+        for header in headers {
+            out.push_str(header);
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        Reply::Fixed(out)
+    }
+
+    fn settings(allow: &[&str]) -> OutgoingSettings {
+        OutgoingSettings {
+            allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(10),
+            max_response_bytes: 1024,
+            ..OutgoingSettings::default()
+        }
+    }
+
+    fn transport(allow: &[&str]) -> HttpTransport {
+        HttpTransport::new(&settings(allow)).unwrap()
+    }
+
+    fn get(url: String) -> OutgoingRequest {
+        OutgoingRequest {
+            method: Method::GET,
+            url,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    fn assert_blocked(result: Result<OutgoingResponse, CallError>, mentions: &str) {
+        match result {
+            Err(CallError::Blocked(reason)) => {
+                assert!(
+                    reason.contains(mentions),
+                    "{reason:?} should mention {mentions:?}"
+                )
+            }
+            other => panic!("expected Blocked, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_is_blocked_without_an_allow_list_and_nothing_connects() {
+        let endpoint = Endpoint::start(response("200 OK", &[], b"hello")).await;
+        let port = endpoint.port;
+        let transport = transport(&[]);
+
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://127.1.2.3:{port}/"),
+            format!("http://0x7f.1:{port}/"),
+            format!("http://2130706433:{port}/"),
+            format!("http://[::1]:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://[::ffff:7f00:1]:{port}/"),
+            format!("http://[64:ff9b::7f00:1]:{port}/"),
+            format!("https://127.0.0.1:{port}/"),
+        ] {
+            assert_blocked(transport.call(get(url)).await, "loopback");
+        }
+        // A name goes through the guarded resolver.
+        for url in [
+            format!("http://localhost:{port}/"),
+            format!("http://LOCALHOST:{port}/x?token=secret"),
+        ] {
+            let result = transport.call(get(url)).await;
+            assert_blocked(result.clone(), "localhost: ");
+            assert!(!result.unwrap_err().to_string().contains("secret"));
+        }
+        assert_eq!(endpoint.accepted(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_metadata_endpoint_is_blocked_before_any_connection() {
+        let transport = transport(&[]);
+        let started = Instant::now();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+            "http://[fd00:ec2::254]/latest/meta-data/",
+            "http://10.0.0.1/",
+            "http://[fe80::1]/",
+        ] {
+            let result = transport.call(get(url.into())).await;
+            assert!(
+                matches!(result, Err(CallError::Blocked(_))),
+                "{url}: {result:?}"
+            );
+        }
+        // A connection attempt to these would take until the connect timeout.
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn an_allowed_call_delivers_the_request_as_sent() {
+        let endpoint = Endpoint::start(response(
+            "201 Created",
+            &["X-Reply: yes", "Content-Type: text/plain"],
+            b"hello",
+        ))
+        .await;
+        let transport = transport(&["127.0.0.0/8"]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-custom", HeaderValue::from_static("custom-value"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let answer = transport
+            .call(OutgoingRequest {
+                method: Method::PUT,
+                url: format!("http://127.0.0.1:{}/hook/path?a=1&b=two", endpoint.port),
+                headers,
+                body: Bytes::from_static(br#"{"x":1}"#),
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(answer.status, 201);
+        assert_eq!(answer.headers["x-reply"], "yes");
+        assert_eq!(answer.body, Bytes::from_static(b"hello"));
+        assert_eq!(endpoint.accepted(), 1);
+        let requests = endpoint.requests();
+        assert_eq!(requests.len(), 1);
+        let raw = String::from_utf8(requests[0].clone()).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.starts_with("put /hook/path?a=1&b=two http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nx-custom: custom-value"), "{head}");
+        assert!(
+            head.contains("\r\ncontent-type: application/json"),
+            "{head}"
+        );
+        assert!(head.contains("\r\ncontent-length: 7"), "{head}");
+        assert!(
+            head.contains(&format!(
+                "\r\nuser-agent: hookflow/{}",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{head}"
+        );
+        assert_eq!(body, r#"{"x":1}"#);
+    }
+
+    #[tokio::test]
+    async fn a_name_resolves_to_its_allowed_addresses_only() {
+        let endpoint = Endpoint::start(response("200 OK", &[], b"ok")).await;
+        // `localhost` may also resolve to ::1, which is not allowed and dropped;
+        // the call goes to the checked 127.0.0.1.
+        let transport = transport(&["127.0.0.0/8"]);
+        let answer = transport
+            .call(get(format!("http://localhost:{}/ping", endpoint.port)))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, Bytes::from_static(b"ok"));
+        assert_eq!(endpoint.accepted(), 1);
+        let raw = String::from_utf8(endpoint.requests()[0].clone()).unwrap();
+        assert!(raw.starts_with("GET /ping HTTP/1.1\r\n"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_allow_entry_admits_a_bracketed_literal() {
+        let transport = transport(&["::1/128"]);
+        // Not blocked: the guard lets it through, the connection is refused or
+        // reaches nothing (nothing listens on [::1] at this port).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let result = transport.call(get(format!("http://[::1]:{port}/"))).await;
+        assert!(
+            matches!(result, Err(CallError::Unreachable(_))),
+            "{result:?}"
+        );
+        // The allow entry covers ::1 only.
+        assert_blocked(
+            transport
+                .call(get(format!("http://127.0.0.1:{port}/")))
+                .await,
+            "loopback",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_the_answer_and_is_not_followed() {
+        let endpoint = Endpoint::start(response(
+            "302 Found",
+            &["Location: http://127.0.0.1:1/elsewhere"],
+            b"",
+        ))
+        .await;
+        let transport = transport(&["127.0.0.0/8"]);
+        let answer = transport
+            .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 302);
+        assert_eq!(answer.headers["location"], "http://127.0.0.1:1/elsewhere");
+        assert!(answer.body.is_empty());
+        assert_eq!(endpoint.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_cap_is_too_large() {
+        let transport = transport(&["127.0.0.0/8"]);
+
+        // Announced by Content-Length.
+        let endpoint = Endpoint::start(response("200 OK", &[], &[b'a'; 1025])).await;
+        let result = transport
+            .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
+            .await;
+        assert_eq!(
+            result.unwrap_err(),
+            CallError::TooLarge {
+                status: 200,
+                limit: 1024
+            }
+        );
+
+        // Chunked, found out while reading.
+        let mut chunked =
+            b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        for _ in 0..3 {
+            chunked.extend_from_slice(b"190\r\n");
+            chunked.extend_from_slice(&[b'b'; 400]);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let endpoint = Endpoint::start(Reply::Fixed(chunked)).await;
+        let result = transport
+            .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
+            .await;
+        assert_eq!(
+            result.unwrap_err(),
+            CallError::TooLarge {
+                status: 500,
+                limit: 1024
+            }
+        );
+
+        // Exactly the cap is fine.
+        let endpoint = Endpoint::start(response("200 OK", &[], &[b'c'; 1024])).await;
+        let answer = transport
+            .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
+            .await
+            .unwrap();
+        assert_eq!(answer.body.len(), 1024);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_times_out() {
+        let endpoint = Endpoint::start(Reply::Never).await;
+        let transport = HttpTransport::new(&OutgoingSettings {
+            total_timeout: Duration::from_millis(300),
+            ..settings(&["127.0.0.0/8"])
+        })
+        .unwrap();
+        let started = Instant::now();
+        let result = transport
+            .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
+            .await;
+        assert_eq!(
+            result.unwrap_err(),
+            CallError::TimedOut(Duration::from_millis(300))
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(endpoint.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_and_the_text_holds_no_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let transport = transport(&["127.0.0.0/8"]);
+        for url in [
+            format!("http://127.0.0.1:{port}/p?token=secret"),
+            format!("http://localhost:{port}/p?token=secret"),
+        ] {
+            match transport.call(get(url)).await {
+                Err(CallError::Unreachable(text)) => {
+                    assert!(!text.contains("secret"), "{text}");
+                    assert!(!text.contains("http://"), "{text}");
+                }
+                other => panic!("expected Unreachable, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_http_and_https_urls() {
+        let transport = transport(&[]);
+        for url in [
+            "ftp://example.com/file",
+            "file:///etc/passwd",
+            "gopher://x/",
+        ] {
+            assert_eq!(
+                transport.call(get(url.into())).await.unwrap_err(),
+                CallError::Unreachable("unsupported scheme".into()),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            transport.call(get("not a url".into())).await.unwrap_err(),
+            CallError::Unreachable("invalid URL".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_unreachable() {
+        let transport = HttpTransport::new(&OutgoingSettings {
+            total_timeout: Duration::from_secs(5),
+            ..settings(&[])
+        })
+        .unwrap();
+        let result = transport
+            .call(get("http://no-such-host.invalid/?token=secret".into()))
+            .await;
+        match result {
+            Err(CallError::Unreachable(text)) => {
+                assert!(text.starts_with("DNS lookup failed"), "{text}");
+                assert!(!text.contains("secret"), "{text}");
+            }
+            // Without a reachable DNS server the lookup may only time out.
+            Err(CallError::TimedOut(_)) => {}
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+    }
+}

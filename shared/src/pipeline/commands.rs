@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 use super::expr::to_text;
 use super::users::Users;
 use crate::domain::{EventKey, MESSAGE_KEY_PREFIX};
+use crate::outgoing::Outgoing;
+use crate::outgoing::ReferenceId;
+use crate::outgoing::registry::Trigger;
+use crate::outgoing::service::Caller;
 use crate::ports::{Mail, MailError, Mailer};
 
 /// A command's parameters after their expressions were evaluated.
@@ -40,6 +44,10 @@ const fn optional(name: &'static str) -> Param {
 #[derive(Debug, Clone)]
 pub struct RunState {
     pub pipeline: String,
+    /// The event the run is for, when it came from one.
+    pub correlation_id: Option<String>,
+    /// The number of the step running now (1 is the trigger).
+    pub step: usize,
     pub body: Value,
     pub vars: Map<String, Value>,
     pub user: String,
@@ -52,13 +60,14 @@ pub struct Services {
     /// Sender of `mail.send` when the step gives no `from`.
     pub mail_from: String,
     /// Outgoing webhooks (`webhook.send`), and the deliveries queued for them.
-    pub outgoing: Option<Arc<crate::outgoing::Outgoing>>,
+    pub outgoing: Option<Arc<Outgoing>>,
 }
 
 impl Services {
     /// The services the settings describe: users, and the SMTP mailer if configured.
     pub fn from_settings(
         settings: &crate::config::Settings,
+        ports: &crate::api::Ports,
     ) -> Result<Self, crate::config::ConfigError> {
         let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
             Some(url) => Some(Arc::new(
@@ -75,7 +84,7 @@ impl Services {
             users: settings.users.clone(),
             mailer,
             mail_from: settings.mail_from.clone(),
-            outgoing: None,
+            outgoing: Some(Arc::new(Outgoing::new(ports, &settings.outgoing))),
         })
     }
 }
@@ -152,6 +161,7 @@ pub fn registry() -> &'static BTreeMap<&'static str, Arc<dyn Command>> {
             Arc::new(Log),
             Arc::new(IamRunAs),
             Arc::new(MailSend),
+            Arc::new(WebhookSend),
         ];
         let mut map: BTreeMap<&'static str, Arc<dyn Command>> =
             commands.into_iter().map(|c| (c.name(), c)).collect();
@@ -434,5 +444,76 @@ impl Command for MailSend {
             MailError::Unavailable(m) => StepError::transient("mail_unavailable", m),
             MailError::Rejected(m) => StepError::permanent("mail_rejected", m),
         })
+    }
+}
+
+/// `webhook.send: {webhookId, data, headers, queryParams, async}`: calls a
+/// registered outgoing webhook; the answer `{referenceId, status, data, error}`
+/// becomes the body.
+struct WebhookSend;
+
+#[async_trait]
+impl Command for WebhookSend {
+    fn name(&self) -> &'static str {
+        "webhook.send"
+    }
+    fn params(&self) -> &'static [Param] {
+        const PARAMS: &[Param] = &[
+            required("webhookId"),
+            optional("data"),
+            optional("headers"),
+            optional("queryParams"),
+            optional("async"),
+        ];
+        PARAMS
+    }
+    fn shorthand(&self) -> Option<&'static str> {
+        Some("webhookId")
+    }
+    fn permission(&self) -> Option<&'static str> {
+        Some("webhook.send")
+    }
+    fn check(&self, args: &Args, _: &Users) -> Result<(), String> {
+        match args.get("webhookId").and_then(Value::as_str) {
+            Some(id) if !crate::outgoing::registry::valid_id(id) => Err(format!(
+                "webhookId '{id}' is not a valid outgoing webhook id"
+            )),
+            _ => Ok(()),
+        }
+    }
+    async fn run(
+        &self,
+        args: Args,
+        state: &mut RunState,
+        services: &Services,
+    ) -> Result<(), StepError> {
+        let outgoing = services.outgoing.as_ref().ok_or_else(|| {
+            StepError::permanent(
+                "outgoing_not_configured",
+                "outgoing webhooks are not available here",
+            )
+        })?;
+        let trigger = Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code, e.message))?;
+        // Derived from the event and the step, so a redelivered job finds the
+        // invocation its first run made instead of calling the endpoint again.
+        let reference_id = state.correlation_id.as_ref().map(|id| {
+            ReferenceId::derived_from(&format!("{id}/{}/{}", state.pipeline, state.step))
+        });
+        let caller = Caller::Pipeline {
+            name: state.pipeline.clone(),
+            correlation_id: state.correlation_id.clone().unwrap_or_default(),
+        };
+        let answer = outgoing
+            .send(&trigger, &caller, reference_id)
+            .await
+            .map_err(|e| {
+                if e.status.is_server_error() {
+                    StepError::transient("outgoing_unavailable", e.message)
+                } else {
+                    StepError::permanent(e.code, e.message)
+                }
+            })?;
+        state.body = answer.to_json();
+        Ok(())
     }
 }

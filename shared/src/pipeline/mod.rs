@@ -249,6 +249,11 @@ impl Pipeline {
     pub async fn run(&self, event_body: Value, services: &Services) -> Result<Value, RunFailure> {
         let mut state = RunState {
             pipeline: self.name.clone(),
+            correlation_id: event_body
+                .get("correlationId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            step: 0,
             body: event_body,
             vars: Map::new(),
             user: ANONYMOUS_USER.to_owned(),
@@ -305,6 +310,7 @@ impl Pipeline {
                 })?;
                 args.insert(name.clone(), value);
             }
+            state.step = step.number;
             step.command
                 .run(args, &mut state, services)
                 .await

@@ -16,18 +16,18 @@ use crate::domain::{
 use crate::error::{Conflict, StoreError};
 use crate::ports::{EventStore, PipelineStore, Recorded, StoreResult, WebhookStore};
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// Events whose JSON is larger than this go to S3 (an item holds 400 KB in all).
 const MAX_INLINE_EVENT_BYTES: usize = 300_000;
 /// Object key prefix of claim-checked events; the bucket's lifecycle rule expires it.
 const PAYLOAD_PREFIX: &str = "events/";
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: i64) -> AttributeValue {
+pub(super) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -49,11 +49,11 @@ fn number(item: &Item, name: &str) -> StoreResult<i64> {
     }
 }
 
-fn json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
+pub(super) fn json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> StoreResult<T> {
     serde_json::from_str(text(item, name)?).map_err(StoreError::unavailable)
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(StoreError::unavailable)
 }
 
@@ -68,6 +68,17 @@ async fn get_data<T: serde::de::DeserializeOwned>(
     key_name: &str,
     key: AttributeValue,
 ) -> StoreResult<Option<T>> {
+    get_json(client, table, key_name, key, "data").await
+}
+
+/// The JSON in `attribute` of the item under `key_name = key` (consistent read).
+pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: AttributeValue,
+    attribute: &str,
+) -> StoreResult<Option<T>> {
     let found = client
         .get_item()
         .table_name(table)
@@ -76,7 +87,7 @@ async fn get_data<T: serde::de::DeserializeOwned>(
         .send()
         .await
         .map_err(unavailable)?;
-    found.item.map(|item| json(&item, "data")).transpose()
+    found.item.map(|item| json(&item, attribute)).transpose()
 }
 
 /// The `data` JSON of every item of `table` (whose `pk` starts with `prefix`, if given).
@@ -85,6 +96,17 @@ async fn scan_data<T: serde::de::DeserializeOwned>(
     client: &Client,
     table: &str,
     prefix: Option<&str>,
+) -> StoreResult<Vec<T>> {
+    scan_json(client, table, prefix, "data").await
+}
+
+/// The JSON in `attribute` of every item of `table` (whose `pk` starts with
+/// `prefix`, if given). A scan: only the management listings use it.
+pub(super) async fn scan_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    prefix: Option<&str>,
+    attribute: &str,
 ) -> StoreResult<Vec<T>> {
     let mut scan = client.scan().table_name(table).consistent_read(true);
     if let Some(prefix) = prefix {
@@ -99,7 +121,7 @@ async fn scan_data<T: serde::de::DeserializeOwned>(
         .try_collect()
         .await
         .map_err(unavailable)?;
-    items.iter().map(|item| json(item, "data")).collect()
+    items.iter().map(|item| json(item, attribute)).collect()
 }
 
 /// Which items of a cancelled transaction failed their condition.
@@ -115,7 +137,7 @@ fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option
     }
 }
 
-fn unavailable<E: std::error::Error>(err: E) -> StoreError {
+pub(super) fn unavailable<E: std::error::Error>(err: E) -> StoreError {
     // The whole chain, with the service's error code; logged, never answered.
     StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string())
 }

@@ -1,5 +1,6 @@
-//! AWS adapters: DynamoDB (webhooks, pipelines, events and outcomes), SQS (the
-//! job queue) and S3 (claim checks for payloads too large for an item).
+//! AWS adapters: DynamoDB (webhooks, pipelines, events and outcomes, outgoing
+//! webhooks and their invocations), SQS (the job queue) and S3 (claim checks
+//! for payloads too large for an item).
 //!
 //! Keys, chosen so no hot path scans:
 //! - webhooks table, `pk`: `webhook#<token>` holds a webhook (receive: one
@@ -13,8 +14,14 @@
 //!   redelivered job cannot write a second one. A result is one Query of the
 //!   partition. `expiresAt` (epoch seconds) is the TTL attribute; reads check
 //!   `expiresAtMs` themselves, because TTL deletion lags by up to days.
+//! - outgoing table, `id`: one registered outgoing webhook, its JSON in `doc`.
+//! - invocations table, `referenceId`: one invocation record, its JSON in `doc`;
+//!   GSI `byWebhook` (`webhookId`, sort `createdAt` in ms, projection all)
+//!   lists one webhook's records newest first. `expiresAt` (epoch seconds) is
+//!   the TTL attribute; reads check the document's expiry themselves.
 
 mod dynamo;
+mod outgoing;
 mod provision;
 mod sqs;
 
@@ -22,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use dynamo::{DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore};
+pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WEBHOOK};
 pub use provision::provision;
 pub use sqs::SqsJobQueue;
 
@@ -45,6 +53,10 @@ pub struct AwsResources {
     pub queue_url: String,
     /// `HOOKFLOW_PAYLOAD_BUCKET`
     pub payload_bucket: String,
+    /// `HOOKFLOW_OUTGOING_TABLE`
+    pub outgoing_table: String,
+    /// `HOOKFLOW_INVOCATIONS_TABLE`
+    pub invocations_table: String,
 }
 
 /// Names `--provision` uses when the environment names none.
@@ -72,6 +84,8 @@ impl AwsResources {
             events_table: get("HOOKFLOW_EVENTS_TABLE")?,
             queue_url: get("HOOKFLOW_QUEUE_URL")?,
             payload_bucket: get("HOOKFLOW_PAYLOAD_BUCKET")?,
+            outgoing_table: get("HOOKFLOW_OUTGOING_TABLE")?,
+            invocations_table: get("HOOKFLOW_INVOCATIONS_TABLE")?,
         })
     }
 }
@@ -143,6 +157,14 @@ impl Ports {
             pipelines,
             queue,
             signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
+            outgoing: Arc::new(DynamoOutgoingStore::new(
+                clients.dynamodb.clone(),
+                &resources.outgoing_table,
+            )),
+            invocations: Arc::new(DynamoInvocationStore::new(
+                clients.dynamodb.clone(),
+                &resources.invocations_table,
+            )),
         }
     }
 }

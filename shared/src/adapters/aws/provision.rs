@@ -14,10 +14,14 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::dynamo::PIPELINES_BY_EVENT_KEY;
+use super::outgoing::INVOCATIONS_BY_WEBHOOK;
 use super::{AwsClients, AwsResources};
 
-/// Deliveries of a job before SQS moves it to the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Deliveries of a job before SQS moves it to the dead-letter queue, as in
+/// template.yaml: the worker ends jobs itself (pipeline jobs after
+/// HOOKFLOW_MAX_ATTEMPTS, asynchronous deliveries after their retry schedule);
+/// the dead-letter queue catches only messages it cannot handle.
+pub const MAX_RECEIVE_COUNT: u32 = 25;
 /// Six times the worker's 30 s timeout, as AWS advises for Lambda event sources.
 pub const QUEUE_VISIBILITY_SECONDS: u32 = 180;
 
@@ -33,11 +37,32 @@ fn key(name: &str, kind: KeyType) -> Provisioned<KeySchemaElement> {
 }
 
 fn attribute(name: &str) -> Provisioned<AttributeDefinition> {
+    typed_attribute(name, ScalarAttributeType::S)
+}
+
+fn typed_attribute(name: &str, kind: ScalarAttributeType) -> Provisioned<AttributeDefinition> {
     AttributeDefinition::builder()
         .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
+        .attribute_type(kind)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Turns on TTL deletion by the `expiresAt` attribute (epoch seconds).
+async fn enable_ttl(db: &aws_sdk_dynamodb::Client, table: &str) -> Provisioned<()> {
+    db.update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expiresAt")
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+        .send()
+        .await
+        .map_err(|e| format!("enabling TTL on {table}: {}", DisplayErrorContext(e)))?;
+    Ok(())
 }
 
 async fn table_exists(db: &aws_sdk_dynamodb::Client, name: &str) -> Provisioned<bool> {
@@ -84,6 +109,8 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         events_table: format!("{prefix}-events"),
         queue_url: String::new(),
         payload_bucket: format!("{prefix}-payloads"),
+        outgoing_table: format!("{prefix}-outgoing"),
+        invocations_table: format!("{prefix}-invocations"),
     };
     let db = &clients.dynamodb;
 
@@ -136,24 +163,46 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                 .await,
             &resources.events_table,
         )?;
-        db.update_time_to_live()
-            .table_name(&resources.events_table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expiresAt")
-                    .build()
-                    .map_err(|e| e.to_string())?,
+        enable_ttl(db, &resources.events_table).await?;
+    }
+    if !table_exists(db, &resources.outgoing_table).await? {
+        created(
+            db.create_table()
+                .table_name(&resources.outgoing_table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute("id")?)
+                .key_schema(key("id", KeyType::Hash)?)
+                .send()
+                .await,
+            &resources.outgoing_table,
+        )?;
+    }
+    if !table_exists(db, &resources.invocations_table).await? {
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(INVOCATIONS_BY_WEBHOOK)
+            .key_schema(key("webhookId", KeyType::Hash)?)
+            .key_schema(key("createdAt", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
             )
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "enabling TTL on {}: {}",
-                    resources.events_table,
-                    DisplayErrorContext(e)
-                )
-            })?;
+            .build()
+            .map_err(|e| e.to_string())?;
+        created(
+            db.create_table()
+                .table_name(&resources.invocations_table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(attribute("referenceId")?)
+                .attribute_definitions(attribute("webhookId")?)
+                .attribute_definitions(typed_attribute("createdAt", ScalarAttributeType::N)?)
+                .key_schema(key("referenceId", KeyType::Hash)?)
+                .global_secondary_indexes(index)
+                .send()
+                .await,
+            &resources.invocations_table,
+        )?;
+        enable_ttl(db, &resources.invocations_table).await?;
     }
 
     // CreateQueue is idempotent for the same attributes: it returns the existing URL.
