@@ -317,6 +317,16 @@ impl Settings {
                 },
             },
         };
+        // A record must outlive its delivery, or late attempts find nothing to update.
+        let schedule = settings.outgoing.retry_schedule.total().as_secs();
+        if settings.outgoing.invocation_ttl_seconds <= schedule + 3600 {
+            return Err(ConfigError {
+                name: "HOOKFLOW_INVOCATION_TTL_SECONDS",
+                problem: format!(
+                    "must be longer than the retry schedule ({schedule} s) plus an hour"
+                ),
+            });
+        }
         if settings.visibility_timeout <= settings.worker.pipeline_timeout {
             return Err(ConfigError {
                 name: "HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS",
@@ -378,6 +388,16 @@ mod tests {
         .unwrap();
         assert_eq!(s.receive_wait, Duration::ZERO);
         assert_eq!(s.public_url.as_deref(), Some("https://x.example"));
+        let s = from(&[
+            ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8, ::1, 10.1.0.0/16"),
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "1s,200ms"),
+            ("HOOKFLOW_INVOCATION_TTL_SECONDS", "7200"),
+        ])
+        .unwrap();
+        assert_eq!(s.outgoing.allow.len(), 3);
+        assert_eq!(s.outgoing.allow[1].to_string(), "::1/128");
+        assert_eq!(s.outgoing.retry_schedule.max_attempts(), 3);
+        assert_eq!(s.outgoing.total_timeout, Duration::from_secs(15));
     }
 
     #[test]
@@ -392,6 +412,15 @@ mod tests {
             from(&[("HOOKFLOW_ADMIN_TOKEN", "short")]).unwrap_err().name,
             "HOOKFLOW_ADMIN_TOKEN"
         );
+        for (name, value) in [
+            ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.1/33"),
+            ("HOOKFLOW_OUTGOING_ALLOW", "localhost"),
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "5s,1d"),
+            ("HOOKFLOW_OUTGOING_TIMEOUT_MS", "fast"),
+            ("HOOKFLOW_INVOCATION_TTL_SECONDS", "3600"),
+        ] {
+            assert_eq!(from(&[(name, value)]).unwrap_err().name, name, "{value}");
+        }
         assert_eq!(
             from(&[("HOOKFLOW_PUBLIC_URL", "ftp://x")])
                 .unwrap_err()

@@ -235,7 +235,7 @@ impl InvocationStore for MemoryStore {
             .filter(|i| i.webhook_id == webhook_id && !i.is_expired(now))
             .cloned()
             .collect();
-        found.sort_by(|a, b| (b.created_at, b.reference_id).cmp(&(a.created_at, a.reference_id)));
+        found.sort_by_key(|i| std::cmp::Reverse((i.created_at, i.reference_id)));
         found.truncate(limit);
         Ok(found)
     }

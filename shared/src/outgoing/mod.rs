@@ -18,6 +18,9 @@ pub mod service;
 pub mod signing;
 pub mod transport;
 
+#[cfg(test)]
+mod tests;
+
 pub use model::{Invocation, OutgoingWebhook, ReferenceId};
 pub use service::Outgoing;
 

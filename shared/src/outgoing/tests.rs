@@ -1,0 +1,305 @@
+//! Service tests on memory ports with a scripted transport: what is recorded,
+//! when a delivery is retried, and that a re-run pipeline step calls only once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::model::{InvocationState, ReferenceId};
+use super::registry::{self, Trigger};
+use super::schedule::RetrySchedule;
+use super::service::{Caller, Outgoing};
+use super::transport::{CallError, OutgoingRequest, OutgoingResponse, Transport};
+use crate::api::Ports;
+use crate::config::OutgoingSettings;
+use crate::domain::{Job, Timestamp};
+use crate::pipeline::Pipeline;
+use crate::pipeline::commands::Services;
+use crate::pipeline::users::Users;
+use crate::pipeline::worker::Disposition;
+
+/// Answers from a script and records what it was asked to send.
+#[derive(Default)]
+struct ScriptedTransport {
+    script: Mutex<VecDeque<Result<OutgoingResponse, CallError>>>,
+    sent: Mutex<Vec<OutgoingRequest>>,
+}
+
+impl ScriptedTransport {
+    fn answering(answers: Vec<Result<OutgoingResponse, CallError>>) -> Arc<Self> {
+        Arc::new(ScriptedTransport {
+            script: Mutex::new(answers.into()),
+            sent: Mutex::default(),
+        })
+    }
+
+    fn sent(&self) -> Vec<OutgoingRequest> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+fn reply(status: u16, body: &str) -> Result<OutgoingResponse, CallError> {
+    Ok(OutgoingResponse {
+        status,
+        headers: HeaderMap::new(),
+        body: Bytes::from(body.to_owned()),
+    })
+}
+
+#[async_trait]
+impl Transport for ScriptedTransport {
+    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
+        self.sent.lock().unwrap().push(request);
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| reply(200, "{}"))
+    }
+}
+
+fn settings(schedule: &str) -> OutgoingSettings {
+    OutgoingSettings {
+        retry_schedule: RetrySchedule::parse(schedule).unwrap(),
+        ..OutgoingSettings::default()
+    }
+}
+
+async fn setup(
+    answers: Vec<Result<OutgoingResponse, CallError>>,
+    schedule: &str,
+) -> (Ports, Arc<ScriptedTransport>, Outgoing) {
+    let ports = Ports::memory();
+    let transport = ScriptedTransport::answering(answers);
+    let outgoing = Outgoing::with_transport(&ports, &settings(schedule), transport.clone());
+    let registration: Map<String, Value> = serde_json::from_value(json!({
+        "id": "crm",
+        "url": "https://crm.example/hook?fixed=1",
+        "method": "POST",
+        "headers": {"Authorization": "Bearer prefilled", "X-Tenant": ""},
+        "queryParams": ["page"],
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }))
+    .unwrap();
+    let webhook = registry::registration_from_json(
+        &registration,
+        None,
+        Timestamp::now(),
+        60,
+        outgoing.guard(),
+    )
+    .unwrap();
+    ports.outgoing.put_outgoing(&webhook).await.unwrap();
+    (ports, transport, outgoing)
+}
+
+fn trigger(body: Value) -> Trigger {
+    Trigger::from_json(body.as_object().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_call_is_sent_as_registered_and_recorded() {
+    let (ports, transport, outgoing) = setup(vec![reply(201, r#"{"id": 7}"#)], "").await;
+    let answer = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "data": {"a": 1}, "headers": {"x-tenant": "t1"}, "queryParams": {"page": 2}})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.to_json(),
+        json!({"referenceId": answer.reference_id.to_string(), "status": 201, "data": {"id": 7}, "error": false})
+    );
+    let sent = transport.sent();
+    assert_eq!(sent.len(), 1);
+    let request = &sent[0];
+    assert_eq!(request.url, "https://crm.example/hook?fixed=1&page=2");
+    assert_eq!(request.headers["authorization"], "Bearer prefilled");
+    assert_eq!(request.headers["x-tenant"], "t1");
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(
+        request.headers["webhook-id"],
+        answer.reference_id.to_string().as_str()
+    );
+    assert_eq!(request.body, Bytes::from_static(br#"{"a":1}"#));
+
+    let record = ports
+        .invocations
+        .get_invocation(&answer.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, InvocationState::Succeeded);
+    assert_eq!(record.attempts.len(), 1);
+    assert_eq!(record.pending, None, "a synchronous call keeps nothing to resend");
+    let shown = record.to_api_json().to_string();
+    assert!(!shown.contains("prefilled") && !shown.contains("t1"), "{shown}");
+}
+
+#[tokio::test]
+async fn refusals_send_and_record_nothing() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    for (body, code) in [
+        (json!({"webhookId": "nope"}), "outgoing_webhook_not_found"),
+        (json!({"webhookId": "crm", "queryParams": {"other": 1}}), "query_param_not_allowed"),
+        (json!({"webhookId": "crm", "headers": {"X-Other": "x"}}), "header_not_allowed"),
+        (json!({"webhookId": "crm", "headers": {"Authorization": "x"}}), "header_not_allowed"),
+    ] {
+        let err = outgoing
+            .send(&trigger(body), &Caller::Admin, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, code);
+    }
+    assert!(transport.sent().is_empty());
+    assert!(
+        ports
+            .invocations
+            .list_invocations("crm", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Takes the one queued delivery job.
+async fn queued_delivery(ports: &Ports) -> ReferenceId {
+    let deliveries = ports
+        .queue
+        .receive_jobs(10, Duration::from_millis(10), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    ports.queue.delete_job(&deliveries[0].receipt).await.unwrap();
+    match &deliveries[0].job {
+        Job::Delivery(d) => d.reference_id,
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
+    let mut busy = HeaderMap::new();
+    busy.insert(http::header::RETRY_AFTER, "120".parse().unwrap());
+    let answers = vec![
+        reply(500, "down"),
+        Ok(OutgoingResponse {
+            status: 429,
+            headers: busy,
+            body: Bytes::new(),
+        }),
+        reply(200, "ok"),
+    ];
+    let (ports, transport, outgoing) = setup(answers, "1s,1s,1s").await;
+    let answer = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "data": "hi", "async": true})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.to_json()["status"], "processing");
+    assert!(transport.sent().is_empty(), "nothing is sent before the worker runs");
+    let id = queued_delivery(&ports).await;
+    assert_eq!(id, answer.reference_id);
+
+    let Disposition::RetryAfter(first) = outgoing.deliver(&id).await else {
+        panic!("a 500 is retried")
+    };
+    assert!(first >= Duration::from_millis(900) && first <= Duration::from_millis(1100));
+    let Disposition::RetryAfter(second) = outgoing.deliver(&id).await else {
+        panic!("a 429 is retried")
+    };
+    assert!(second >= Duration::from_secs(120), "Retry-After wins: {second:?}");
+    assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
+    assert_eq!(outgoing.deliver(&id).await, Disposition::Done, "finished: a redelivery does nothing");
+    assert_eq!(transport.sent().len(), 3);
+
+    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    assert_eq!(record.state, InvocationState::Succeeded);
+    let statuses: Vec<u16> = record.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [500, 429, 200]);
+    assert_eq!(record.data, json!("ok"));
+    assert_eq!(record.pending, None, "the request is dropped once delivered");
+    let ids: Vec<_> = transport.sent().iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    assert!(ids.iter().all(|i| i == ids[0].as_bytes()), "one webhook-id for every attempt");
+}
+
+#[tokio::test]
+async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
+    let (ports, _, outgoing) = setup(vec![reply(500, ""), reply(502, "")], "1s").await;
+    let id = outgoing
+        .send(&trigger(json!({"webhookId": "crm", "async": true})), &Caller::Admin, None)
+        .await
+        .unwrap()
+        .reference_id;
+    queued_delivery(&ports).await;
+    assert!(matches!(outgoing.deliver(&id).await, Disposition::RetryAfter(_)));
+    assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
+    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    assert_eq!(record.state, InvocationState::Failed);
+    assert!(
+        record.error_message.as_deref().unwrap().starts_with("gave up after 2 attempts"),
+        "{:?}",
+        record.error_message
+    );
+
+    let (ports, _, outgoing) = setup(vec![reply(410, "")], "1s,1s").await;
+    let answer = outgoing
+        .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
+        .await
+        .unwrap();
+    assert_eq!((answer.status, answer.error), (Some(410), true));
+    let webhook = ports.outgoing.get_outgoing("crm").await.unwrap().unwrap();
+    assert!(!webhook.enabled);
+    let err = outgoing
+        .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "outgoing_webhook_disabled");
+}
+
+#[tokio::test]
+async fn a_rerun_pipeline_step_calls_once() {
+    let (ports, transport, outgoing) = setup(vec![reply(200, r#"{"ok":true}"#)], "").await;
+    let services = Services {
+        users: Users::default(),
+        mailer: None,
+        mail_from: "a@b".into(),
+        outgoing: Some(Arc::new(outgoing)),
+    };
+    let pipeline = Pipeline::compile(
+        "notify",
+        "pipeline:\n  - event.listen: webhook.lead.created\n  - iam.run.as: systemuser\n  - webhook.send:\n      webhookId: crm\n      data: \"${body.payload}\"\n",
+        &Users::default(),
+    )
+    .unwrap();
+    let event = json!({"correlationId": "c-1", "payload": {"name": "Ada"}});
+    let first = pipeline.run(event.clone(), &services).await.unwrap();
+    let second = pipeline.run(event, &services).await.unwrap();
+    assert_eq!(first, second, "the second run reads the first run's answer");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["data"], json!({"ok": true}));
+    assert_eq!(transport.sent().len(), 1, "the endpoint was called once");
+    let id = ReferenceId::parse(first["referenceId"].as_str().unwrap()).unwrap();
+    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    assert_eq!(record.caller, "pipeline:notify");
+    assert_eq!(record.correlation_id.as_deref(), Some("c-1"));
+
+    let anonymous = Pipeline::compile(
+        "notify",
+        "pipeline:\n  - event.listen: webhook.lead.created\n  - webhook.send: crm\n",
+        &Users::default(),
+    )
+    .unwrap();
+    let denied = anonymous.run(json!({}), &services).await.unwrap_err();
+    assert_eq!(denied.code, "permission_denied");
+}
