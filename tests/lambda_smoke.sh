@@ -54,6 +54,11 @@ invoke webhook-receive receive-post-form.json '"statusCode":200'
 invoke webhook-receive receive-post-multipart.json '"statusCode":200'
 invoke result-poll result-poll.json '"statusCode":410'
 invoke pipeline-worker sqs-pipeline-jobs.json '"batchItemFailures":[]'
+# Outgoing webhooks: register (201 new, 200 replaced on a rerun), queue an
+# asynchronous send on SQS (202), and a delivery message for a record that is gone.
+invoke webhook-admin admin-outgoing-put.json '"statusCode":20'
+invoke webhook-admin admin-webhook-send-async.json '"statusCode":202'
+invoke pipeline-worker sqs-delivery-jobs.json '"batchItemFailures":[]'
 
 # AWS calls of one warm webhook.receive (no listener), counted at moto's access log.
 if [ -n "${MOTO_LOG:-}" ]; then

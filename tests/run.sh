@@ -42,6 +42,9 @@ wait_for "moto" curl -sf "http://127.0.0.1:$moto_port/moto-api/"
 
 export HOOKFLOW_TEST_SMTP_URL="smtp://127.0.0.1:$(cat "$work/smtp.port")"
 export HOOKFLOW_TEST_MAIL_DIR="$work/mail"
+# The venv's Python, for the scripts the tests run (tests/verify_signature.py).
+HOOKFLOW_TEST_PYTHON="$(cd "$VENV" && pwd)/bin/python"
+export HOOKFLOW_TEST_PYTHON
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-central-1
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE

@@ -255,3 +255,59 @@ async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
     let result = ports.events.get_result(&id).await.unwrap().unwrap();
     assert_eq!(result.error().unwrap()["code"], "mail_unavailable");
 }
+
+#[tokio::test]
+async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
+    let ports = Ports::memory();
+    let gw = gateway(ports.clone());
+    let (status, _, registered) =
+        call(&gw, include_str!("../../events/admin-outgoing-put.json")).await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(registered["headers"]["Authorization"], "********");
+    assert_eq!(registered["secret"], "********");
+
+    let (status, _, queued) = call(
+        &gw,
+        include_str!("../../events/admin-webhook-send-async.json"),
+    )
+    .await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "processing");
+    let reference_id = queued["referenceId"].as_str().unwrap().to_owned();
+    let taken = ports
+        .queue
+        .receive_jobs(10, Duration::from_millis(10), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "one delivery queued");
+    let message = serde_json::to_string(&taken[0].job).unwrap();
+    assert_eq!(message, format!(r#"{{"referenceId":"{reference_id}"}}"#));
+
+    // The fixture's delivery names a record that does not exist: finished, not retried.
+    let mut settings = Settings::default();
+    settings.outgoing.connect_timeout = Duration::from_secs(2);
+    settings.outgoing.total_timeout = Duration::from_secs(2);
+    let services = Services::from_settings(&settings, &ports).unwrap();
+    let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-delivery-jobs.json")).unwrap();
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    // The real delivery: crm.example.com is out of reach here (no network, or the
+    // guard), so the attempt is recorded and the message is kept for a retry.
+    event.records[0].body = Some(message);
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "kept for a retry");
+    let (_, _, record) = call(
+        &gw,
+        &include_str!("../../events/admin-webhook-get.json")
+            .replace("webhook.get", "invocation.get")
+            .replace(r#""rawQueryString": """#, &format!(r#""rawQueryString": "referenceId={reference_id}""#)),
+    )
+    .await;
+    assert_eq!(record["state"], "processing", "{record}");
+    assert_eq!(record["attempts"].as_array().unwrap().len(), 1, "{record}");
+    assert!(record["nextAttemptAt"].is_string(), "{record}");
+    assert!(!record.to_string().contains("crm-api-key"), "no secret in the record");
+}

@@ -36,6 +36,8 @@ pub struct Server {
     pub aws_prefix: String,
     _temp: Option<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    /// Where the server's log (stderr) goes, when captured.
+    log: Option<PathBuf>,
 }
 
 impl Server {
@@ -58,8 +60,41 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start_with`], with the server's log (stderr) written to a
+    /// file beside its data dir (outside the work tree; see [`Server::log_text`]).
+    pub async fn start_logged(env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().join("data");
+        std::fs::create_dir(&dir).expect("data dir");
+        let log = temp.path().join("server.log");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let prefix = format!("hf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut server = Self::spawn_logging(&dir, &env, &prefix, Some(&log)).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Everything the server logged so far (started with [`Server::start_logged`]).
+    pub fn log_text(&self) -> String {
+        let path = self.log.as_ref().expect("started with Server::start_logged");
+        std::fs::read_to_string(path).expect("server log")
+    }
+
     /// Starts the binary on `dir` and waits for its "listening" line.
     pub async fn spawn(dir: &Path, env: &[(String, String)], aws_prefix: &str) -> Server {
+        Self::spawn_logging(dir, env, aws_prefix, None).await
+    }
+
+    /// [`Server::spawn`], appending the server's stderr to `log` when given.
+    async fn spawn_logging(
+        dir: &Path,
+        env: &[(String, String)],
+        aws_prefix: &str,
+        log: Option<&Path>,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookflow"));
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir);
@@ -84,7 +119,16 @@ impl Server {
             .env_remove("HOOKFLOW_PUBLIC_URL")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("server log file"),
+                ),
+                None => Stdio::inherit(),
+            })
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn hookflow");
         let stdout = child.stdout.take().expect("stdout");
@@ -108,6 +152,7 @@ impl Server {
             aws_prefix: aws_prefix.to_owned(),
             _temp: None,
             env: env.to_vec(),
+            log: log.map(Path::to_path_buf),
         }
     }
 
@@ -132,7 +177,8 @@ impl Server {
     /// Starts a new process on the same data dir and settings (after stop/kill).
     pub async fn restart(&mut self) {
         let temp = self._temp.take();
-        let next = Self::spawn(&self.dir, &self.env, &self.aws_prefix).await;
+        let next =
+            Self::spawn_logging(&self.dir, &self.env, &self.aws_prefix, self.log.as_deref()).await;
         *self = Server {
             _temp: temp,
             ..next
@@ -421,4 +467,18 @@ impl Server {
         }
         panic!("result {id} still processing after 20 s");
     }
+}
+
+/// The Python of the test venv (`HOOKFLOW_TEST_PYTHON`, set by `tests/run.sh`;
+/// else `.venv/bin/python` of the work tree, as `make test` creates it).
+pub fn venv_python() -> PathBuf {
+    if let Ok(path) = std::env::var("HOOKFLOW_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        fallback.exists(),
+        "no test venv: run the tests with `make test` (it sets HOOKFLOW_TEST_PYTHON)"
+    );
+    fallback
 }
