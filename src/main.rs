@@ -46,6 +46,8 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<std::process::ExitCode
     println!("HOOKFLOW_WEBHOOKS_TABLE={}", resources.webhooks_table);
     println!("HOOKFLOW_PIPELINES_TABLE={}", resources.pipelines_table);
     println!("HOOKFLOW_EVENTS_TABLE={}", resources.events_table);
+    println!("HOOKFLOW_OUTGOING_TABLE={}", resources.outgoing_table);
+    println!("HOOKFLOW_INVOCATIONS_TABLE={}", resources.invocations_table);
     println!("HOOKFLOW_QUEUE_URL={}", resources.queue_url);
     println!("HOOKFLOW_PAYLOAD_BUCKET={}", resources.payload_bucket);
     Ok(std::process::ExitCode::SUCCESS)

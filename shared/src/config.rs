@@ -290,30 +290,26 @@ impl Settings {
                 },
                 retry_schedule: match get("HOOKFLOW_OUTGOING_RETRY_SCHEDULE") {
                     None => defaults.outgoing.retry_schedule,
-                    Some(v) => crate::outgoing::schedule::RetrySchedule::parse(&v).map_err(
-                        |problem| ConfigError {
-                            name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
-                            problem,
-                        },
-                    )?,
+                    Some(v) => {
+                        crate::outgoing::schedule::RetrySchedule::parse(&v).map_err(|problem| {
+                            ConfigError {
+                                name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
+                                problem,
+                            }
+                        })?
+                    }
                 },
                 secret_grace_seconds: match get("HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS") {
                     None => defaults.outgoing.secret_grace_seconds,
-                    Some(v) => parse_number(
-                        "HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS",
-                        &v,
-                        0,
-                        30 * 86_400,
-                    )?,
+                    Some(v) => {
+                        parse_number("HOOKFLOW_OUTGOING_SECRET_GRACE_SECONDS", &v, 0, 30 * 86_400)?
+                    }
                 },
                 invocation_ttl_seconds: match get("HOOKFLOW_INVOCATION_TTL_SECONDS") {
                     None => defaults.outgoing.invocation_ttl_seconds,
-                    Some(v) => parse_number(
-                        "HOOKFLOW_INVOCATION_TTL_SECONDS",
-                        &v,
-                        60,
-                        365 * 86_400,
-                    )?,
+                    Some(v) => {
+                        parse_number("HOOKFLOW_INVOCATION_TTL_SECONDS", &v, 60, 365 * 86_400)?
+                    }
                 },
             },
         };

@@ -197,6 +197,9 @@ pub trait InvocationStore: Send + Sync {
     /// The record, if stored and not expired at the time of reading.
     async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>>;
     /// The unexpired records of one webhook, newest first, at most `limit`.
-    async fn list_invocations(&self, webhook_id: &str, limit: usize)
-    -> StoreResult<Vec<Invocation>>;
+    async fn list_invocations(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<Invocation>>;
 }

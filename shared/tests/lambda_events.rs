@@ -303,11 +303,17 @@ async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
         &gw,
         &include_str!("../../events/admin-webhook-get.json")
             .replace("webhook.get", "invocation.get")
-            .replace(r#""rawQueryString": """#, &format!(r#""rawQueryString": "referenceId={reference_id}""#)),
+            .replace(
+                r#""rawQueryString": """#,
+                &format!(r#""rawQueryString": "referenceId={reference_id}""#),
+            ),
     )
     .await;
     assert_eq!(record["state"], "processing", "{record}");
     assert_eq!(record["attempts"].as_array().unwrap().len(), 1, "{record}");
     assert!(record["nextAttemptAt"].is_string(), "{record}");
-    assert!(!record.to_string().contains("crm-api-key"), "no secret in the record");
+    assert!(
+        !record.to_string().contains("crm-api-key"),
+        "no secret in the record"
+    );
 }

@@ -20,7 +20,11 @@ const DEFAULT_LIST: usize = 50;
 
 /// The JSON object a command was sent: the body when it is JSON, else the
 /// parameters (query string or form) as text fields.
-fn json_object(params: &Params, headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+fn json_object(
+    params: &Params,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Map<String, Value>, ApiError> {
     let form = media_type(headers).is_some_and(|t| t == "application/x-www-form-urlencoded");
     if !body.is_empty() && !form {
         let declared_json = media_type(headers).is_none_or(|t| is_json(&t));
@@ -93,7 +97,9 @@ impl Gateway {
             Some(id) => Ok(self.existing_outgoing(id).await?.to_api_json(now)),
             None => {
                 let all = self.ports.outgoing.list_outgoing().await?;
-                Ok(Value::Array(all.iter().map(|w| w.to_api_json(now)).collect()))
+                Ok(Value::Array(
+                    all.iter().map(|w| w.to_api_json(now)).collect(),
+                ))
             }
         }
     }

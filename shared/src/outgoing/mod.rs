@@ -23,4 +23,3 @@ mod tests;
 
 pub use model::{Invocation, OutgoingWebhook, ReferenceId};
 pub use service::Outgoing;
-

@@ -253,8 +253,12 @@ fn parse_url(value: Option<&Value>, guard: &Guard) -> Result<String, ApiError> {
             format!("url must be at most {MAX_URL_LEN} characters"),
         ));
     }
-    let url = Url::parse(text)
-        .map_err(|_| invalid("invalid_url", "url must be an absolute http:// or https:// URL"))?;
+    let url = Url::parse(text).map_err(|_| {
+        invalid(
+            "invalid_url",
+            "url must be an absolute http:// or https:// URL",
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(
             "invalid_url",
@@ -458,7 +462,9 @@ impl Trigger {
                         _ => {
                             return Err(invalid(
                                 "invalid_query_params",
-                                format!("the value of query parameter '{name}' must be a text or number"),
+                                format!(
+                                    "the value of query parameter '{name}' must be a text or number"
+                                ),
                             ));
                         }
                     }

@@ -19,10 +19,18 @@ impl Default for RetrySchedule {
         const MINUTE: u64 = 60;
         const HOUR: u64 = 3600;
         RetrySchedule {
-            delays: [5, 5 * MINUTE, 30 * MINUTE, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
+            delays: [
+                5,
+                5 * MINUTE,
+                30 * MINUTE,
+                2 * HOUR,
+                5 * HOUR,
+                10 * HOUR,
+                10 * HOUR,
+            ]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
         }
     }
 }
@@ -86,7 +94,10 @@ mod tests {
     fn parses_units_and_rejects_nonsense() {
         let s = RetrySchedule::parse("0, 200ms, 5s, 5m, 2h").unwrap();
         assert_eq!(s.max_attempts(), 6);
-        assert_eq!(s.total(), Duration::from_millis(200 + 5_000 + 300_000 + 7_200_000));
+        assert_eq!(
+            s.total(),
+            Duration::from_millis(200 + 5_000 + 300_000 + 7_200_000)
+        );
         assert_eq!(RetrySchedule::parse("").unwrap().max_attempts(), 1);
         for bad in ["5x", "soon", "13h", "-1s"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
@@ -100,7 +111,10 @@ mod tests {
         assert_eq!(s.next_delay(0), None);
         for _ in 0..100 {
             let d = s.next_delay(1).unwrap();
-            assert!(d >= Duration::from_millis(4500) && d <= Duration::from_millis(5500), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(4500) && d <= Duration::from_millis(5500),
+                "{d:?}"
+            );
         }
         assert!(s.next_delay(7).is_some());
         assert_eq!(s.next_delay(8), None);

@@ -13,9 +13,7 @@ use super::model::{
 };
 use super::registry::{self, Trigger};
 use super::schedule::MAX_DELAY;
-use super::transport::{
-    CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport,
-};
+use super::transport::{CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport};
 use crate::api::Ports;
 use crate::config::OutgoingSettings;
 use crate::domain::{DeliveryJob, Job, Timestamp};
@@ -259,8 +257,16 @@ impl Outgoing {
         };
         let webhook = match self.registry.get_outgoing(&record.webhook_id).await {
             Ok(Some(w)) if w.enabled => w,
-            Ok(Some(_)) => return self.finish(record, "the outgoing webhook is disabled").await,
-            Ok(None) => return self.finish(record, "the outgoing webhook was deleted").await,
+            Ok(Some(_)) => {
+                return self
+                    .finish(record, "the outgoing webhook is disabled")
+                    .await;
+            }
+            Ok(None) => {
+                return self
+                    .finish(record, "the outgoing webhook was deleted")
+                    .await;
+            }
             Err(err) => return store_failed(&err),
         };
         let outcome = self.attempt(&webhook, &pending, record.reference_id).await;
@@ -284,16 +290,16 @@ impl Outgoing {
                 .retry_after
                 .map_or(delay, |asked| asked.max(delay))
                 .min(MAX_DELAY);
-            record.next_attempt_at = Some(Timestamp(
-                record.updated_at.0 + delay.as_millis() as i64,
-            ));
+            record.next_attempt_at =
+                Some(Timestamp(record.updated_at.0 + delay.as_millis() as i64));
             Disposition::RetryAfter(delay)
         } else {
             record.state = InvocationState::Failed;
             record.pending = None;
-            let last = record.error_message.take().unwrap_or_else(|| {
-                format!("the endpoint answered {}", outcome.attempt.status)
-            });
+            let last = record
+                .error_message
+                .take()
+                .unwrap_or_else(|| format!("the endpoint answered {}", outcome.attempt.status));
             record.error_message = Some(format!("gave up after {attempts} attempts: {last}"));
             Disposition::Done
         };
@@ -325,8 +331,12 @@ impl Outgoing {
         disabled.disabled_reason = Some("the endpoint answered 410 Gone".into());
         disabled.updated_at = Timestamp::now();
         match self.registry.put_outgoing(&disabled).await {
-            Ok(()) => tracing::warn!(webhook_id = %webhook.id, "outgoing webhook disabled: the endpoint answered 410 Gone"),
-            Err(err) => tracing::error!(error = %err, webhook_id = %webhook.id, "disabling an outgoing webhook failed"),
+            Ok(()) => {
+                tracing::warn!(webhook_id = %webhook.id, "outgoing webhook disabled: the endpoint answered 410 Gone")
+            }
+            Err(err) => {
+                tracing::error!(error = %err, webhook_id = %webhook.id, "disabling an outgoing webhook failed")
+            }
         }
     }
 

@@ -138,9 +138,15 @@ async fn a_call_is_sent_as_registered_and_recorded() {
         .unwrap();
     assert_eq!(record.state, InvocationState::Succeeded);
     assert_eq!(record.attempts.len(), 1);
-    assert_eq!(record.pending, None, "a synchronous call keeps nothing to resend");
+    assert_eq!(
+        record.pending, None,
+        "a synchronous call keeps nothing to resend"
+    );
     let shown = record.to_api_json().to_string();
-    assert!(!shown.contains("prefilled") && !shown.contains("t1"), "{shown}");
+    assert!(
+        !shown.contains("prefilled") && !shown.contains("t1"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -148,9 +154,18 @@ async fn refusals_send_and_record_nothing() {
     let (ports, transport, outgoing) = setup(vec![], "").await;
     for (body, code) in [
         (json!({"webhookId": "nope"}), "outgoing_webhook_not_found"),
-        (json!({"webhookId": "crm", "queryParams": {"other": 1}}), "query_param_not_allowed"),
-        (json!({"webhookId": "crm", "headers": {"X-Other": "x"}}), "header_not_allowed"),
-        (json!({"webhookId": "crm", "headers": {"Authorization": "x"}}), "header_not_allowed"),
+        (
+            json!({"webhookId": "crm", "queryParams": {"other": 1}}),
+            "query_param_not_allowed",
+        ),
+        (
+            json!({"webhookId": "crm", "headers": {"X-Other": "x"}}),
+            "header_not_allowed",
+        ),
+        (
+            json!({"webhookId": "crm", "headers": {"Authorization": "x"}}),
+            "header_not_allowed",
+        ),
     ] {
         let err = outgoing
             .send(&trigger(body), &Caller::Admin, None)
@@ -177,7 +192,11 @@ async fn queued_delivery(ports: &Ports) -> ReferenceId {
         .await
         .unwrap();
     assert_eq!(deliveries.len(), 1);
-    ports.queue.delete_job(&deliveries[0].receipt).await.unwrap();
+    ports
+        .queue
+        .delete_job(&deliveries[0].receipt)
+        .await
+        .unwrap();
     match &deliveries[0].job {
         Job::Delivery(d) => d.reference_id,
         other => panic!("expected a delivery, got {other:?}"),
@@ -207,7 +226,10 @@ async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
         .await
         .unwrap();
     assert_eq!(answer.to_json()["status"], "processing");
-    assert!(transport.sent().is_empty(), "nothing is sent before the worker runs");
+    assert!(
+        transport.sent().is_empty(),
+        "nothing is sent before the worker runs"
+    );
     let id = queued_delivery(&ports).await;
     assert_eq!(id, answer.reference_id);
 
@@ -218,36 +240,74 @@ async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
     let Disposition::RetryAfter(second) = outgoing.deliver(&id).await else {
         panic!("a 429 is retried")
     };
-    assert!(second >= Duration::from_secs(120), "Retry-After wins: {second:?}");
+    assert!(
+        second >= Duration::from_secs(120),
+        "Retry-After wins: {second:?}"
+    );
     assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
-    assert_eq!(outgoing.deliver(&id).await, Disposition::Done, "finished: a redelivery does nothing");
+    assert_eq!(
+        outgoing.deliver(&id).await,
+        Disposition::Done,
+        "finished: a redelivery does nothing"
+    );
     assert_eq!(transport.sent().len(), 3);
 
-    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    let record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.state, InvocationState::Succeeded);
     let statuses: Vec<u16> = record.attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [500, 429, 200]);
     assert_eq!(record.data, json!("ok"));
-    assert_eq!(record.pending, None, "the request is dropped once delivered");
-    let ids: Vec<_> = transport.sent().iter().map(|r| r.headers["webhook-id"].clone()).collect();
-    assert!(ids.iter().all(|i| i == ids[0].as_bytes()), "one webhook-id for every attempt");
+    assert_eq!(
+        record.pending, None,
+        "the request is dropped once delivered"
+    );
+    let ids: Vec<_> = transport
+        .sent()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    assert!(
+        ids.iter().all(|i| i == ids[0].as_bytes()),
+        "one webhook-id for every attempt"
+    );
 }
 
 #[tokio::test]
 async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
     let (ports, _, outgoing) = setup(vec![reply(500, ""), reply(502, "")], "1s").await;
     let id = outgoing
-        .send(&trigger(json!({"webhookId": "crm", "async": true})), &Caller::Admin, None)
+        .send(
+            &trigger(json!({"webhookId": "crm", "async": true})),
+            &Caller::Admin,
+            None,
+        )
         .await
         .unwrap()
         .reference_id;
     queued_delivery(&ports).await;
-    assert!(matches!(outgoing.deliver(&id).await, Disposition::RetryAfter(_)));
+    assert!(matches!(
+        outgoing.deliver(&id).await,
+        Disposition::RetryAfter(_)
+    ));
     assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
-    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    let record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.state, InvocationState::Failed);
     assert!(
-        record.error_message.as_deref().unwrap().starts_with("gave up after 2 attempts"),
+        record
+            .error_message
+            .as_deref()
+            .unwrap()
+            .starts_with("gave up after 2 attempts"),
         "{:?}",
         record.error_message
     );
@@ -290,7 +350,12 @@ async fn a_rerun_pipeline_step_calls_once() {
     assert_eq!(first["data"], json!({"ok": true}));
     assert_eq!(transport.sent().len(), 1, "the endpoint was called once");
     let id = ReferenceId::parse(first["referenceId"].as_str().unwrap()).unwrap();
-    let record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    let record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.caller, "pipeline:notify");
     assert_eq!(record.correlation_id.as_deref(), Some("c-1"));
 

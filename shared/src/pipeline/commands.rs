@@ -493,7 +493,8 @@ impl Command for WebhookSend {
                 "outgoing webhooks are not available here",
             )
         })?;
-        let trigger = Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code, e.message))?;
+        let trigger =
+            Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code, e.message))?;
         // Derived from the event and the step, so a redelivered job finds the
         // invocation its first run made instead of calling the endpoint again.
         let reference_id = state.correlation_id.as_ref().map(|id| {
