@@ -3,6 +3,9 @@
 //! 1. webhook.receive with a small JSON body and no listener (accept + store), and
 //! 2. webhook.receive with one one-step pipeline listening, answered with the
 //!    pipeline's result (receive → queue → worker → result → answer),
+//! 3. webhook.send of a registered, signed outgoing webhook to an endpoint on
+//!    loopback, answered with the endpoint's reply (checked, guarded, signed,
+//!    sent, recorded),
 //!
 //! then the server's peak resident memory, and that every accepted call is in
 //! the SQLite file.
@@ -66,21 +69,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "hookflow bench: {}-byte JSON body, SQLite WAL synchronous=FULL, server pid {pid}",
         BODY.len()
     );
-    let expected = BODY.to_uppercase();
+    let endpoint = start_endpoint().await?;
+    register_outgoing(&addr, &endpoint).await?;
     let scenarios = [
         (
             "webhook.receive, no listener (accepted and stored)",
-            &plain,
-            None,
+            Call::Receive {
+                token: plain,
+                expected: None,
+            },
         ),
         (
             "webhook.receive with a one-step pipeline (answered with its result)",
-            &piped,
-            Some(expected.as_str()),
+            Call::Receive {
+                token: piped,
+                expected: Some(BODY.to_uppercase()),
+            },
+        ),
+        (
+            "webhook.send, signed, to an endpoint on loopback (answered with its reply)",
+            Call::Send,
         ),
     ];
     let mut total_accepted = 0;
-    for (title, token, expected) in scenarios {
+    let mut total_sent = 0;
+    for (title, call) in scenarios {
         println!();
         println!("{title}");
         println!(
@@ -89,23 +102,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
         for &clients in &args.clients {
             // Warm-up: connections, caches, the WAL.
-            let warm_up = load(&addr, token, expected, clients, Duration::from_millis(500)).await?;
-            let level = load(
-                &addr,
-                token,
-                expected,
-                clients,
-                Duration::from_secs(args.seconds),
-            )
-            .await?;
-            total_accepted += warm_up.accepted + warm_up.failed + level.accepted + level.failed;
+            let warm_up = load(&addr, &call, clients, Duration::from_millis(500)).await?;
+            let level = load(&addr, &call, clients, Duration::from_secs(args.seconds)).await?;
+            let answered = warm_up.accepted + warm_up.failed + level.accepted + level.failed;
+            match call {
+                Call::Receive { .. } => total_accepted += answered,
+                Call::Send => total_sent += answered,
+            }
             print_level(&level);
         }
     }
     let peak_rss_kib = peak_rss_kib(pid);
 
     stop(&mut server).await;
-    let stored = count_events(&data_dir.join(DATABASE_FILE))?;
+    let stored = count_rows(&data_dir.join(DATABASE_FILE), "events")?;
+    let recorded = count_rows(&data_dir.join(DATABASE_FILE), "invocations")?;
     println!();
     match peak_rss_kib {
         Some(kib) => println!(
@@ -117,11 +128,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     println!(
         "accepted calls (warm-ups included): {total_accepted}, events in the SQLite file: {stored}"
     );
+    println!(
+        "webhook.send calls (warm-ups included): {total_sent}, invocation records: {recorded}"
+    );
     let _ = std::fs::remove_dir_all(&data_dir);
     if stored != total_accepted {
         eprintln!(
             "error: {} accepted calls are missing from the store",
             total_accepted.abs_diff(stored)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if recorded != total_sent {
+        eprintln!(
+            "error: {} sends have no invocation record",
+            total_sent.abs_diff(recorded)
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -164,6 +185,8 @@ async fn start_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, Stri
         .arg(data_dir)
         .env("HOOKFLOW_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
         .env("HOOKFLOW_LOG", "warn")
+        // The third scenario's endpoint listens on loopback.
+        .env("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -214,12 +237,27 @@ async fn create_webhook(addr: &str, event_key: &str) -> anyhow::Result<String> {
         .context("webhook.put gave no uuid")
 }
 
+/// What one benchmark call is.
+#[derive(Clone)]
+enum Call {
+    /// `webhook.receive` with this token; with `expected`, a call counts only when
+    /// answered `ok` with that value.
+    Receive {
+        token: String,
+        expected: Option<String>,
+    },
+    /// `webhook.send` of the registered bench webhook; counts when the endpoint's
+    /// 200 comes back.
+    Send,
+}
+
+/// The id of the outgoing webhook the third scenario sends to.
+const OUTGOING_ID: &str = "bench-crm";
+
 /// `clients` connections, each sending one request after the other for `duration`.
-/// With `expected`, a call counts only when answered `ok` with that value.
 async fn load(
     addr: &str,
-    token: &str,
-    expected: Option<&str>,
+    call: &Call,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<Level> {
@@ -227,10 +265,9 @@ async fn load(
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (addr, token) = (addr.to_owned(), token.to_owned());
-        let expected = expected.map(str::to_owned);
+        let (addr, call) = (addr.to_owned(), call.clone());
         tasks.push(tokio::spawn(async move {
-            client_loop(&addr, &token, expected.as_deref(), deadline).await
+            client_loop(&addr, &call, deadline).await
         }));
     }
     let mut level = Level {
@@ -252,8 +289,7 @@ async fn load(
 
 async fn client_loop(
     addr: &str,
-    token: &str,
-    expected: Option<&str>,
+    call: &Call,
     deadline: Instant,
 ) -> anyhow::Result<(usize, usize, Vec<u32>)> {
     let stream = TcpStream::connect(addr).await?;
@@ -261,22 +297,35 @@ async fn client_loop(
     let (mut sender, connection) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let (mut ok, mut failed, mut latencies) = (0, 0, Vec::with_capacity(16_384));
-    let body = Bytes::from_static(BODY.as_bytes());
+    let body = match call {
+        Call::Receive { .. } => Bytes::from_static(BODY.as_bytes()),
+        Call::Send => Bytes::from(format!(r#"{{"webhookId":"{OUTGOING_ID}","data":{BODY}}}"#)),
+    };
+    let authorization = format!("Bearer {BENCH_ADMIN_TOKEN}");
     while Instant::now() < deadline {
-        let req = Request::post("/api/v3/command/webhook.receive")
-            .header("host", addr)
-            .header("token", token)
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))?;
+        let req = match call {
+            Call::Receive { token, .. } => {
+                Request::post("/api/v3/command/webhook.receive").header("token", token.as_str())
+            }
+            Call::Send => Request::post("/api/v3/command/webhook.send")
+                .header("authorization", authorization.as_str()),
+        }
+        .header("host", addr)
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))?;
         let sent = Instant::now();
         let res = sender.send_request(req).await?;
         let status = res.status();
         let answer = res.into_body().collect().await?.to_bytes();
         latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        let finished = match expected {
-            None => true,
-            Some(value) => serde_json::from_slice::<serde_json::Value>(&answer)
-                .is_ok_and(|a| a["status"] == "ok" && a["value"] == value),
+        let answer = || serde_json::from_slice::<serde_json::Value>(&answer);
+        let finished = match call {
+            Call::Receive { expected: None, .. } => true,
+            Call::Receive {
+                expected: Some(value),
+                ..
+            } => answer().is_ok_and(|a| a["status"] == "ok" && a["value"] == value.as_str()),
+            Call::Send => answer().is_ok_and(|a| a["status"] == 200 && a["error"] == false),
         };
         if status == http::StatusCode::OK && finished {
             ok += 1;
@@ -304,11 +353,56 @@ async fn stop(server: &mut Child) {
     let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
 }
 
-fn count_events(database: &std::path::Path) -> anyhow::Result<usize> {
+fn count_rows(database: &std::path::Path, table: &str) -> anyhow::Result<usize> {
     let conn = rusqlite::Connection::open_with_flags(
         database,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
-    let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
     Ok(n as usize)
+}
+
+/// An HTTP endpoint on loopback, in this process, answering every call with a
+/// small JSON reply: the receiver of the `webhook.send` scenario.
+async fn start_endpoint() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(br#"{"received":true}"#),
+                    )))
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    Ok(addr)
+}
+
+async fn register_outgoing(addr: &str, endpoint: &str) -> anyhow::Result<()> {
+    let registration = serde_json::json!({
+        "id": OUTGOING_ID,
+        "url": format!("http://{endpoint}/leads"),
+        "method": "POST",
+        "headers": {"Authorization": "Bearer bench-crm-key"},
+        "secret": "generate",
+    });
+    let status = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v3/command/outgoing.put"))
+        .bearer_auth(BENCH_ADMIN_TOKEN)
+        .json(&registration)
+        .send()
+        .await?
+        .status();
+    if !status.is_success() {
+        bail!("outgoing.put answered {status}");
+    }
+    Ok(())
 }
