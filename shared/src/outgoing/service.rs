@@ -172,6 +172,15 @@ impl Outgoing {
             return Err(registry::disabled(&webhook));
         }
         let pending = registry::prepare(&webhook, trigger)?;
+        if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
+            return Err(ApiError::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "an asynchronous send keeps its body until delivered: at most {MAX_ASYNC_BODY} bytes"
+                ),
+            ));
+        }
         let now = Timestamp::now();
         let (correlation_id, caller_label) = match caller {
             Caller::Admin => (None, caller.label()),
@@ -239,7 +248,11 @@ impl Outgoing {
         if let Err(err) = self.invocations.put_invocation(&record).await {
             tracing::error!(error = %err, reference_id = %record.reference_id, "recording an invocation's outcome failed");
         }
-        Ok(SendAnswer::from_record(&record))
+        // The caller gets the whole answer; the record may hold less (see apply_attempt).
+        Ok(SendAnswer {
+            data: outcome.data,
+            ..SendAnswer::from_record(&record)
+        })
     }
 
     /// Makes the next attempt of an asynchronous delivery (a queued job) and
@@ -391,7 +404,13 @@ fn apply_attempt(record: &mut Invocation, outcome: &AttemptOutcome) {
     record.status = outcome.attempt.status;
     record.error = !outcome.succeeded();
     record.error_message = outcome.attempt.error_message.clone();
-    record.data = outcome.data.clone();
+    // Records must fit a DynamoDB item (400 KB): a larger answer is not kept.
+    let size = serde_json::to_vec(&outcome.data).map_or(usize::MAX, |v| v.len());
+    record.data = if size <= MAX_RECORDED_DATA {
+        outcome.data.clone()
+    } else {
+        json!({"omitted": format!("the answer ({size} bytes as JSON) is larger than the {MAX_RECORDED_DATA} bytes a record keeps")})
+    };
     record.duration_ms = outcome.attempt.duration_ms;
     record.attempts.push(outcome.attempt.clone());
     record.next_attempt_at = None;
@@ -429,6 +448,12 @@ fn retry_after(response: &OutgoingResponse, now: Timestamp) -> Option<Duration> 
     let millis = (at.unix_timestamp_nanos() / 1_000_000) as i64 - now.0;
     Some(Duration::from_millis(millis.max(0) as u64))
 }
+
+/// Largest answer (as JSON) an invocation record keeps.
+const MAX_RECORDED_DATA: usize = 64 * 1024;
+/// Largest body an asynchronous send may queue: it is stored in the record until
+/// delivered, and a record must fit a DynamoDB item.
+const MAX_ASYNC_BODY: usize = 192 * 1024;
 
 /// Delay before retrying after the storage itself failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);

@@ -368,3 +368,28 @@ async fn a_rerun_pipeline_step_calls_once() {
     let denied = anonymous.run(json!({}), &services).await.unwrap_err();
     assert_eq!(denied.code, "permission_denied");
 }
+
+#[tokio::test]
+async fn records_stay_within_a_dynamodb_item() {
+    let big = "x".repeat(100 * 1024);
+    let (ports, _, outgoing) = setup(vec![reply(200, &big)], "").await;
+    let answer = outgoing
+        .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
+        .await
+        .unwrap();
+    assert_eq!(answer.data, json!(big), "the caller gets the whole answer");
+    let record = ports
+        .invocations
+        .get_invocation(&answer.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.data["omitted"].as_str().unwrap().contains("larger than"));
+
+    let too_big = json!({"webhookId": "crm", "data": "y".repeat(200 * 1024), "async": true});
+    let err = outgoing
+        .send(&trigger(too_big), &Caller::Admin, None)
+        .await
+        .unwrap_err();
+    assert_eq!((err.status.as_u16(), err.code), (413, "payload_too_large"));
+}
