@@ -13,9 +13,9 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod outgoing;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod outgoing;
 pub mod pipeline;
 pub mod ports;
 #[cfg(feature = "testkit")]

@@ -114,7 +114,15 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
         .unwrap();
     assert_eq!(jobs.len(), 1, "one job per listening pipeline");
     assert_eq!(jobs[0].job.as_pipeline().unwrap().pipeline, "upper");
-    assert_eq!(jobs[0].job.as_pipeline().unwrap().correlation_id.to_string(), id);
+    assert_eq!(
+        jobs[0]
+            .job
+            .as_pipeline()
+            .unwrap()
+            .correlation_id
+            .to_string(),
+        id
+    );
     let landed = Instant::now();
     ports
         .events
@@ -127,7 +135,9 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
         )
         .await
         .unwrap();
-    ports.signal.notify(&jobs[0].job.as_pipeline().unwrap().correlation_id);
+    ports
+        .signal
+        .notify(&jobs[0].job.as_pipeline().unwrap().correlation_id);
 
     let ((status, _, answer), waited) = poller.await.unwrap();
     let latency = landed.elapsed();

@@ -79,7 +79,10 @@ impl Server {
 
     /// Everything the server logged so far (started with [`Server::start_logged`]).
     pub fn log_text(&self) -> String {
-        let path = self.log.as_ref().expect("started with Server::start_logged");
+        let path = self
+            .log
+            .as_ref()
+            .expect("started with Server::start_logged");
         std::fs::read_to_string(path).expect("server log")
     }
 

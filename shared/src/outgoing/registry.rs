@@ -574,10 +574,13 @@ pub fn prepare(webhook: &OutgoingWebhook, trigger: &Trigger) -> Result<PendingSe
             (value.to_string().into_bytes(), Some("application/json"))
         }
     };
-    // A Content-Type the registration or the trigger gives wins over the guess.
+    // A Content-Type the registration pre-fills or the trigger gives wins over
+    // the guess; one merely listed as trigger-settable (empty) does not.
     let declared = webhook
         .headers
-        .keys()
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, _)| n)
         .chain(headers.keys())
         .any(|n| n.eq_ignore_ascii_case("content-type"));
     Ok(PendingSend {
@@ -666,7 +669,7 @@ pub fn summarize(webhook: &OutgoingWebhook, pending: &PendingSend) -> RequestSum
             .headers
             .iter()
             .chain(&pending.headers)
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .find(|(n, v)| n.eq_ignore_ascii_case("content-type") && !v.is_empty())
             .map(|(_, v)| v.expose().to_owned())
     });
     RequestSummary {

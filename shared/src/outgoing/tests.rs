@@ -384,7 +384,12 @@ async fn records_stay_within_a_dynamodb_item() {
         .await
         .unwrap()
         .unwrap();
-    assert!(record.data["omitted"].as_str().unwrap().contains("larger than"));
+    assert!(
+        record.data["omitted"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
 
     let too_big = json!({"webhookId": "crm", "data": "y".repeat(200 * 1024), "async": true});
     let err = outgoing
