@@ -112,11 +112,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    let worker = build_worker(&ports, &settings)?;
     let concurrency = settings.worker_concurrency;
     let visibility = settings.visibility_timeout;
     let queue = ports.queue.clone();
     let gateway = Arc::new(Gateway::new(ports, settings));
+    let worker = build_worker(&gateway)?;
 
     let listener = TcpListener::bind(args.addr)
         .await
@@ -140,13 +140,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pipeline worker over `ports`, with the mail server of the settings.
-fn build_worker(ports: &Ports, settings: &Settings) -> anyhow::Result<Arc<Worker>> {
-    let services = Arc::new(Services::from_settings(settings, ports)?);
+/// The pipeline worker over the gateway's ports, with the mail server of the
+/// settings; it sends outgoing webhooks through the gateway's client (one
+/// connection pool per process).
+fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
+    let mut services = Services::from_settings(gateway.settings(), gateway.ports())?;
+    services.outgoing = Some(gateway.outgoing().clone());
     Ok(Arc::new(Worker::new(
-        ports.clone(),
-        services,
-        settings.worker.clone(),
+        gateway.ports().clone(),
+        Arc::new(services),
+        gateway.settings().worker.clone(),
     )))
 }
 

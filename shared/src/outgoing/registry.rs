@@ -599,7 +599,23 @@ pub fn build_request(
     now: Timestamp,
 ) -> Result<OutgoingRequest, String> {
     let mut url = Url::parse(&webhook.url).map_err(|_| "the registered url is not valid")?;
-    if !pending.query.is_empty() {
+    let overrides_fixed = url
+        .query_pairs()
+        .any(|(name, _)| pending.query.iter().any(|(n, _)| *n == name));
+    if overrides_fixed {
+        // A parameter fixed in the registered URL and also listed in queryParams
+        // is a default: the trigger's value replaces it.
+        let fixed: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !pending.query.iter().any(|(n, _)| n == name))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let mut pairs = url.query_pairs_mut();
+        pairs.clear();
+        for (name, value) in fixed.iter().chain(&pending.query) {
+            pairs.append_pair(name, value);
+        }
+    } else if !pending.query.is_empty() {
         let mut pairs = url.query_pairs_mut();
         for (name, value) in &pending.query {
             pairs.append_pair(name, value);

@@ -398,3 +398,41 @@ async fn records_stay_within_a_dynamodb_item() {
         .unwrap_err();
     assert_eq!((err.status.as_u16(), err.code), (413, "payload_too_large"));
 }
+
+#[tokio::test]
+async fn a_trigger_value_replaces_a_fixed_default_of_the_same_name() {
+    let registration: Map<String, Value> = serde_json::from_value(json!({
+        "id": "paged",
+        "url": "https://api.example/items?page=1&size=20",
+        "method": "GET",
+        "queryParams": ["page"],
+    }))
+    .unwrap();
+    let webhook = registry::registration_from_json(
+        &registration,
+        None,
+        Timestamp::now(),
+        0,
+        &super::guard::Guard::default(),
+    )
+    .unwrap();
+    let url = |body: Value| {
+        let pending = registry::prepare(&webhook, &trigger(body)).unwrap();
+        registry::build_request(
+            &webhook,
+            &pending,
+            ReferenceId::generate(),
+            Timestamp::now(),
+        )
+        .unwrap()
+        .url
+    };
+    assert_eq!(
+        url(json!({"webhookId": "paged", "queryParams": {"page": 3}})),
+        "https://api.example/items?size=20&page=3"
+    );
+    assert_eq!(
+        url(json!({"webhookId": "paged"})),
+        "https://api.example/items?page=1&size=20"
+    );
+}
