@@ -18,6 +18,9 @@ use crate::ports::{EventStore, PipelineStore, Recorded, StoreResult, WebhookStor
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
+/// The attribute holding a webhook's or a pipeline's JSON document.
+const DATA: &str = "data";
+
 /// Events whose JSON is larger than this go to S3 (an item holds 400 KB in all).
 const MAX_INLINE_EVENT_BYTES: usize = 300_000;
 /// Object key prefix of claim-checked events; the bucket's lifecycle rule expires it.
@@ -61,16 +64,6 @@ fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> StoreResu
     result.map_err(StoreError::unavailable)
 }
 
-/// The `data` JSON of the item under `key_name = key` (consistent read).
-async fn get_data<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    table: &str,
-    key_name: &str,
-    key: AttributeValue,
-) -> StoreResult<Option<T>> {
-    get_json(client, table, key_name, key, "data").await
-}
-
 /// The JSON in `attribute` of the item under `key_name = key` (consistent read).
 pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &Client,
@@ -88,16 +81,6 @@ pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
         .await
         .map_err(unavailable)?;
     found.item.map(|item| json(&item, attribute)).transpose()
-}
-
-/// The `data` JSON of every item of `table` (whose `pk` starts with `prefix`, if given).
-/// A scan: only the management listings use it.
-async fn scan_data<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    table: &str,
-    prefix: Option<&str>,
-) -> StoreResult<Vec<T>> {
-    scan_json(client, table, prefix, "data").await
 }
 
 /// The JSON in `attribute` of every item of `table` (whose `pk` starts with
@@ -171,7 +154,7 @@ impl DynamoWebhookStore {
                 .item("pk", Self::webhook_key(&webhook.token))
                 .item("eventKey", s(webhook.event_key.as_str()))
                 .item("createdAt", n(webhook.created_at.0))
-                .item("data", s(to_json(webhook)?))
+                .item(DATA, s(to_json(webhook)?))
                 .condition_expression(condition)
                 .build(),
         )
@@ -272,11 +255,19 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        get_data(&self.client, &self.table, "pk", Self::webhook_key(token)).await
+        get_json(
+            &self.client,
+            &self.table,
+            "pk",
+            Self::webhook_key(token),
+            DATA,
+        )
+        .await
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let mut all: Vec<Webhook> = scan_data(&self.client, &self.table, Some("webhook#")).await?;
+        let mut all: Vec<Webhook> =
+            scan_json(&self.client, &self.table, Some("webhook#"), DATA).await?;
         all.sort_by(|a, b| (a.created_at, &a.event_key).cmp(&(b.created_at, &b.event_key)));
         Ok(all)
     }
@@ -333,7 +324,7 @@ impl PipelineStore for DynamoPipelineStore {
             .table_name(&self.table)
             .item("name", s(&pipeline.name))
             .item("eventKey", s(pipeline.listens_to.as_str()))
-            .item("data", s(to_json(pipeline)?))
+            .item(DATA, s(to_json(pipeline)?))
             .send()
             .await
             .map_err(unavailable)?;
@@ -341,11 +332,12 @@ impl PipelineStore for DynamoPipelineStore {
     }
 
     async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
-        get_data(&self.client, &self.table, "name", s(name)).await
+        get_json(&self.client, &self.table, "name", s(name), DATA).await
     }
 
     async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
-        let mut all: Vec<PipelineDefinition> = scan_data(&self.client, &self.table, None).await?;
+        let mut all: Vec<PipelineDefinition> =
+            scan_json(&self.client, &self.table, None, DATA).await?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
@@ -458,7 +450,7 @@ impl EventStore for DynamoEventStore {
                 .map_err(unavailable)?;
             put = put.item("s3Key", s(key));
         } else {
-            put = put.item("data", s(data));
+            put = put.item(DATA, s(data));
         }
         match put.send().await {
             Ok(_) => Ok(()),
@@ -492,7 +484,7 @@ impl EventStore for DynamoEventStore {
         }
         let event = match item.get("s3Key") {
             Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
-            _ => json(&item, "data")?,
+            _ => json(&item, DATA)?,
         };
         Ok(Some(EventRecord {
             event,

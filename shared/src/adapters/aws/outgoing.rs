@@ -113,19 +113,16 @@ impl InvocationStore for DynamoInvocationStore {
     }
 
     async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("referenceId", s(id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        match found.item {
-            Some(item) => Self::alive(&item, Timestamp::now()),
-            None => Ok(None),
-        }
+        let found: Option<Invocation> = get_json(
+            &self.client,
+            &self.table,
+            "referenceId",
+            s(id.to_string()),
+            DOC,
+        )
+        .await?;
+        let now = Timestamp::now();
+        Ok(found.filter(|invocation| !invocation.is_expired(now)))
     }
 
     async fn list_invocations(
