@@ -47,6 +47,19 @@ impl Guard {
         }
     }
 
+    /// [`check`](Self::check) for a URL's host when it is an address literal
+    /// (`127.0.0.1`, `[::1]`); a name passes here and is checked when resolved.
+    pub fn check_host(&self, host: &str) -> Result<(), String> {
+        let literal = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        match literal.parse::<IpAddr>() {
+            Ok(ip) => self.check(ip),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Whether `ip` (or the IPv4 address it embeds) lies in an allowed range.
     fn is_allowed(&self, ip: IpAddr) -> bool {
         if self.allow.iter().any(|net| net.contains(&ip)) {

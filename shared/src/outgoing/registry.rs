@@ -276,14 +276,9 @@ fn parse_url(value: Option<&Value>, guard: &Guard) -> Result<String, ApiError> {
     }
     // An address written into the URL can be judged now; names are checked on
     // every call, when they are resolved.
-    let literal = url
-        .host_str()
-        .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse().ok());
-    if let Some(ip) = literal {
-        guard
-            .check(ip)
-            .map_err(|reason| invalid("destination_not_allowed", reason))?;
-    }
+    guard
+        .check_host(url.host_str().unwrap_or_default())
+        .map_err(|reason| invalid("destination_not_allowed", reason))?;
     Ok(url.to_string())
 }
 

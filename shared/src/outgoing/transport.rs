@@ -51,7 +51,7 @@ pub trait Transport: Send + Sync {
 // ----- the guarded HTTP adapter -----
 
 use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -125,14 +125,8 @@ impl HttpTransport {
             .host_str()
             .ok_or_else(|| unreachable("the URL has no host"))?;
         // The URL parser has normalised IPv4 literals (`0x7f.1`, `2130706433`)
-        // to dotted form; IPv6 literals keep their brackets.
-        let literal = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            self.guard.check(ip).map_err(CallError::Blocked)?;
-        }
+        // to dotted form.
+        self.guard.check_host(host).map_err(CallError::Blocked)?;
         Ok(url)
     }
 
