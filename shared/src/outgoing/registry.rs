@@ -376,7 +376,8 @@ fn parse_query_names(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
     Ok(names)
 }
 
-fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, ApiError> {
+/// The validator of a registration's `schema`; 400 `invalid_schema` if it is none.
+pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, ApiError> {
     jsonschema::validator_for(schema).map_err(|e| {
         invalid(
             "invalid_schema",
@@ -489,9 +490,14 @@ impl Trigger {
     }
 }
 
-/// Checks `trigger` against `webhook` and builds what is to be sent; a 4xx
-/// error naming the problem when it does not fit.
-pub fn prepare(webhook: &OutgoingWebhook, trigger: &Trigger) -> Result<PendingSend, ApiError> {
+/// Checks `trigger` against `webhook` (whose compiled `schema`, if it has one,
+/// is given) and builds what is to be sent; a 4xx error naming the problem when
+/// it does not fit.
+pub fn prepare(
+    webhook: &OutgoingWebhook,
+    schema: Option<&jsonschema::Validator>,
+    trigger: &Trigger,
+) -> Result<PendingSend, ApiError> {
     let mut headers = BTreeMap::new();
     for (name, value) in &trigger.headers {
         let registered = webhook
@@ -536,8 +542,7 @@ pub fn prepare(webhook: &OutgoingWebhook, trigger: &Trigger) -> Result<PendingSe
             ));
         }
     }
-    if let Some(schema) = &webhook.schema {
-        let validator = compile_schema(schema)?;
+    if let Some(validator) = schema {
         let instance = trigger.data.clone().unwrap_or(Value::Null);
         if let Some(error) = validator.iter_errors(&instance).next() {
             let path = error.instance_path().to_string();

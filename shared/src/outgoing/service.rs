@@ -1,6 +1,7 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -38,6 +39,13 @@ impl Caller {
         match self {
             Caller::Admin => "admin".into(),
             Caller::Pipeline { name, .. } => format!("pipeline:{name}"),
+        }
+    }
+
+    fn correlation_id(&self) -> Option<String> {
+        match self {
+            Caller::Admin => None,
+            Caller::Pipeline { correlation_id, .. } => Some(correlation_id.clone()),
         }
     }
 }
@@ -101,6 +109,8 @@ pub struct Outgoing {
     transport: Arc<dyn Transport>,
     guard: Guard,
     settings: OutgoingSettings,
+    /// Compiled schemas by registration id, with the `updated_at` they belong to.
+    schemas: Mutex<HashMap<String, (Timestamp, Arc<jsonschema::Validator>)>>,
 }
 
 impl Outgoing {
@@ -130,6 +140,7 @@ impl Outgoing {
             transport,
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
+            schemas: Mutex::default(),
         }
     }
 
@@ -171,7 +182,8 @@ impl Outgoing {
         if !webhook.enabled {
             return Err(registry::disabled(&webhook));
         }
-        let pending = registry::prepare(&webhook, trigger)?;
+        let schema = self.schema_of(&webhook)?;
+        let pending = registry::prepare(&webhook, schema.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
             return Err(ApiError::new(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -182,17 +194,11 @@ impl Outgoing {
             ));
         }
         let now = Timestamp::now();
-        let (correlation_id, caller_label) = match caller {
-            Caller::Admin => (None, caller.label()),
-            Caller::Pipeline { correlation_id, .. } => {
-                (Some(correlation_id.clone()), caller.label())
-            }
-        };
         let mut record = Invocation {
             reference_id: reference_id.unwrap_or_else(ReferenceId::generate),
             webhook_id: webhook.id.clone(),
-            caller: caller_label,
-            correlation_id,
+            caller: caller.label(),
+            correlation_id: caller.correlation_id(),
             asynchronous: trigger.asynchronous,
             created_at: now,
             updated_at: now,
@@ -253,6 +259,26 @@ impl Outgoing {
             data: outcome.data,
             ..SendAnswer::from_record(&record)
         })
+    }
+
+    /// The compiled schema of `webhook`, compiled once per version of the
+    /// registration rather than on every trigger.
+    fn schema_of(
+        &self,
+        webhook: &OutgoingWebhook,
+    ) -> Result<Option<Arc<jsonschema::Validator>>, ApiError> {
+        let Some(schema) = &webhook.schema else {
+            return Ok(None);
+        };
+        let mut compiled = self.schemas.lock().expect("schema cache");
+        if let Some((version, validator)) = compiled.get(&webhook.id)
+            && *version == webhook.updated_at
+        {
+            return Ok(Some(validator.clone()));
+        }
+        let validator = Arc::new(registry::compile_schema(schema)?);
+        compiled.insert(webhook.id.clone(), (webhook.updated_at, validator.clone()));
+        Ok(Some(validator))
     }
 
     /// Makes the next attempt of an asynchronous delivery (a queued job) and

@@ -417,7 +417,7 @@ async fn a_trigger_value_replaces_a_fixed_default_of_the_same_name() {
     )
     .unwrap();
     let url = |body: Value| {
-        let pending = registry::prepare(&webhook, &trigger(body)).unwrap();
+        let pending = registry::prepare(&webhook, None, &trigger(body)).unwrap();
         registry::build_request(
             &webhook,
             &pending,
