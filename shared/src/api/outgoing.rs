@@ -25,6 +25,9 @@ fn json_object(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Map<String, Value>, ApiError> {
+    if let Some(map) = params.json_body() {
+        return Ok(map.clone());
+    }
     let form = media_type(headers).is_some_and(|t| t == "application/x-www-form-urlencoded");
     if !body.is_empty() && !form {
         let declared_json = media_type(headers).is_none_or(|t| is_json(&t));

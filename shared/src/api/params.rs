@@ -13,6 +13,8 @@ use crate::error::ApiError;
 #[derive(Debug, Default, Clone)]
 pub struct Params {
     pairs: Vec<(String, String)>,
+    /// The JSON object body as sent, for commands that take typed fields.
+    json: Option<serde_json::Map<String, Value>>,
 }
 
 impl Params {
@@ -20,6 +22,7 @@ impl Params {
     pub fn from_urlencoded(text: &[u8]) -> Self {
         Params {
             pairs: form_urlencoded::parse(text).into_owned().collect(),
+            json: None,
         }
     }
 
@@ -47,14 +50,15 @@ impl Params {
                         "the JSON body must be an object",
                     ));
                 };
-                for (k, v) in map {
+                for (k, v) in &map {
                     let text = match v {
                         Value::Null => continue,
-                        Value::String(s) => s,
+                        Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    params.pairs.push((k, text));
+                    params.pairs.push((k.clone(), text));
                 }
+                params.json = Some(map);
             }
             _ => {}
         }
@@ -64,6 +68,11 @@ impl Params {
     /// Adds a pair (a multipart field).
     pub fn push(&mut self, name: String, value: String) {
         self.pairs.push((name, value));
+    }
+
+    /// The body, when it was a JSON object.
+    pub fn json_body(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.json.as_ref()
     }
 
     /// Every pair, in order.
