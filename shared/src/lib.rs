@@ -7,6 +7,7 @@
 //!   local server and by the Lambda functions alike.
 //! - [`pipeline`]: the YAML pipeline engine and the worker that runs it.
 //! - [`config`]: typed settings read once from the environment.
+//! - [`limits`]: bounds every part shares (JSON nesting).
 
 pub mod adapters;
 pub mod api;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod limits;
 pub mod outgoing;
 pub mod pipeline;
 pub mod ports;
