@@ -55,7 +55,7 @@ mod tests {
     fn depth_counts_containers() {
         assert_eq!(json_depth(&json!(1)), 0);
         assert_eq!(json_depth(&json!([])), 1);
-        assert_eq!(json_depth(&json!({"a": [1, {"b": {}}]})), 3);
+        assert_eq!(json_depth(&json!({"a": [1, {"b": {}}]})), 4);
         let deep: Value = serde_json::from_str(&nested(100)).unwrap();
         assert_eq!(json_depth(&deep), 100);
     }
