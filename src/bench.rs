@@ -7,9 +7,11 @@
 //!    loopback, answered with the endpoint's reply (checked, guarded, signed,
 //!    sent, recorded),
 //!
-//! then the server's peak resident memory, and that every accepted call is in
-//! the SQLite file.
+//! with the largest size the SQLite WAL file reached during each, then the
+//! server's peak resident memory, and that every accepted call is in the SQLite
+//! file.
 
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+
+use hookflow_core::adapters::sqlite::wal_path;
 
 use crate::serve::DATABASE_FILE;
 
@@ -51,10 +55,16 @@ struct Level {
     failed: usize,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// Largest size of the WAL file seen while the level ran.
+    wal_peak_bytes: u64,
 }
+
+/// How often the WAL file's size is sampled while a level runs.
+const WAL_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data_dir = tempfile_dir()?;
+    let wal = wal_path(&data_dir.join(DATABASE_FILE));
     let (mut server, addr) = start_server(&data_dir).await?;
     let pid = server.id().context("server pid")?;
     let plain = create_webhook(&addr, "webhook.bench.lead").await?;
@@ -97,13 +107,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!();
         println!("{title}");
         println!(
-            "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
-            "clients", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+            "{:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>12}",
+            "clients", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "WAL peak MiB"
         );
         for &clients in &args.clients {
             // Warm-up: connections, caches, the WAL.
-            let warm_up = load(&addr, &call, clients, Duration::from_millis(500)).await?;
-            let level = load(&addr, &call, clients, Duration::from_secs(args.seconds)).await?;
+            let warm_up = load(&addr, &call, clients, Duration::from_millis(500), &wal).await?;
+            let mut level =
+                load(&addr, &call, clients, Duration::from_secs(args.seconds), &wal).await?;
+            level.wal_peak_bytes = level.wal_peak_bytes.max(warm_up.wal_peak_bytes);
             let answered = warm_up.accepted + warm_up.failed + level.accepted + level.failed;
             match call {
                 Call::Receive { .. } => total_accepted += answered,
@@ -161,14 +173,15 @@ fn print_level(level: &Level) {
     };
     let rps = level.accepted as f64 / level.elapsed.as_secs_f64();
     println!(
-        "{:>8} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+        "{:>8} {:>10} {:>10.0} {:>10.2} {:>10.2} {:>10.2} {:>8} {:>12.1}",
         level.clients,
         level.accepted,
         rps,
         pct(0.50),
         pct(0.99),
         sorted.last().map_or(0.0, |m| *m as f64 / 1000.0),
-        level.failed
+        level.failed,
+        level.wal_peak_bytes as f64 / (1024.0 * 1024.0)
     );
 }
 
@@ -254,15 +267,18 @@ enum Call {
 /// The id of the outgoing webhook the third scenario sends to.
 const OUTGOING_ID: &str = "bench-crm";
 
-/// `clients` connections, each sending one request after the other for `duration`.
+/// `clients` connections, each sending one request after the other for `duration`,
+/// while the size of the `wal` file is sampled.
 async fn load(
     addr: &str,
     call: &Call,
     clients: usize,
     duration: Duration,
+    wal: &Path,
 ) -> anyhow::Result<Level> {
     let started = Instant::now();
     let deadline = started + duration;
+    let wal_peak = tokio::spawn(wal_peak(wal.to_owned(), deadline));
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
         let (addr, call) = (addr.to_owned(), call.clone());
@@ -276,6 +292,7 @@ async fn load(
         failed: 0,
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
+        wal_peak_bytes: 0,
     };
     for task in tasks {
         let (ok, failed, latencies) = task.await??;
@@ -284,7 +301,19 @@ async fn load(
         level.latencies_us.extend(latencies);
     }
     level.elapsed = started.elapsed();
+    level.wal_peak_bytes = wal_peak.await?;
     Ok(level)
+}
+
+/// The largest size of `wal` seen until `deadline` (0 while it does not exist).
+async fn wal_peak(wal: PathBuf, deadline: Instant) -> u64 {
+    let mut peak = 0;
+    let mut every = tokio::time::interval(WAL_SAMPLE_EVERY);
+    while Instant::now() < deadline {
+        every.tick().await;
+        peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    peak
 }
 
 async fn client_loop(

@@ -32,6 +32,8 @@ use tokio::sync::watch;
 pub const DATABASE_FILE: &str = "hookflow.db";
 /// Name of the generated admin token file inside the data dir.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// Name of the lock file inside the data dir: held by the one `serve` on it, holding its PID.
+pub const LOCK_FILE: &str = "hookflow.lock";
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -66,6 +68,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
+    // Held until the process ends; the OS releases it then, also after kill -9.
+    let _data_dir_lock = match args.backend {
+        Backend::Embedded => Some(lock_data_dir(&args.data_dir)?),
+        Backend::Aws => None,
+    };
     let generated = settings.admin_token.is_none();
     let admin_token = match settings.admin_token.clone() {
         Some(token) => token,
@@ -77,7 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Backend::Embedded => {
             let database = args.data_dir.join(DATABASE_FILE);
             let store = Arc::new(
-                SqliteStore::open(&database)
+                SqliteStore::open_with_wal_limit(&database, settings.wal_max_bytes)
                     .with_context(|| format!("cannot open {}", database.display()))?,
             );
             (
@@ -124,8 +131,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     print_banner(addr, &storage, &args.data_dir, &admin_token, generated);
 
-    if let Some(store) = sqlite {
-        tokio::spawn(purge_expired_events(store));
+    if let Some(store) = &sqlite {
+        tokio::spawn(purge_expired_events(store.clone()));
     }
     let (stop_worker, stopping) = watch::channel(false);
     let worker = (concurrency > 0)
@@ -135,6 +142,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    }
+    if let Some(store) = sqlite {
+        // Commits what is queued and empties the WAL, so no large log is left behind.
+        store.close().await;
     }
     println!("hookflow stopped");
     Ok(ExitCode::SUCCESS)
@@ -160,6 +171,46 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Takes the data dir for this process: SQLite in WAL mode works across processes,
+/// but a second server on the same file would fight the first for the write lock
+/// (callers wait out the busy timeout) and its finished results would wake no
+/// waiter of the first. So a second `serve` is refused, naming the holder.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "a process whose PID is not written yet".to_owned(),
+                pid => format!("PID {pid}"),
+            };
+            anyhow::bail!(
+                "the data dir {} is in use by another hookflow serve ({holder}; lock file {}): \
+                 stop it first, or give this one another --data-dir",
+                data_dir.display(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            return Err(err).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 /// The admin token kept in the data dir, created (owner-only) on first start.

@@ -85,6 +85,9 @@ pub struct Settings {
     /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
     /// its listeners per process on the receive path (default 10; 0: off).
     pub lookup_cache: Duration,
+    /// `HOOKFLOW_WAL_MAX_BYTES`: the embedded shape's SQLite write-ahead log is
+    /// checkpointed and truncated once it passes this size (default 64 MiB).
+    pub wal_max_bytes: u64,
     /// `HOOKFLOW_OUTGOING_*` and `HOOKFLOW_INVOCATION_TTL_SECONDS`: outgoing webhooks.
     pub outgoing: OutgoingSettings,
 }
@@ -148,6 +151,7 @@ impl Default for Settings {
                 pipeline_timeout: Duration::from_millis(30_000),
             },
             lookup_cache: Duration::from_secs(10),
+            wal_max_bytes: crate::adapters::sqlite::DEFAULT_WAL_MAX_BYTES,
             outgoing: OutgoingSettings::default(),
         }
     }
@@ -263,6 +267,15 @@ impl Settings {
                 Some(v) => {
                     Duration::from_secs(parse_number("HOOKFLOW_LOOKUP_CACHE_SECONDS", &v, 0, 3600)?)
                 }
+            },
+            wal_max_bytes: match get("HOOKFLOW_WAL_MAX_BYTES") {
+                None => defaults.wal_max_bytes,
+                Some(v) => parse_number(
+                    "HOOKFLOW_WAL_MAX_BYTES",
+                    &v,
+                    crate::adapters::sqlite::MIN_WAL_MAX_BYTES,
+                    crate::adapters::sqlite::MAX_WAL_MAX_BYTES,
+                )?,
             },
             outgoing: OutgoingSettings {
                 allow: match get("HOOKFLOW_OUTGOING_ALLOW") {
@@ -394,6 +407,9 @@ mod tests {
         assert_eq!(s.outgoing.allow[1].to_string(), "::1/128");
         assert_eq!(s.outgoing.retry_schedule.max_attempts(), 3);
         assert_eq!(s.outgoing.total_timeout, Duration::from_secs(15));
+        assert_eq!(s.wal_max_bytes, 64 * 1024 * 1024);
+        let s = from(&[("HOOKFLOW_WAL_MAX_BYTES", "1048576")]).unwrap();
+        assert_eq!(s.wal_max_bytes, 1024 * 1024);
     }
 
     #[test]
@@ -414,6 +430,8 @@ mod tests {
             ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "5s,1d"),
             ("HOOKFLOW_OUTGOING_TIMEOUT_MS", "fast"),
             ("HOOKFLOW_INVOCATION_TTL_SECONDS", "3600"),
+            ("HOOKFLOW_WAL_MAX_BYTES", "1048575"),
+            ("HOOKFLOW_WAL_MAX_BYTES", "big"),
         ] {
             assert_eq!(from(&[(name, value)]).unwrap_err().name, name, "{value}");
         }

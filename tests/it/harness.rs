@@ -485,3 +485,128 @@ pub fn venv_python() -> PathBuf {
     );
     fallback
 }
+
+/// Receive calls sent by concurrent keep-alive clients until [`Load::finish`],
+/// counted as they are answered; what each 200 answered is kept.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    counts: std::sync::Arc<LoadCounts>,
+    clients: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+/// Answers so far, by kind.
+#[derive(Default)]
+pub struct LoadCounts {
+    pub ok: std::sync::atomic::AtomicUsize,
+    pub unavailable: std::sync::atomic::AtomicUsize,
+    /// Any other status: a test under load expects none.
+    pub other: std::sync::atomic::AtomicUsize,
+}
+
+impl Load {
+    /// Starts `clients` connections, each POSTing a small JSON body to the
+    /// webhook `token` of `server` one call after the other.
+    pub fn start(server: &Server, token: &str, clients: usize) -> Load {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let counts = std::sync::Arc::new(LoadCounts::default());
+        let url = server.at("/api/v3/webhook.receive");
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, counts, url) = (stop.clone(), counts.clone(), url.clone());
+                let token = token.to_owned();
+                tokio::spawn(async move {
+                    let http = client();
+                    let mut accepted = Vec::new();
+                    while !stop.load(Relaxed) {
+                        let sent = http
+                            .post(&url)
+                            .header("token", &token)
+                            .header("content-type", "application/json")
+                            .body(r#"{"lead":{"name":"Ada Lovelace","source":"load"}}"#)
+                            .send()
+                            .await;
+                        // A call the server never answered (it is stopping) is no answer.
+                        let Ok(res) = sent else {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
+                        match res.status() {
+                            StatusCode::OK => {
+                                if let Some(id) = res.headers().get("pipeforce-result-correlationid")
+                                {
+                                    accepted.push(id.to_str().unwrap().to_owned());
+                                }
+                                counts.ok.fetch_add(1, Relaxed);
+                            }
+                            StatusCode::SERVICE_UNAVAILABLE => {
+                                counts.unavailable.fetch_add(1, Relaxed);
+                            }
+                            _ => {
+                                counts.other.fetch_add(1, Relaxed);
+                            }
+                        }
+                        let _ = res.bytes().await;
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            counts,
+            clients,
+        }
+    }
+
+    pub fn counts(&self) -> &LoadCounts {
+        &self.counts
+    }
+
+    /// Calls answered 200 so far.
+    pub fn ok(&self) -> usize {
+        self.counts.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls answered 503 so far.
+    pub fn unavailable(&self) -> usize {
+        self.counts
+            .unavailable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the clients; the correlation ids of every call answered 200.
+    pub async fn finish(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut accepted = Vec::new();
+        for client in self.clients {
+            accepted.extend(client.await.expect("load client"));
+        }
+        accepted
+    }
+}
+
+/// The correlation ids of every event in the SQLite file at `database`.
+pub fn stored_event_ids(database: &Path) -> std::collections::HashSet<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the database");
+    let mut stmt = conn
+        .prepare("SELECT correlation_id FROM events")
+        .expect("query");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("events")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Whether this run's servers use SQLite; prints why a test is skipped when not.
+pub fn embedded_only(test: &str) -> bool {
+    if backend() == Backend::Embedded {
+        return true;
+    }
+    eprintln!("SKIP {test}: only the embedded (SQLite) backend has this behaviour");
+    false
+}

@@ -4,6 +4,8 @@
 mod bad_input;
 mod cli;
 mod conformance;
+mod data_dir_lock;
+mod disk_full;
 mod durability;
 mod endpoint;
 mod harness;
@@ -11,4 +13,5 @@ mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod wal_bound;
 mod webhooks;

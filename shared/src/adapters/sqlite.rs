@@ -4,18 +4,24 @@
 //! single transaction (group commit): each caller is answered only after the
 //! commit that holds its write, so an answered write survives `kill -9`, and
 //! hundreds of concurrent writers share one fsync. WAL mode lets readers run on
-//! their own connections beside the writer.
+//! their own connections beside the writer, on a pool of reader threads, so a
+//! slow read never holds up an async worker thread.
+//!
+//! The write-ahead log stays bounded: a background thread copies it into the
+//! database file (PASSIVE checkpoints, which never block anyone), and once the
+//! log passes its size bound the writer thread checkpoints it completely and
+//! truncates it, holding the next commit for that moment. Under steady load a
+//! PASSIVE checkpoint alone never catches up (a new commit lands before it is
+//! done), so without that reset the log would grow for ever.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{Notify, oneshot};
-use tokio::time::Instant;
 
 use crate::domain::{
     CorrelationId, Event, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob,
@@ -28,7 +34,14 @@ use crate::ports::{
     Recorded, StoreResult, WebhookStore,
 };
 
-const SCHEMA: &str = "
+/// The schema, version by version: entry `i` takes a file from `user_version`
+/// `i` to `i + 1`, in one transaction with the version bump. Adding a migration
+/// is appending one entry; never edit an entry that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything up to the dead-letter table. `IF NOT EXISTS` because files
+    // written before the schema was versioned (user_version 0, tables present)
+    // are adopted by running this step on them.
+    "
 CREATE TABLE IF NOT EXISTS webhooks (
     token      TEXT PRIMARY KEY,
     event_key  TEXT NOT NULL UNIQUE,
@@ -75,17 +88,37 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_webhook ON invocations(webhook_id, created_at);
 CREATE INDEX IF NOT EXISTS invocations_by_expiry ON invocations(expires_at);
-";
+",
+];
 
 /// Most writes committed in one transaction.
 const MAX_GROUP: usize = 1024;
 /// Longest an idle `receive_jobs` waits before looking at the table again.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
-/// Read connections beside the writer.
+/// Reader threads (each with its own connection) beside the writer.
 const READERS: usize = 4;
+/// How long a connection waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default of `HOOKFLOW_WAL_MAX_BYTES`: the WAL is reset once it passes this.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Smallest WAL bound accepted: below it, resets would come every few commits.
+pub const MIN_WAL_MAX_BYTES: u64 = 1024 * 1024;
+/// Largest WAL bound accepted.
+pub const MAX_WAL_MAX_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// How often the background thread copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How long a WAL reset waits for readers still on the old log (in-process reads
+/// take microseconds; only another process can hold one for long).
+const RESET_WAIT: Duration = Duration::from_millis(200);
+/// After a reset that could not finish (disk full, a foreign reader), the writer
+/// tries again no sooner than this, so commits are not held on every batch.
+const RESET_RETRY: Duration = Duration::from_millis(250);
 
 /// A write run inside the group transaction; it answers once the commit is known.
 type WriteFn = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+/// A read run on one of the reader threads; it answers through its own channel.
+type ReadFn = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Whether a write must be on disk before it is answered.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,70 +137,120 @@ struct WriteJob {
 }
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
-/// How often the background thread moves the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// What the writer thread is asked to do, in order.
+enum WriterTask {
+    Write(WriteJob),
+    /// Commit what came before, leave an empty WAL, stop, then answer.
+    Close(oneshot::Sender<()>),
+}
 
 /// Everything of the embedded shape in one SQLite file (WAL, `synchronous=FULL`).
 pub struct SqliteStore {
-    writer: mpsc::Sender<WriteJob>,
+    writer: mpsc::Sender<WriterTask>,
     /// Dropped with the store, which stops the checkpoint thread.
     _checkpointer: mpsc::Sender<()>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
+    /// Dropped with the store, which stops the reader threads.
+    readers: mpsc::Sender<ReadFn>,
     jobs_arrived: Arc<Notify>,
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk, not only in the OS cache, before anyone is answered.
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
 
+/// The WAL file SQLite keeps beside the database at `path`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating and migrating if needed) the database file at `path`,
+    /// with the default WAL bound.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_wal_limit(path, DEFAULT_WAL_MAX_BYTES)
+    }
+
+    /// Opens the database file at `path`; its WAL is reset once it passes
+    /// `wal_max_bytes` (it can pass it by at most the last group commit).
+    pub fn open_with_wal_limit(path: &Path, wal_max_bytes: u64) -> StoreResult<Self> {
         let rw = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let writer_conn = open_connection(path, rw).map_err(StoreError::unavailable)?;
-        writer_conn
-            .execute_batch(SCHEMA)
-            .map_err(StoreError::unavailable)?;
-        // Checkpoints run on their own thread, so a commit never waits for one.
+        let mut writer_conn = open_connection(path, rw).map_err(StoreError::unavailable)?;
+        migrate(&mut writer_conn, MIGRATIONS)?;
+        // Checkpoints never run inside a commit: the background thread and the
+        // writer's own reset (below) do them.
         writer_conn
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(StoreError::unavailable)?;
+        // A log that was reset without being truncated is cut back to the bound
+        // by the next commit, so the file never stays above it.
+        writer_conn
+            .pragma_update(
+                None,
+                "journal_size_limit",
+                i64::try_from(wal_max_bytes).unwrap_or(i64::MAX),
+            )
+            .map_err(StoreError::unavailable)?;
+        // The writer's reset and the background checkpoints take turns: SQLite
+        // refuses a second checkpointer at once instead of waiting for it.
+        let checkpoint_turn = Arc::new(Mutex::new(()));
         let checkpoint_conn = open_connection(path, rw).map_err(StoreError::unavailable)?;
         let (checkpointer, stop_checkpoints) = mpsc::channel::<()>();
+        let turn = checkpoint_turn.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoint_conn, stop_checkpoints))
+            .spawn(move || checkpoint_loop(checkpoint_conn, &turn, stop_checkpoints))
             .map_err(StoreError::unavailable)?;
-        let readers = (0..READERS)
-            .map(|_| {
-                open_connection(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map(Mutex::new)
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let (readers, reads) = mpsc::channel::<ReadFn>();
+        let reads = Arc::new(Mutex::new(reads));
+        for i in 0..READERS {
+            let conn = open_connection(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
             .map_err(StoreError::unavailable)?;
-        let (writer, jobs) = mpsc::channel::<WriteJob>();
+            let reads = reads.clone();
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{i}"))
+                .spawn(move || reader_loop(conn, &reads))
+                .map_err(StoreError::unavailable)?;
+        }
+        let wal = WalBound {
+            path: wal_path(path),
+            max_bytes: wal_max_bytes,
+            checkpoint_turn,
+            retry_at: None,
+            stuck: false,
+        };
+        let (writer, tasks) = mpsc::channel::<WriterTask>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || group_commit_loop(writer_conn, jobs))
+            .spawn(move || group_commit_loop(writer_conn, wal, tasks))
             .map_err(StoreError::unavailable)?;
         Ok(SqliteStore {
             writer,
             _checkpointer: checkpointer,
             readers,
-            next_reader: AtomicUsize::new(0),
             jobs_arrived: Arc::new(Notify::new()),
         })
+    }
+
+    /// Commits every write sent before this call, checkpoints and truncates
+    /// the WAL, and stops the writer: later writes answer `Unavailable`.
+    /// `serve` calls it on a clean shutdown so no large WAL is left behind.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.writer.send(WriterTask::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
     }
 
     /// Runs `f` in the next group transaction and answers after its commit is on disk.
@@ -194,20 +277,28 @@ impl SqliteStore {
             (failed, completion)
         });
         self.writer
-            .send(WriteJob { durability, run })
+            .send(WriterTask::Write(WriteJob { durability, run }))
             .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?;
         rx.await
             .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?
     }
 
-    /// Runs a read on one of the reader connections. Reads are point lookups of
-    /// microseconds, so they run inline rather than hopping threads.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let conn = self.readers[i]
-            .lock()
-            .map_err(|_| StoreError::unavailable("reader poisoned"))?;
-        f(&conn).map_err(StoreError::unavailable)
+    /// Runs a read on the next free reader thread and awaits its answer. Even a
+    /// point lookup can wait on a lock (up to the busy timeout), and listings
+    /// scan whole tables, so reads never run on the caller's thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.readers
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| StoreError::unavailable("sqlite readers stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::unavailable("sqlite reader stopped"))?
+            .map_err(StoreError::unavailable)
     }
 
     /// Deletes events (and their outcomes) and invocation records past their
@@ -227,6 +318,44 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Brings the file to the newest schema version this code knows, one migration
+/// at a time. A file written by a newer hookflow is refused, not guessed at.
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> StoreResult<()> {
+    let known = migrations.len() as i64;
+    let version = |c: &Connection| -> StoreResult<i64> {
+        Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    };
+    let refuse_newer = |found: i64| {
+        StoreError::unavailable(format!(
+            "the database has schema version {found}, newer than the {known} this hookflow \
+             knows: it was written by a newer hookflow; run that version (or a newer one) on it"
+        ))
+    };
+    // The common case, a file already current, takes no write lock: another
+    // process (a running server) may hold it.
+    let found = version(conn)?;
+    if found > known {
+        return Err(refuse_newer(found));
+    }
+    if found == known {
+        return Ok(());
+    }
+    // IMMEDIATE: two processes opening an old file at once migrate it once.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = version(&tx)?;
+    if found > known {
+        return Err(refuse_newer(found));
+    }
+    for (step, sql) in migrations.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::unavailable(format!("schema migration to version {}: {e}", step + 1))
+        })?;
+    }
+    tx.pragma_update(None, "user_version", known)?;
+    tx.commit()?;
+    Ok(())
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -249,15 +378,44 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
     })
 }
 
+/// A reader thread: takes the next read from the shared queue, runs it on its
+/// own connection, until the store is dropped.
+fn reader_loop(conn: Connection, reads: &Mutex<mpsc::Receiver<ReadFn>>) {
+    loop {
+        // The lock is held only while waiting for the next read, never while
+        // running one, so the other threads go on serving.
+        let next = match reads.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        match next {
+            Ok(read) => read(&conn),
+            Err(_) => return,
+        }
+    }
+}
+
 /// The writer thread: takes every write waiting, runs each in its own savepoint
 /// (one failing write does not undo the others), commits once, then answers all.
-fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
+fn group_commit_loop(conn: Connection, mut wal: WalBound, tasks: mpsc::Receiver<WriterTask>) {
     let mut synchronous = Durability::Full;
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
+    let mut closing = None;
+    while closing.is_none() {
+        let mut batch = match tasks.recv() {
+            Ok(WriterTask::Write(job)) => vec![job],
+            Ok(WriterTask::Close(done)) => {
+                closing = Some(done);
+                break;
+            }
+            Err(_) => return,
+        };
         while batch.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+            match tasks.try_recv() {
+                Ok(WriterTask::Write(job)) => batch.push(job),
+                Ok(WriterTask::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -287,29 +445,127 @@ fn group_commit_loop(conn: Connection, jobs: mpsc::Receiver<WriteJob>) {
             tracing::error!(error = %err, writes = batch.len(), "sqlite: cannot begin a transaction");
             continue;
         }
-        let completions: Vec<Completion> = batch
-            .into_iter()
-            .map(|job| run_in_savepoint(&conn, job.run).1)
-            .collect();
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch {
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O
+                // error). The writes left are not run: outside a transaction
+                // each would commit on its own while its caller hears the
+                // batch failed.
+                break;
+            }
+            completions.push(run_in_savepoint(&conn, job.run).1);
+        }
+        let commit = if conn.is_autocommit() {
+            Err("the transaction was rolled back by SQLite".to_owned())
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for done in completions {
             done(commit.clone());
         }
+        wal.after_commit(&conn, commit.is_ok());
+    }
+    if let Some(done) = closing {
+        // Every write queued before the close is committed: leave the WAL empty.
+        if !wal.reset(&conn) {
+            tracing::warn!("sqlite: the WAL could not be emptied on shutdown");
+        }
+        let _ = done.send(());
+    }
+}
+
+/// The writer's side of the WAL bound: after each commit, resets the log once
+/// it has passed its bound, or once a commit failed (a full disk gets back the
+/// log's space only by a completed checkpoint and a truncation).
+struct WalBound {
+    path: PathBuf,
+    max_bytes: u64,
+    checkpoint_turn: Arc<Mutex<()>>,
+    /// After a reset that did not finish: not before then.
+    retry_at: Option<Instant>,
+    /// A reset failed and nothing has succeeded since (logged once, not per try).
+    stuck: bool,
+}
+
+impl WalBound {
+    fn after_commit(&mut self, conn: &Connection, committed: bool) {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if committed && size <= self.max_bytes {
+            return;
+        }
+        self.retry_at = if self.reset(conn) {
+            None
+        } else {
+            Some(Instant::now() + RESET_RETRY)
+        };
+    }
+
+    /// Copies the whole WAL into the database file, waits for the readers still
+    /// on it, and truncates it to zero bytes (TRUNCATE checkpoint). Runs between
+    /// commits on the writer's connection, so no commit lands meanwhile; true
+    /// when the WAL was emptied.
+    fn reset(&mut self, conn: &Connection) -> bool {
+        let _turn = self
+            .checkpoint_turn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = conn.busy_timeout(RESET_WAIT);
+        let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        let done = matches!(outcome, Ok(0));
+        match (&outcome, done, self.stuck) {
+            (_, true, true) => {
+                tracing::info!("sqlite: WAL reset again after earlier failures");
+                self.stuck = false;
+            }
+            (Err(err), false, false) => {
+                tracing::warn!(error = %err, "sqlite: WAL reset failed; retrying after commits");
+                self.stuck = true;
+            }
+            (Ok(_), false, false) => {
+                tracing::warn!("sqlite: WAL reset blocked by a reader; retrying after commits");
+                self.stuck = true;
+            }
+            _ => {}
+        }
+        done
     }
 }
 
 /// Copies committed WAL frames into the database file until the store is dropped.
-/// PASSIVE never blocks the writer or readers; it does what it can each round.
-fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+/// PASSIVE never blocks the writer or readers; it does what it can each round,
+/// so the writer's reset finds little left to copy.
+fn checkpoint_loop(conn: Connection, turn: &Mutex<()>, stop: mpsc::Receiver<()>) {
+    let mut failing = false;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %err, "sqlite: checkpoint failed");
+        let outcome = {
+            let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        };
+        // Logged when it starts and stops failing: a full disk fails every round.
+        match outcome {
+            Err(err) if !failing => {
+                tracing::warn!(error = %err, "sqlite: checkpoint failed");
+                failing = true;
+            }
+            Ok(()) if failing => {
+                tracing::info!("sqlite: checkpoints succeed again");
+                failing = false;
+            }
+            _ => {}
         }
     }
-    // Leave a compact file behind on a clean shutdown.
+    // Leave a compact file behind when the store is dropped.
+    let _turn = turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
@@ -392,20 +648,22 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        let token = token.reveal();
-        self.read(|c| {
+        let token = token.reveal().to_owned();
+        self.read(move |c| {
             c.prepare_cached("SELECT data FROM webhooks WHERE token = ?1")?
                 .query_row([token], |r| from_json(&r.get::<_, String>(0)?))
                 .optional()
         })
+        .await
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        self.read(|c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT data FROM webhooks ORDER BY created_at, event_key")?
                 .query_map([], |r| from_json(&r.get::<_, String>(0)?))?
                 .collect()
         })
+        .await
     }
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
@@ -424,11 +682,12 @@ impl EventStore for SqliteStore {
 
     async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
         let now = Timestamp::now().0;
-        self.read(|c| {
+        let key = id.to_string();
+        self.read(move |c| {
             c.prepare_cached(
                 "SELECT expires_at, listeners, data FROM events WHERE correlation_id = ?1 AND expires_at > ?2",
             )?
-            .query_row(params![id.to_string(), now], |r| {
+            .query_row(params![key, now], |r| {
                 Ok(EventRecord {
                     expires_at: Timestamp(r.get(0)?),
                     listeners: from_json(&r.get::<_, String>(1)?)?,
@@ -437,12 +696,14 @@ impl EventStore for SqliteStore {
             })
             .optional()
         })
+        .await
     }
 
     async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
+        let id = *id;
         let now = Timestamp::now().0;
         let key = id.to_string();
-        self.read(|c| {
+        self.read(move |c| {
             let head = c
                 .prepare_cached(
                     "SELECT expires_at, listeners FROM events WHERE correlation_id = ?1 AND expires_at > ?2",
@@ -467,12 +728,13 @@ impl EventStore for SqliteStore {
                 }
             }
             Ok(Some(ResultRecord {
-                correlation_id: *id,
+                correlation_id: id,
                 listeners,
                 outcomes,
                 expires_at,
             }))
         })
+        .await
     }
 
     async fn record_outcome(
@@ -525,19 +787,22 @@ impl PipelineStore for SqliteStore {
     }
 
     async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
-        self.read(|c| {
+        let name = name.to_owned();
+        self.read(move |c| {
             c.prepare_cached("SELECT data FROM pipelines WHERE name = ?1")?
                 .query_row([name], |r| from_json(&r.get::<_, String>(0)?))
                 .optional()
         })
+        .await
     }
 
     async fn list_pipelines(&self) -> StoreResult<Vec<PipelineDefinition>> {
-        self.read(|c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT data FROM pipelines ORDER BY name")?
                 .query_map([], |r| from_json(&r.get::<_, String>(0)?))?
                 .collect()
         })
+        .await
     }
 
     async fn delete_pipeline(&self, name: &str) -> StoreResult<bool> {
@@ -547,11 +812,13 @@ impl PipelineStore for SqliteStore {
     }
 
     async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {
-        self.read(|c| {
+        let key = key.as_str().to_owned();
+        self.read(move |c| {
             c.prepare_cached("SELECT name FROM pipelines WHERE listens_to = ?1 ORDER BY name")?
-                .query_map([key.as_str()], |r| r.get(0))?
+                .query_map([key], |r| r.get(0))?
                 .collect()
         })
+        .await
     }
 }
 
@@ -572,19 +839,22 @@ impl OutgoingStore for SqliteStore {
     }
 
     async fn get_outgoing(&self, id: &str) -> StoreResult<Option<OutgoingWebhook>> {
-        self.read(|c| {
+        let id = id.to_owned();
+        self.read(move |c| {
             c.prepare_cached("SELECT doc FROM outgoing_webhooks WHERE id = ?1")?
                 .query_row([id], |r| from_json(&r.get::<_, String>(0)?))
                 .optional()
         })
+        .await
     }
 
     async fn list_outgoing(&self) -> StoreResult<Vec<OutgoingWebhook>> {
-        self.read(|c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT doc FROM outgoing_webhooks ORDER BY id")?
                 .query_map([], |r| from_json(&r.get::<_, String>(0)?))?
                 .collect()
         })
+        .await
     }
 
     async fn delete_outgoing(&self, id: &str) -> StoreResult<bool> {
@@ -617,15 +887,17 @@ impl InvocationStore for SqliteStore {
 
     async fn get_invocation(&self, id: &ReferenceId) -> StoreResult<Option<Invocation>> {
         let now = Timestamp::now().0;
-        self.read(|c| {
+        let key = id.to_string();
+        self.read(move |c| {
             c.prepare_cached(
                 "SELECT doc FROM invocations WHERE reference_id = ?1 AND expires_at > ?2",
             )?
-            .query_row(params![id.to_string(), now], |r| {
+            .query_row(params![key, now], |r| {
                 from_json(&r.get::<_, String>(0)?)
             })
             .optional()
         })
+        .await
     }
 
     async fn list_invocations(
@@ -634,8 +906,9 @@ impl InvocationStore for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<Invocation>> {
         let now = Timestamp::now().0;
+        let webhook_id = webhook_id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|c| {
+        self.read(move |c| {
             c.prepare_cached(
                 "SELECT doc FROM invocations WHERE webhook_id = ?1 AND expires_at > ?2
                  ORDER BY created_at DESC, reference_id DESC LIMIT ?3",
@@ -645,6 +918,7 @@ impl InvocationStore for SqliteStore {
             })?
             .collect()
         })
+        .await
     }
 }
 
@@ -734,7 +1008,7 @@ impl JobQueue for SqliteStore {
         wait: Duration,
         visibility: Duration,
     ) -> StoreResult<Vec<Delivery>> {
-        let deadline = Instant::now() + wait;
+        let deadline = tokio::time::Instant::now() + wait;
         let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
         let visibility = millis(visibility);
         loop {
@@ -777,7 +1051,7 @@ impl JobQueue for SqliteStore {
             if !taken.is_empty() {
                 return Ok(taken);
             }
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(Vec::new());
             }
@@ -813,5 +1087,189 @@ impl JobQueue for SqliteStore {
         .await?;
         self.jobs_arrived.notify_waiters();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_file_gets_the_newest_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_versioning_is_adopted_as_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let webhook = crate::testkit::sample_webhook();
+        {
+            // What the store created before the schema had a version.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute(
+                "INSERT INTO webhooks (token, event_key, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    webhook.token.reveal(),
+                    webhook.event_key.as_str(),
+                    webhook.created_at.0,
+                    serde_json::to_string(&webhook).unwrap()
+                ],
+            )
+            .unwrap();
+            assert_eq!(user_version(&path), 0);
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), 1);
+        assert_eq!(
+            store.get_by_token(&webhook.token).await.unwrap(),
+            Some(webhook),
+            "the adopted file keeps its data"
+        );
+    }
+
+    #[test]
+    fn a_file_from_a_newer_hookflow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let newer = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let Err(err) = SqliteStore::open(&path) else {
+            panic!("a newer schema must not be opened");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("schema version {newer}")) && message.contains("newer"),
+            "{message}"
+        );
+        assert_eq!(user_version(&path), newer, "the file is left as it was");
+    }
+
+    #[test]
+    fn a_migration_appended_to_the_list_upgrades_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let mut next = MIGRATIONS.to_vec();
+        next.push("CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, data TEXT NOT NULL);");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &next).unwrap();
+        assert_eq!(user_version(&path), next.len() as i64);
+        conn.execute("INSERT INTO dead_letters (data) VALUES ('x')", [])
+            .unwrap();
+        // Opening again with the same list is a no-op; with the old list, a refusal.
+        migrate(&mut conn, &next).unwrap();
+        assert!(migrate(&mut conn, MIGRATIONS).is_err());
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_file_at_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failing.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let mut next = MIGRATIONS.to_vec();
+        next.push("CREATE TABLE half (id INTEGER); CREATE TABLE broken (;");
+        let mut conn = Connection::open(&path).unwrap();
+        let err = migrate(&mut conn, &next).unwrap_err().to_string();
+        assert!(err.contains("version 2"), "{err}");
+        assert_eq!(user_version(&path), 1);
+        let half: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(half, 0, "the migration's transaction was rolled back");
+    }
+
+    /// A read that blocks its reader thread holds up neither the async thread
+    /// that asked for it nor the other reads: on a single-threaded runtime, a
+    /// second read is answered and releases the first.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_read_blocks_neither_the_runtime_nor_other_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("reads.db")).unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let slow = store.read(move |c| {
+            // Inline on the runtime's only thread, this would wait out the timeout.
+            let waited = released.recv_timeout(Duration::from_secs(10));
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|one| (one, waited.is_ok()))
+        });
+        let other = async {
+            let n = store
+                .read(|c| c.query_row("SELECT count(*) FROM webhooks", [], |r| r.get::<_, i64>(0)))
+                .await;
+            release.send(()).unwrap();
+            n
+        };
+        let (slow, other) = tokio::join!(slow, other);
+        assert_eq!(other.unwrap(), 0);
+        assert_eq!(
+            slow.unwrap(),
+            (1, true),
+            "the slow read was released by the other one"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_was_queued_and_empties_the_wal() {
+        use crate::ports::WebhookStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("close.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let webhook = crate::testkit::sample_webhook();
+        store.insert_webhook(&webhook).await.unwrap();
+        assert!(std::fs::metadata(wal_path(&path)).unwrap().len() > 0);
+        store.close().await;
+        assert_eq!(std::fs::metadata(wal_path(&path)).unwrap().len(), 0);
+        assert!(
+            store.delete_webhook(&webhook.token).await.is_err(),
+            "no writes after close"
+        );
+        assert_eq!(
+            store.get_by_token(&webhook.token).await.unwrap(),
+            Some(webhook)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_resets_the_wal_once_it_passes_its_bound() {
+        use crate::ports::EventStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bound.db");
+        let store = SqliteStore::open_with_wal_limit(&path, MIN_WAL_MAX_BYTES).unwrap();
+        let key = EventKey::parse("webhook.wal").unwrap();
+        let (mut peak, mut resets, mut last) = (0, 0, 0);
+        // One write per commit, a few pages each: several times the bound in all.
+        for _ in 0..400 {
+            let record = crate::testkit::sample_event(&key, &[], 60_000);
+            store.put_event(&record).await.unwrap();
+            let size = std::fs::metadata(wal_path(&path)).map_or(0, |m| m.len());
+            resets += usize::from(size < last);
+            peak = peak.max(size);
+            last = size;
+        }
+        assert!(resets >= 2, "the bound was passed ({resets} resets)");
+        assert!(
+            peak <= MIN_WAL_MAX_BYTES + 64 * 1024,
+            "peak {peak} bytes over the bound"
+        );
     }
 }
