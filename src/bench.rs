@@ -113,8 +113,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for &clients in &args.clients {
             // Warm-up: connections, caches, the WAL.
             let warm_up = load(&addr, &call, clients, Duration::from_millis(500), &wal).await?;
-            let mut level =
-                load(&addr, &call, clients, Duration::from_secs(args.seconds), &wal).await?;
+            let mut level = load(
+                &addr,
+                &call,
+                clients,
+                Duration::from_secs(args.seconds),
+                &wal,
+            )
+            .await?;
             level.wal_peak_bytes = level.wal_peak_bytes.max(warm_up.wal_peak_bytes);
             let answered = warm_up.accepted + warm_up.failed + level.accepted + level.failed;
             match call {

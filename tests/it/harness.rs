@@ -533,7 +533,8 @@ impl Load {
                         };
                         match res.status() {
                             StatusCode::OK => {
-                                if let Some(id) = res.headers().get("pipeforce-result-correlationid")
+                                if let Some(id) =
+                                    res.headers().get("pipeforce-result-correlationid")
                                 {
                                     accepted.push(id.to_str().unwrap().to_owned());
                                 }
@@ -588,11 +589,9 @@ impl Load {
 
 /// The correlation ids of every event in the SQLite file at `database`.
 pub fn stored_event_ids(database: &Path) -> std::collections::HashSet<String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the database");
+    let conn =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database");
     let mut stmt = conn
         .prepare("SELECT correlation_id FROM events")
         .expect("query");

@@ -892,9 +892,7 @@ impl InvocationStore for SqliteStore {
             c.prepare_cached(
                 "SELECT doc FROM invocations WHERE reference_id = ?1 AND expires_at > ?2",
             )?
-            .query_row(params![key, now], |r| {
-                from_json(&r.get::<_, String>(0)?)
-            })
+            .query_row(params![key, now], |r| from_json(&r.get::<_, String>(0)?))
             .optional()
         })
         .await
