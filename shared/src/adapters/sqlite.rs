@@ -1158,13 +1158,23 @@ mod tests {
         assert_eq!(user_version(&path), newer, "the file is left as it was");
     }
 
+    /// A file at today's version, and today's migrations plus `added`.
+    fn current_file_and_one_more_migration(
+        added: &'static str,
+    ) -> (tempfile::TempDir, PathBuf, Vec<&'static str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("migrated.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let mut migrations = MIGRATIONS.to_vec();
+        migrations.push(added);
+        (dir, path, migrations)
+    }
+
     #[test]
     fn a_migration_appended_to_the_list_upgrades_existing_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("upgrade.db");
-        drop(SqliteStore::open(&path).unwrap());
-        let mut next = MIGRATIONS.to_vec();
-        next.push("CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, data TEXT NOT NULL);");
+        let (_dir, path, next) = current_file_and_one_more_migration(
+            "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
+        );
         let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn, &next).unwrap();
         assert_eq!(user_version(&path), next.len() as i64);
@@ -1177,11 +1187,9 @@ mod tests {
 
     #[test]
     fn a_failing_migration_leaves_the_file_at_its_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("failing.db");
-        drop(SqliteStore::open(&path).unwrap());
-        let mut next = MIGRATIONS.to_vec();
-        next.push("CREATE TABLE half (id INTEGER); CREATE TABLE broken (;");
+        let (_dir, path, next) = current_file_and_one_more_migration(
+            "CREATE TABLE half (id INTEGER); CREATE TABLE broken (;",
+        );
         let mut conn = Connection::open(&path).unwrap();
         let err = migrate(&mut conn, &next).unwrap_err().to_string();
         assert!(err.contains("version 2"), "{err}");
