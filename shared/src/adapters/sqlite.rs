@@ -229,6 +229,7 @@ impl SqliteStore {
             checkpoint_turn,
             retry_at: None,
             stuck: false,
+            held: false,
         };
         let (writer, tasks) = mpsc::channel::<WriterTask>();
         std::thread::Builder::new()
@@ -439,6 +440,8 @@ fn group_commit_loop(conn: Connection, mut wal: WalBound, tasks: mpsc::Receiver<
             tracing::error!("sqlite: cannot switch to synchronous=FULL");
             continue;
         }
+        // Before the transaction: a checkpoint cannot run inside one.
+        let held = wal.before_commit(&conn);
         if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the batch drops each caller's answer channel: they all get
             // `Unavailable` and may retry; nothing was written.
@@ -458,6 +461,9 @@ fn group_commit_loop(conn: Connection, mut wal: WalBound, tasks: mpsc::Receiver<
         }
         let commit = if conn.is_autocommit() {
             Err("the transaction was rolled back by SQLite".to_owned())
+        } else if let Err(reason) = &held {
+            // Run and rolled back: each caller gets its answer, nothing is written.
+            Err(reason.clone())
         } else {
             conn.execute_batch("COMMIT").map_err(|e| e.to_string())
         };
@@ -467,20 +473,27 @@ fn group_commit_loop(conn: Connection, mut wal: WalBound, tasks: mpsc::Receiver<
         for done in completions {
             done(commit.clone());
         }
-        wal.after_commit(&conn, commit.is_ok());
+        if held.is_ok() {
+            wal.after_commit(&conn, commit.is_ok());
+        }
     }
     if let Some(done) = closing {
         // Every write queued before the close is committed: leave the WAL empty.
-        if !wal.reset(&conn) {
+        if wal.reset(&conn) != Reset::Emptied {
             tracing::warn!("sqlite: the WAL could not be emptied on shutdown");
         }
         let _ = done.send(());
     }
 }
 
-/// The writer's side of the WAL bound: after each commit, resets the log once
-/// it has passed its bound, or once a commit failed (a full disk gets back the
-/// log's space only by a completed checkpoint and a truncation).
+/// The writer's side of the WAL bound: resets the log after a commit that left
+/// it past its bound, and after a failed commit holds further commits until a
+/// checkpoint goes through again.
+///
+/// Why hold them: on a full disk the log can only give its space back by a
+/// complete checkpoint, which first needs room in the database file for the
+/// log's new pages. Space that comes back would otherwise be taken at once by
+/// new commits growing the log, and the checkpoint would fail again for ever.
 struct WalBound {
     path: PathBuf,
     max_bytes: u64,
@@ -489,29 +502,61 @@ struct WalBound {
     retry_at: Option<Instant>,
     /// A reset failed and nothing has succeeded since (logged once, not per try).
     stuck: bool,
+    /// A commit failed: commits wait for a checkpoint that goes through.
+    held: bool,
+}
+
+/// What a reset achieved.
+#[derive(PartialEq, Eq)]
+enum Reset {
+    /// Copied into the database file and truncated to zero bytes.
+    Emptied,
+    /// A lock or a reader in another process kept it from finishing.
+    Blocked,
+    /// The checkpoint failed (a full disk, an I/O error).
+    Failed,
 }
 
 impl WalBound {
+    /// Err while commits are held after a failed one: now and then it tries to
+    /// reset the log first, and lets commits go on once a checkpoint went through.
+    fn before_commit(&mut self, conn: &Connection) -> Result<(), String> {
+        if !self.held {
+            return Ok(());
+        }
+        if self.retry_at.is_none_or(|at| Instant::now() >= at) {
+            if self.reset(conn) == Reset::Failed {
+                self.retry_at = Some(Instant::now() + RESET_RETRY);
+            } else {
+                self.held = false;
+                self.retry_at = None;
+                return Ok(());
+            }
+        }
+        Err("a commit failed (disk full?): writes wait until the WAL can be checkpointed".into())
+    }
+
     fn after_commit(&mut self, conn: &Connection, committed: bool) {
+        if !committed {
+            self.held = true;
+            return;
+        }
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
-        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if committed && size <= self.max_bytes {
+        if std::fs::metadata(&self.path).map_or(0, |m| m.len()) <= self.max_bytes {
             return;
         }
-        self.retry_at = if self.reset(conn) {
-            None
-        } else {
-            Some(Instant::now() + RESET_RETRY)
+        self.retry_at = match self.reset(conn) {
+            Reset::Emptied => None,
+            Reset::Blocked | Reset::Failed => Some(Instant::now() + RESET_RETRY),
         };
     }
 
     /// Copies the whole WAL into the database file, waits for the readers still
     /// on it, and truncates it to zero bytes (TRUNCATE checkpoint). Runs between
-    /// commits on the writer's connection, so no commit lands meanwhile; true
-    /// when the WAL was emptied.
-    fn reset(&mut self, conn: &Connection) -> bool {
+    /// commits on the writer's connection, so no commit lands meanwhile.
+    fn reset(&mut self, conn: &Connection) -> Reset {
         let _turn = self
             .checkpoint_turn
             .lock()
@@ -521,23 +566,27 @@ impl WalBound {
             r.get::<_, i64>(0)
         });
         let _ = conn.busy_timeout(BUSY_TIMEOUT);
-        let done = matches!(outcome, Ok(0));
-        match (&outcome, done, self.stuck) {
-            (_, true, true) => {
+        let reset = match &outcome {
+            Ok(0) => Reset::Emptied,
+            Ok(_) => Reset::Blocked,
+            Err(_) => Reset::Failed,
+        };
+        match (&outcome, &reset, self.stuck) {
+            (_, Reset::Emptied, true) => {
                 tracing::info!("sqlite: WAL reset again after earlier failures");
                 self.stuck = false;
             }
-            (Err(err), false, false) => {
-                tracing::warn!(error = %err, "sqlite: WAL reset failed; retrying after commits");
+            (Err(err), _, false) => {
+                tracing::warn!(error = %err, "sqlite: WAL reset failed; trying again");
                 self.stuck = true;
             }
-            (Ok(_), false, false) => {
-                tracing::warn!("sqlite: WAL reset blocked by a reader; retrying after commits");
+            (Ok(_), Reset::Blocked, false) => {
+                tracing::warn!("sqlite: WAL reset blocked by a reader; trying again");
                 self.stuck = true;
             }
             _ => {}
         }
-        done
+        reset
     }
 }
 
