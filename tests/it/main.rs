@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod conformance;
+mod deep_json;
 mod durability;
 mod endpoint;
 mod harness;
@@ -11,4 +12,5 @@ mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod token_never_stored;
 mod webhooks;

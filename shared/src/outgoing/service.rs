@@ -443,13 +443,14 @@ fn apply_attempt(record: &mut Invocation, outcome: &AttemptOutcome) {
     record.updated_at = Timestamp::now();
 }
 
-/// The endpoint's answer as `data`: its JSON, else its text, else base64 of its
-/// bytes; `null` when it sent no body.
+/// The endpoint's answer as `data`: its JSON (nested at most
+/// [`crate::limits::MAX_JSON_DEPTH`] levels, so the record stays readable),
+/// else its text, else base64 of its bytes; `null` when it sent no body.
 fn answer_data(response: &OutgoingResponse) -> Value {
     if response.body.is_empty() {
         return Value::Null;
     }
-    if let Ok(json) = serde_json::from_slice::<Value>(&response.body) {
+    if let Some(json) = crate::limits::parse_json_within_depth(&response.body) {
         return json;
     }
     match std::str::from_utf8(&response.body) {
