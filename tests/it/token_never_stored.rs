@@ -127,7 +127,7 @@ async fn no_stored_event_outcome_mail_or_log_line_holds_the_token() {
 
     for (way, id) in &ids {
         let mails = mails_matching(&mail_dir, Duration::from_secs(10), |mail| {
-            mail["subject"] == Value::from(id.as_str())
+            mail["subject"] == id.as_str()
         })
         .await;
         assert_eq!(mails.len(), 1, "{way}: one mail");
