@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
-use serde_json::Value;
 
 use crate::harness::{Server, client, json_of, mail_sink, mails_matching, stored_event_body};
 
