@@ -7,6 +7,7 @@ mod conformance;
 mod deep_json;
 mod durability;
 mod endpoint;
+mod fuzz;
 mod harness;
 mod outgoing;
 mod pipelines;
