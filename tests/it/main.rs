@@ -11,4 +11,5 @@ mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod runaway_pipelines;
 mod webhooks;
