@@ -411,6 +411,24 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_budget_has_bounds() {
+        assert_eq!(from(&[]).unwrap().worker.pipeline_budget_bytes, 64 << 20);
+        let budget = |bytes: usize| {
+            from(&[("HOOKFLOW_PIPELINE_BUDGET_BYTES", bytes.to_string().as_str())])
+                .map(|s| s.worker.pipeline_budget_bytes)
+        };
+        for bytes in [1 << 20, 16 << 30] {
+            assert_eq!(budget(bytes), Ok(bytes));
+        }
+        for bytes in [(1 << 20) - 1, (16 << 30) + 1] {
+            assert_eq!(
+                budget(bytes).unwrap_err().name,
+                "HOOKFLOW_PIPELINE_BUDGET_BYTES"
+            );
+        }
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
         assert_eq!(
             from(&[("HOOKFLOW_RESULT_TTL_SECONDS", "soon")])

@@ -90,11 +90,6 @@ impl Budget {
         }
     }
 
-    /// The limits this allowance was started with.
-    pub fn limits(&self) -> RunLimits {
-        self.limits
-    }
-
     /// When the run's time is up.
     pub fn deadline(&self) -> Instant {
         self.deadline

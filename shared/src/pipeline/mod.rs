@@ -395,7 +395,7 @@ impl Pipeline {
                 .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?
                 .map_err(failure)?;
             // Steps never wait on their own: let the runtime's other tasks
-            // (and a timeout around the run) have their turn between them.
+            // have their turn between them.
             tokio::task::yield_now().await;
         }
         Ok(state.body)
