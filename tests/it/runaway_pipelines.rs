@@ -148,7 +148,7 @@ async fn values_nesting_deeper_on_every_step_stop_at_the_depth_bound() {
 async fn values_multiplying_on_every_step_stop_at_the_size_budget() {
     let server = server(&[]).await;
     let token = webhook(&server, "webhook.multiply", &[]).await;
-    let eight = vec!["'${body}'"; 8].join(", ");
+    let eight = ["'${body}'"; 8].join(", ");
     let steps = (0..12).map(|_| format!("body.set: {{value: [{eight}]}}"));
     put(&server, "multiply", &pipeline("webhook.multiply", steps)).await;
     let started = Instant::now();

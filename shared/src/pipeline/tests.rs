@@ -385,7 +385,7 @@ async fn the_size_budget_holds_to_its_last_byte() {
 
 #[tokio::test]
 async fn values_multiplying_on_every_step_stop_at_the_size_budget() {
-    let eight = vec!["'${body}'"; 8].join(", ");
+    let eight = ["'${body}'"; 8].join(", ");
     let source = with_steps((0..12).map(|_| format!("body.set: {{value: [{eight}]}}")));
     let failure = run_with(&source, event("a lead"), RunLimits::default())
         .await
@@ -570,14 +570,16 @@ async fn a_step_waiting_on_the_outside_stops_at_the_deadline() {
         mailer: Some(Arc::new(SilentMailer)),
         ..services(Default::default())
     };
-    let failure = compile(&source)
-        .unwrap()
-        .run(
-            json!({}),
-            &services,
-            limits(1 << 20, Duration::from_millis(50)),
-        )
+    let pipeline = compile(&source).unwrap();
+    let run = pipeline.run(
+        json!({}),
+        &services,
+        limits(1 << 20, Duration::from_millis(50)),
+    );
+    // Without its deadline the run would wait for ever; the test gives up instead.
+    let failure = tokio::time::timeout(Duration::from_secs(60), run)
         .await
+        .expect("the run stops at its deadline")
         .unwrap_err();
     assert_eq!(failure.code, "timeout", "{failure:?}");
     assert_eq!(failure.step.as_deref(), Some("mail.send (step 3, line 4)"));
