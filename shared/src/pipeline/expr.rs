@@ -12,6 +12,7 @@
 //! indexes (chains of one operator are kept flat); every value they produce is
 //! paid for from the run's [`Budget`] as it is built.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
@@ -584,11 +585,11 @@ impl Template {
         let mut out = String::new();
         for part in &self.parts {
             let (text, source) = match part {
-                Part::Text(text) => (std::borrow::Cow::Borrowed(text.as_str()), ""),
+                Part::Text(text) => (Cow::Borrowed(text.as_str()), ""),
                 Part::Expr { expr, source } => {
                     let text = into_text(run(expr, source)?, scope.budget)
                         .map_err(|e| TemplateError::new(source.as_str(), e))?;
-                    (std::borrow::Cow::Owned(text), source.as_str())
+                    (Cow::Owned(text), source.as_str())
                 }
             };
             append(&mut out, &text, scope.budget)
