@@ -757,3 +757,23 @@ proptest! {
         prop_assert_eq!(failure.step.unwrap(), format!("body.set (step {step}, line {})", step + 1));
     }
 }
+
+#[test]
+fn chains_as_long_as_the_largest_pipeline_run_on_a_small_stack() {
+    // HOOKFLOW_MAX_PIPELINE_BYTES allows 4 MiB: one expression of a million terms.
+    let largest = 4 * 1024 * 1024;
+    let terms = (largest - 100) / 4;
+    let sum = vec!["1"; terms].join(" + ");
+    let source = with_steps([format!("body.set: '${{{sum}}}'")]);
+    assert!(source.len() <= largest);
+    // Each term is a value paid for: enough allowance to run them all.
+    let ample = limits(1 << 30, Duration::from_secs(3600));
+    let result = compile_and_run_on_small_stack(source, json!({}), ample);
+    assert_eq!(result.unwrap().unwrap(), json!(terms));
+
+    let all = vec!["!false"; (largest - 100) / 11].join(" and ");
+    let source = with_steps([format!("body.set: '${{{all}}}'")]);
+    assert!(source.len() <= largest);
+    let result = compile_and_run_on_small_stack(source, json!({}), ample);
+    assert_eq!(result.unwrap().unwrap(), json!(true));
+}
