@@ -128,16 +128,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(purge_expired_events(store));
     }
     let (stop_worker, stopping) = watch::channel(false);
-    let worker = (concurrency > 0)
-        .then(|| tokio::spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
+    let worker_runtime = (concurrency > 0).then(worker_runtime).transpose()?;
+    let worker = worker_runtime
+        .as_ref()
+        .map(|rt| rt.spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
     serve_http(listener, gateway).await;
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     }
+    if let Some(rt) = worker_runtime {
+        rt.shutdown_background();
+    }
     println!("hookflow stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The worker's own threads: pipeline steps are CPU work that never waits, and
+/// on the threads answering HTTP they would hold up every request behind them.
+/// Here the operating system shares the cores between both, preemptively.
+fn worker_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("hookflow-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the worker's runtime")
 }
 
 /// The pipeline worker over the gateway's ports, with the mail server of the

@@ -6,6 +6,9 @@ use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::WorkerSettings;
 
+/// Largest `HOOKFLOW_PIPELINE_BUDGET_BYTES`: what one run may hold in memory.
+const MAX_PIPELINE_BUDGET_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
 /// A bad setting: names the variable and says what is wrong.
 #[derive(thiserror::Error, PartialEq, Eq)]
 #[error("setting {name}: {problem}")]
@@ -80,7 +83,8 @@ pub struct Settings {
     /// `HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS`: how long a taken job stays hidden before
     /// it is handed out again (default 180; more than the pipeline timeout).
     pub visibility_timeout: Duration,
-    /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`.
+    /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`,
+    /// `HOOKFLOW_PIPELINE_BUDGET_BYTES`.
     pub worker: WorkerSettings,
     /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
     /// its listeners per process on the receive path (default 10; 0: off).
@@ -146,6 +150,7 @@ impl Default for Settings {
                 max_attempts: 5,
                 retry_base: Duration::from_millis(1000),
                 pipeline_timeout: Duration::from_millis(30_000),
+                pipeline_budget_bytes: crate::pipeline::budget::DEFAULT_BUDGET_BYTES,
             },
             lookup_cache: Duration::from_secs(10),
             outgoing: OutgoingSettings::default(),
@@ -257,6 +262,15 @@ impl Settings {
                     defaults.worker.pipeline_timeout,
                     900_000,
                 )?,
+                pipeline_budget_bytes: match get("HOOKFLOW_PIPELINE_BUDGET_BYTES") {
+                    None => defaults.worker.pipeline_budget_bytes,
+                    Some(v) => parse_number(
+                        "HOOKFLOW_PIPELINE_BUDGET_BYTES",
+                        &v,
+                        1024 * 1024,
+                        MAX_PIPELINE_BUDGET_BYTES,
+                    )? as usize,
+                },
             },
             lookup_cache: match get("HOOKFLOW_LOOKUP_CACHE_SECONDS") {
                 None => defaults.lookup_cache,
@@ -394,6 +408,24 @@ mod tests {
         assert_eq!(s.outgoing.allow[1].to_string(), "::1/128");
         assert_eq!(s.outgoing.retry_schedule.max_attempts(), 3);
         assert_eq!(s.outgoing.total_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_pipeline_budget_has_bounds() {
+        assert_eq!(from(&[]).unwrap().worker.pipeline_budget_bytes, 64 << 20);
+        let budget = |bytes: usize| {
+            from(&[("HOOKFLOW_PIPELINE_BUDGET_BYTES", bytes.to_string().as_str())])
+                .map(|s| s.worker.pipeline_budget_bytes)
+        };
+        for bytes in [1 << 20, 16 << 30] {
+            assert_eq!(budget(bytes), Ok(bytes));
+        }
+        for bytes in [(1 << 20) - 1, (16 << 30) + 1] {
+            assert_eq!(
+                budget(bytes).unwrap_err().name,
+                "HOOKFLOW_PIPELINE_BUDGET_BYTES"
+            );
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
         max_attempts: 3,
         retry_base: Duration::from_millis(10),
         pipeline_timeout: Duration::from_secs(5),
+        ..Settings::default().worker
     };
     Worker::new(ports, Arc::new(services), retry)
 }

@@ -13,5 +13,6 @@ mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod runaway_pipelines;
 mod token_never_stored;
 mod webhooks;

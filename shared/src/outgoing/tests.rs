@@ -19,6 +19,7 @@ use crate::api::Ports;
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::pipeline::Pipeline;
+use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::Disposition;
@@ -343,8 +344,14 @@ async fn a_rerun_pipeline_step_calls_once() {
     )
     .unwrap();
     let event = json!({"correlationId": "c-1", "payload": {"name": "Ada"}});
-    let first = pipeline.run(event.clone(), &services).await.unwrap();
-    let second = pipeline.run(event, &services).await.unwrap();
+    let first = pipeline
+        .run(event.clone(), &services, RunLimits::default())
+        .await
+        .unwrap();
+    let second = pipeline
+        .run(event, &services, RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(first, second, "the second run reads the first run's answer");
     assert_eq!(first["status"], 200);
     assert_eq!(first["data"], json!({"ok": true}));
@@ -365,7 +372,10 @@ async fn a_rerun_pipeline_step_calls_once() {
         &Users::default(),
     )
     .unwrap();
-    let denied = anonymous.run(json!({}), &services).await.unwrap_err();
+    let denied = anonymous
+        .run(json!({}), &services, RunLimits::default())
+        .await
+        .unwrap_err();
     assert_eq!(denied.code, "permission_denied");
 }
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::Pipeline;
+use super::budget::RunLimits;
 use super::commands::Services;
+use super::{Pipeline, RunFailure};
 use crate::api::Ports;
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
@@ -24,6 +25,8 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
     /// Longest one run may take; past it the run counts as a transient failure.
     pub pipeline_timeout: Duration,
+    /// Bytes the values of one run may take, all steps together.
+    pub pipeline_budget_bytes: usize,
 }
 
 /// What to do with the queue message after processing.
@@ -107,25 +110,19 @@ impl Worker {
         };
 
         // Own task: a panic in a command fails this job only, never the worker.
+        // The run keeps its own deadline (steps and long evaluations check it,
+        // waits on the outside end at it), so a timeout names its step.
         let services = self.services.clone();
-        let timeout = self.settings.pipeline_timeout;
+        let limits = RunLimits {
+            budget_bytes: self.settings.pipeline_budget_bytes,
+            timeout: self.settings.pipeline_timeout,
+        };
         let body = event.body();
-        let run = tokio::spawn(async move {
-            tokio::time::timeout(timeout, pipeline.run(body, &services)).await
-        });
+        let run = tokio::spawn(async move { pipeline.run(body, &services, limits).await });
         let failure = match run.await {
-            Ok(Ok(Ok(value))) => return self.record(job, PipelineOutcome::Ok { value }).await,
-            Ok(Ok(Err(failure))) => failure,
-            Ok(Err(_elapsed)) => super::RunFailure {
-                code: "timeout".into(),
-                message: format!(
-                    "the pipeline did not finish within {} ms",
-                    timeout.as_millis()
-                ),
-                step: None,
-                transient: true,
-            },
-            Err(_panicked) => super::RunFailure {
+            Ok(Ok(value)) => return self.record(job, PipelineOutcome::Ok { value }).await,
+            Ok(Err(failure)) => failure,
+            Err(_panicked) => RunFailure {
                 code: "internal_error".into(),
                 message: "the pipeline stopped unexpectedly".into(),
                 step: None,
