@@ -221,14 +221,43 @@ fn multipart(rng: &mut Rng, known: &Known) -> (String, Vec<u8>) {
     (content_type, body)
 }
 
+/// A pipeline listening to one of the fuzz webhooks, sometimes a runaway one.
+fn pipeline_yaml(rng: &mut Rng) -> Vec<u8> {
+    let value = match rng.below(8) {
+        // Runaway expressions: a chain thousands of terms long, toJson of toJson.
+        0 => vec!["1"; 5000].join("+"),
+        1 => format!("{}body{}", "@convert.toJson(".repeat(40), ")".repeat(40)),
+        _ => rng
+            .pick(&[
+                "body",
+                "body.payload",
+                "@convert.toJson(body)",
+                "1+",
+                "'a' + body.origin",
+            ])
+            .to_owned(),
+    };
+    format!(
+        "pipeline:\n  - event.listen:\n      eventKey: webhook.fuzz.{}\n  - body.set:\n      value: ${{{value}}}\n",
+        rng.below(5)
+    )
+    .into_bytes()
+}
+
 fn body(rng: &mut Rng, known: &Known) -> (Option<String>, Vec<u8>) {
     match rng.below(9) {
         0 => (None, Vec::new()),
         1 => {
             let depth = 1 + rng.below(6);
-            (Some("application/json".into()), json_value(rng, depth).into_bytes())
+            (
+                Some("application/json".into()),
+                json_value(rng, depth).into_bytes(),
+            )
         }
-        2 => (Some("application/json".into()), nested_json(rng).into_bytes()),
+        2 => (
+            Some("application/json".into()),
+            nested_json(rng).into_bytes(),
+        ),
         3 => {
             let mut pairs = vec![format!("lead={}", rng.word())];
             if rng.chance(50) {
@@ -250,22 +279,27 @@ fn body(rng: &mut Rng, known: &Known) -> (Option<String>, Vec<u8>) {
             let len = rng.below(4096);
             (Some("application/octet-stream".into()), rng.bytes(len))
         }
-        6 => (
-            Some("application/yaml".into()),
-            format!(
-                "pipeline:\n  - event.listen:\n      eventKey: webhook.fuzz.{}\n  - body.set:\n      value: ${{{}}}\n",
-                rng.below(5),
-                rng.pick(&["body", "body.payload", "@convert.toJson(body)", "1+", "'a' + body.origin"])
-            )
-            .into_bytes(),
-        ),
+        6 => (Some("application/yaml".into()), pipeline_yaml(rng)),
         7 => (
-            Some(rng.pick(&["text/plain", "application/json; charset=utf-8", "x/y", ";;", "multipart/mixed"]).into()),
+            Some(
+                rng.pick(&[
+                    "text/plain",
+                    "application/json; charset=utf-8",
+                    "x/y",
+                    ";;",
+                    "multipart/mixed",
+                ])
+                .into(),
+            ),
             json_value(rng, 2).into_bytes(),
         ),
         _ => (
             Some("application/json".into()),
-            json_value(rng, 2).into_bytes().into_iter().take(rng.below(50)).collect(),
+            json_value(rng, 2)
+                .into_bytes()
+                .into_iter()
+                .take(rng.below(50))
+                .collect(),
         ),
     }
 }
@@ -324,6 +358,10 @@ fn request(rng: &mut Rng, known: &Known, host: &str) -> Vec<u8> {
         Aim::Result => "/api/v3/result".to_owned(),
         Aim::Anything => path(rng),
     };
+    let pipeline_put = path.ends_with("/pipeline.put") && rng.chance(80);
+    if pipeline_put {
+        query = format!("name=fuzz-p{}&{query}", rng.below(20));
+    }
     let real_token = known.tokens[rng.below(known.tokens.len())].clone();
     let token_place = rng.below(4);
     if matches!(aim, Aim::Receive) && token_place == 1 {
@@ -335,6 +373,10 @@ fn request(rng: &mut Rng, known: &Known, host: &str) -> Vec<u8> {
         format!("{path}?{query}")
     };
     let (mut content_type, mut body) = body(rng, known);
+    if pipeline_put {
+        content_type = Some("application/yaml".into());
+        body = pipeline_yaml(rng);
+    }
     if matches!(aim, Aim::Receive) && token_place == 2 {
         content_type = Some("application/x-www-form-urlencoded".into());
         body = format!("lead={}&token={real_token}", rng.word()).into_bytes();
