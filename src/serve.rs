@@ -172,9 +172,12 @@ fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal; a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 

@@ -14,5 +14,6 @@ mod pipelines;
 mod receive;
 mod results;
 mod runaway_pipelines;
+mod side_effects;
 mod token_never_stored;
 mod webhooks;
