@@ -24,9 +24,15 @@ async fn a_payload_cannot_forge_a_log_line() {
     assert_eq!(result["status"], "ok", "{result}");
 
     let log = server.log_text();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("webhook.forged")).collect();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("webhook.forged"))
+        .collect();
     assert_eq!(lines.len(), 1, "the text stays on one line:\n{log}");
     assert!(lines[0].contains("pipeline log"), "{}", lines[0]);
     assert!(lines[0].contains(r"hello\n2026-11-26"), "{}", lines[0]);
-    assert!(!log.contains('\u{1b}'), "no raw escape sequence reaches the log");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no raw escape sequence reaches the log"
+    );
 }
