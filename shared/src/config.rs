@@ -110,7 +110,19 @@ pub struct OutgoingSettings {
     /// `HOOKFLOW_INVOCATION_TTL_SECONDS`: how long invocation records are kept
     /// (default 259200 = 3 days, longer than the whole retry schedule).
     pub invocation_ttl_seconds: u64,
+    /// `HOOKFLOW_QUEUE_RETENTION_SECONDS`: how long the job queue keeps a message
+    /// (SQS's `MessageRetentionPeriod`), so every attempt of a delivery is made
+    /// before its message is dropped. `None` for a queue that keeps messages
+    /// until they are done (SQLite); [`Settings::check_for_sqs`] sets it.
+    pub queue_retention: Option<Duration>,
 }
+
+/// The job queue's retention when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is unset:
+/// 4 days, what `hookflow provision` and the SAM template create.
+pub const DEFAULT_QUEUE_RETENTION: Duration = Duration::from_secs(4 * 86_400);
+
+/// Time a delivery's last attempt must leave before its queue message expires.
+pub const QUEUE_RETENTION_MARGIN: Duration = Duration::from_secs(3600);
 
 impl Default for OutgoingSettings {
     fn default() -> Self {
@@ -122,6 +134,7 @@ impl Default for OutgoingSettings {
             retry_schedule: crate::outgoing::schedule::RetrySchedule::default(),
             secret_grace_seconds: 86_400,
             invocation_ttl_seconds: 259_200,
+            queue_retention: None,
         }
     }
 }
@@ -220,13 +233,7 @@ impl Settings {
             },
             smtp_url: match get("HOOKFLOW_SMTP_URL") {
                 None => None,
-                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => Some(url),
-                Some(_) => {
-                    return Err(ConfigError {
-                        name: "HOOKFLOW_SMTP_URL",
-                        problem: "must start with smtp:// or smtps://".into(),
-                    });
-                }
+                Some(url) => Some(check_smtp_url(url)?),
             },
             mail_from: get("HOOKFLOW_MAIL_FROM").unwrap_or(defaults.mail_from),
             worker_concurrency: match get("HOOKFLOW_WORKER_CONCURRENCY") {
@@ -311,6 +318,16 @@ impl Settings {
                         parse_number("HOOKFLOW_INVOCATION_TTL_SECONDS", &v, 60, 365 * 86_400)?
                     }
                 },
+                // SQS keeps a message from 60 s to 14 days.
+                queue_retention: match get("HOOKFLOW_QUEUE_RETENTION_SECONDS") {
+                    None => None,
+                    Some(v) => Some(Duration::from_secs(parse_number(
+                        "HOOKFLOW_QUEUE_RETENTION_SECONDS",
+                        &v,
+                        60,
+                        14 * 86_400,
+                    )?)),
+                },
             },
         };
         // A record must outlive its delivery, or late attempts find nothing to update.
@@ -331,6 +348,59 @@ impl Settings {
         }
         Ok(settings)
     }
+
+    /// For a job queue on SQS, which drops a message after its retention: takes
+    /// [`DEFAULT_QUEUE_RETENTION`] when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is
+    /// unset, and refuses a retry schedule whose last attempt would come after
+    /// the message is gone.
+    pub fn check_for_sqs(&mut self) -> Result<(), ConfigError> {
+        let retention = *self
+            .outgoing
+            .queue_retention
+            .get_or_insert(DEFAULT_QUEUE_RETENTION);
+        let schedule = self.outgoing.retry_schedule.total();
+        if schedule + QUEUE_RETENTION_MARGIN > retention {
+            return Err(ConfigError {
+                name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
+                problem: format!(
+                    "takes {} s, more than the job queue keeps a message ({} s, HOOKFLOW_QUEUE_RETENTION_SECONDS) less an hour",
+                    schedule.as_secs(),
+                    retention.as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `smtp://host[:port]` or `smtps://…`, with a host: lettre would otherwise
+/// refuse it only when the worker builds its mailer, in words that name neither
+/// the setting nor the fix.
+fn check_smtp_url(url: String) -> Result<String, ConfigError> {
+    let problem = |problem: &str| ConfigError {
+        name: "HOOKFLOW_SMTP_URL",
+        problem: problem.into(),
+    };
+    let Some(rest) = url
+        .strip_prefix("smtp://")
+        .or_else(|| url.strip_prefix("smtps://"))
+    else {
+        return Err(problem(
+            "must start with smtp:// or smtps://, e.g. smtps://smtp.example.com:465; leave it empty to turn mail off",
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(problem(
+            "names no mail server: write smtp://host:port or smtps://host:465; leave it empty to turn mail off",
+        ));
+    }
+    Ok(url)
 }
 
 /// `127.0.0.0/8, ::1/128` → ranges; a bare address is a range of one.

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
@@ -13,7 +15,6 @@ use hookflow_core::lambda::{handle_http, handle_sqs};
 use hookflow_core::pipeline::commands::Services;
 use hookflow_core::pipeline::worker::{Worker, WorkerSettings};
 use hookflow_core::{Gateway, Settings};
-use lambda_http::Body;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a29a4f16-989d-48c8-ab54-7b6150733ba1";
@@ -28,15 +29,15 @@ fn gateway(ports: Ports) -> Gateway {
 }
 
 async fn call(gateway: &Gateway, event: &str) -> (u16, http::HeaderMap, Value) {
-    let request = lambda_http::request::from_str(event).expect("an API Gateway v2 event");
+    let request: ApiGatewayV2httpRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
     let response = handle_http(gateway, request).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = match response.into_body() {
-        Body::Text(text) => serde_json::from_str(&text).unwrap(),
+    let status = response.status_code as u16;
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap(),
         other => panic!("JSON answers are text, got {other:?}"),
     };
-    (status, headers, body)
+    (status, response.headers, body)
 }
 
 async fn stored_body(ports: &Ports, id: &str) -> Value {
