@@ -494,4 +494,66 @@ mod tests {
             "HOOKFLOW_PUBLIC_URL"
         );
     }
+
+    #[test]
+    fn an_smtp_url_names_a_host_and_empty_turns_mail_off() {
+        assert_eq!(from(&[("HOOKFLOW_SMTP_URL", "")]).unwrap().smtp_url, None);
+        for url in [
+            "smtp://",
+            "smtps://",
+            "smtp://:587",
+            "smtp://user:pw@",
+            "smtps://@:465?tls=required",
+        ] {
+            let err = from(&[("HOOKFLOW_SMTP_URL", url)]).unwrap_err();
+            assert_eq!(err.name, "HOOKFLOW_SMTP_URL", "{url}");
+            assert!(err.problem.contains("names no mail server"), "{url}: {err}");
+        }
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user:pw@smtp.example.com:465",
+            "smtp://smtp.example.com:587?tls=required",
+            "smtp://[::1]:25",
+        ] {
+            assert_eq!(
+                from(&[("HOOKFLOW_SMTP_URL", url)])
+                    .unwrap()
+                    .smtp_url
+                    .as_deref(),
+                Some(url)
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_schedule_must_fit_the_queue_retention() {
+        let mut s = from(&[]).unwrap();
+        assert_eq!(s.outgoing.queue_retention, None, "no retention without SQS");
+        s.check_for_sqs().unwrap();
+        assert_eq!(s.outgoing.queue_retention, Some(DEFAULT_QUEUE_RETENTION));
+        // At the bound: the schedule plus the hour's margin is exactly the retention.
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75600"),
+        ])
+        .unwrap();
+        s.check_for_sqs().unwrap();
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75599"),
+        ])
+        .unwrap();
+        let err = s.check_for_sqs().unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "{err}");
+        assert!(
+            err.problem.contains("HOOKFLOW_QUEUE_RETENTION_SECONDS"),
+            "{err}"
+        );
+        assert_eq!(
+            from(&[("HOOKFLOW_QUEUE_RETENTION_SECONDS", "59")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_QUEUE_RETENTION_SECONDS"
+        );
+    }
 }

@@ -30,7 +30,10 @@ impl SmtpMailer {
 
     /// A mailer for `url` that logs in as `username`, whatever the URL says.
     pub fn with_login(url: &str, username: &str, password: &str) -> Result<Self, String> {
-        Self::build(url, Some(Credentials::new(username.into(), password.into())))
+        Self::build(
+            url,
+            Some(Credentials::new(username.into(), password.into())),
+        )
     }
 
     fn build(url: &str, login: Option<Credentials>) -> Result<Self, String> {

@@ -11,13 +11,13 @@ use subtle::ConstantTimeEq;
 use super::params::{Params, is_json, media_type};
 use super::{Gateway, RECEIVE_PATH, json_response, require_method};
 use crate::config::AdminToken;
-use crate::ports::SecretSource;
 use crate::domain::{
     DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType,
     PipelineDefinition, Timestamp, Token, Webhook,
 };
 use crate::error::{ApiError, Conflict, StoreError};
 use crate::pipeline::{Pipeline, valid_pipeline_name};
+use crate::ports::SecretSource;
 
 /// Longest webhook description.
 const MAX_DESCRIPTION_LEN: usize = 2000;

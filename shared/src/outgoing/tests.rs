@@ -322,7 +322,12 @@ async fn a_delivery_back_before_its_time_is_released_again_without_an_attempt() 
     assert_eq!(asked, Duration::from_secs(43_200), "Retry-After: 12 h");
 
     // Back after the 11 h 40 min SQS allowed: the rest is waited out, no call made.
-    let mut record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    let mut record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
     record.next_attempt_at = Some(Timestamp(Timestamp::now().0 + 20 * 60 * 1000));
     ports.invocations.put_invocation(&record).await.unwrap();
     let Disposition::RetryAfter(rest) = outgoing.deliver(&id).await else {
@@ -335,7 +340,12 @@ async fn a_delivery_back_before_its_time_is_released_again_without_an_attempt() 
     assert_eq!(transport.sent().len(), 1, "no attempt before its time");
 
     // Due now (queues count whole seconds, so a second early counts as due).
-    let mut record = ports.invocations.get_invocation(&id).await.unwrap().unwrap();
+    let mut record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
     record.next_attempt_at = Some(Timestamp(Timestamp::now().0 + 900));
     ports.invocations.put_invocation(&record).await.unwrap();
     assert_eq!(outgoing.deliver(&id).await, Disposition::Done);

@@ -293,7 +293,10 @@ impl Worker {
 
 /// Makes what a receive brought after the worker stopped visible again at once,
 /// for the next process, instead of hidden for the visibility timeout.
-async fn hand_back(queue: &dyn JobQueue, received: Result<Vec<crate::ports::Delivery>, StoreError>) {
+async fn hand_back(
+    queue: &dyn JobQueue,
+    received: Result<Vec<crate::ports::Delivery>, StoreError>,
+) {
     for delivery in received.unwrap_or_default() {
         if let Err(err) = queue.release_job(&delivery.receipt, Duration::ZERO).await {
             tracing::warn!(error = %err, "handing back a job on stop failed");

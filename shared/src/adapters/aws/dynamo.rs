@@ -405,7 +405,10 @@ impl DynamoEventStore {
     }
 
     /// The JSON document kept in the bucket under `key`.
-    async fn load_claim_checked<T: serde::de::DeserializeOwned>(&self, key: &str) -> StoreResult<T> {
+    async fn load_claim_checked<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> StoreResult<T> {
         let object = self
             .s3
             .get_object()

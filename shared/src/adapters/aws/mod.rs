@@ -40,6 +40,7 @@ pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WE
 pub use provision::provision;
 pub use secrets::{SECRET_CACHE, SecretsManagerSecret};
 pub use settings::missing_aws_settings;
+
 pub use sqs::{MAX_RELEASE_DELAY, SqsJobQueue};
 
 use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
@@ -157,7 +158,7 @@ const MAX_FAILURE_TEXT: usize = 240;
 /// A failed AWS call in one short line: the service's error code and message,
 /// or what kind of failure it was and its causes. Never the SDK's debug chain,
 /// which holds the raw response (kilobytes of headers) and can echo the request.
-pub(crate) fn describe_failure<E, R>(err: &SdkError<E, R>) -> String
+pub fn describe_failure<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -292,7 +292,10 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             .lifecycle_configuration(
                 BucketLifecycleConfiguration::builder()
                     .rules(expire("expire-claim-checked-events", PAYLOAD_PREFIX)?)
-                    .rules(expire("expire-claim-checked-outcomes", OUTCOME_PAYLOAD_PREFIX)?)
+                    .rules(expire(
+                        "expire-claim-checked-outcomes",
+                        OUTCOME_PAYLOAD_PREFIX,
+                    )?)
                     .build()
                     .map_err(|e| e.to_string())?,
             )

@@ -40,7 +40,8 @@ async fn missing_in(env: &Env, fs: &Fs, provision: bool) -> Vec<String> {
     if !region {
         missing.push("AWS_REGION (or a region in the AWS profile)".into());
     }
-    let credentials = (var("AWS_ACCESS_KEY_ID").is_some() && var("AWS_SECRET_ACCESS_KEY").is_some())
+    let credentials = (var("AWS_ACCESS_KEY_ID").is_some()
+        && var("AWS_SECRET_ACCESS_KEY").is_some())
         || (var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && var("AWS_ROLE_ARN").is_some())
         || var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
         || var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
@@ -91,17 +92,34 @@ mod tests {
             assert!(text.contains(name), "{name} in {text}");
         }
         let text = missing(&[], &[], true).await;
-        assert!(!text.contains("HOOKFLOW_"), "--provision needs no names: {text}");
+        assert!(
+            !text.contains("HOOKFLOW_"),
+            "--provision needs no names: {text}"
+        );
     }
 
     #[tokio::test]
     async fn every_supported_credentials_source_is_enough() {
         let region = ("AWS_REGION", "eu-central-1");
         for vars in [
-            &[region, ("AWS_ACCESS_KEY_ID", "AKIA"), ("AWS_SECRET_ACCESS_KEY", "s")][..],
-            &[region, ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials")],
-            &[region, ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/c")],
-            &[region, ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"), ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")],
+            &[
+                region,
+                ("AWS_ACCESS_KEY_ID", "AKIA"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+            ][..],
+            &[
+                region,
+                ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials"),
+            ],
+            &[
+                region,
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/c"),
+            ],
+            &[
+                region,
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ],
         ] {
             assert_eq!(missing(vars, &[], true).await, "", "{vars:?}");
         }
@@ -121,8 +139,14 @@ mod tests {
         assert_eq!(missing(&[("AWS_PROFILE", "dev")], &files, true).await, "");
         // Without AWS_PROFILE the default profile is read, which has neither.
         let text = missing(&[], &files, true).await;
-        assert!(text.contains("AWS_REGION") && text.contains("credentials"), "{text}");
-        let default = [("/home/op/.aws/credentials", "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\nregion = eu-west-1\n")];
+        assert!(
+            text.contains("AWS_REGION") && text.contains("credentials"),
+            "{text}"
+        );
+        let default = [(
+            "/home/op/.aws/credentials",
+            "[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\nregion = eu-west-1\n",
+        )];
         assert_eq!(missing(&[], &default, true).await, "");
     }
 
@@ -135,7 +159,10 @@ mod tests {
         ];
         vars.extend_from_slice(&NAMES[..5]);
         let text = missing(&vars, &[], false).await;
-        assert_eq!(text, "HOOKFLOW_QUEUE_URL, HOOKFLOW_PAYLOAD_BUCKET (or --provision)");
+        assert_eq!(
+            text,
+            "HOOKFLOW_QUEUE_URL, HOOKFLOW_PAYLOAD_BUCKET (or --provision)"
+        );
         vars.extend_from_slice(&NAMES[5..]);
         assert_eq!(missing(&vars, &[], false).await, "");
     }

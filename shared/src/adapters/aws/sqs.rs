@@ -21,8 +21,7 @@ const SQS_MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 /// (`HOOKFLOW_PIPELINE_TIMEOUT_MS`); an outgoing attempt takes at most 10. A
 /// job released for longer comes back early and is released again for the rest
 /// (an outgoing delivery keeps its `nextAttemptAt` for that).
-pub const MAX_RELEASE_DELAY: Duration =
-    Duration::from_secs(SQS_MAX_VISIBILITY.as_secs() - 20 * 60);
+pub const MAX_RELEASE_DELAY: Duration = Duration::from_secs(SQS_MAX_VISIBILITY.as_secs() - 20 * 60);
 
 /// The job queue of the AWS shape.
 pub struct SqsJobQueue {
