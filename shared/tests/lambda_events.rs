@@ -461,3 +461,22 @@ async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
     assert_eq!(result.outcomes.len(), 2, "both pipeline jobs finished");
     assert_eq!(result.error().unwrap()["code"], "internal_error");
 }
+
+/// `cargo lambda build --release` adds `panic = "abort"` unless the release
+/// profile names a strategy; an aborting worker would take its whole batch (and
+/// the panic isolation above) down with it.
+#[test]
+fn the_release_profile_unwinds() {
+    let manifest = include_str!("../../Cargo.toml");
+    let release = manifest
+        .split("\n[profile.release]\n")
+        .nth(1)
+        .expect("a release profile")
+        .split("\n[")
+        .next()
+        .unwrap();
+    assert!(
+        release.lines().any(|line| line.trim() == r#"panic = "unwind""#),
+        "{release}"
+    );
+}
