@@ -53,7 +53,8 @@ impl std::fmt::Debug for AdminToken {
 /// Everything the gateway can be told, with the spec's defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset, a Lambda refuses to start.
+    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset; `webhook-admin` then
+    /// reads it from the secret `HOOKFLOW_ADMIN_TOKEN_SECRET` names.
     pub admin_token: Option<AdminToken>,
     /// `HOOKFLOW_PUBLIC_URL`: base of `webhookUrl`; unset, it is taken from the request's Host.
     pub public_url: Option<String>,

@@ -476,7 +476,9 @@ fn the_release_profile_unwinds() {
         .next()
         .unwrap();
     assert!(
-        release.lines().any(|line| line.trim() == r#"panic = "unwind""#),
+        release
+            .lines()
+            .any(|line| line.trim() == r#"panic = "unwind""#),
         "{release}"
     );
 }
