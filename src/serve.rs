@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::adapters::aws::{AwsClients, AwsResources, DEFAULT_PREFIX, provision};
+use hookflow_core::adapters::aws::{
+    AwsClients, AwsResources, DEFAULT_PREFIX, missing_aws_settings, provision,
+};
 use hookflow_core::adapters::{LocalSignal, SqliteStore};
 use hookflow_core::api::{Ports, error_response, payload_too_large};
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::Timestamp;
 use hookflow_core::error::ApiError;
 use hookflow_core::pipeline::commands::Services;
-use hookflow_core::pipeline::worker::Worker;
+use hookflow_core::pipeline::worker::{QUEUE_POLL_WAIT, Worker};
 use hookflow_core::{Gateway, Settings};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -87,6 +89,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         }
         Backend::Aws => {
+            // Checked first: without them the SDK would look for credentials at the
+            // cloud metadata address before failing in words that name nothing.
+            let missing = missing_aws_settings(args.provision).await;
+            if !missing.is_empty() {
+                anyhow::bail!("the AWS backend needs settings: {}", missing.join("; "));
+            }
+            settings.check_for_sqs()?;
             let clients = AwsClients::from_env().await;
             let resources = if args.provision {
                 provision(&clients, &args.aws_prefix)
@@ -136,7 +145,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
-        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        // It may first finish a receive that would otherwise hide jobs from the next process.
+        let _ = tokio::time::timeout(QUEUE_POLL_WAIT + Duration::from_secs(5), worker).await;
     }
     if let Some(rt) = worker_runtime {
         rt.shutdown_background();

@@ -56,7 +56,8 @@ impl std::fmt::Debug for AdminToken {
 /// Everything the gateway can be told, with the spec's defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset, a Lambda refuses to start.
+    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset; `webhook-admin` then
+    /// reads it from the secret `HOOKFLOW_ADMIN_TOKEN_SECRET` names.
     pub admin_token: Option<AdminToken>,
     /// `HOOKFLOW_PUBLIC_URL`: base of `webhookUrl`; unset, it is taken from the request's Host.
     pub public_url: Option<String>,
@@ -114,7 +115,19 @@ pub struct OutgoingSettings {
     /// `HOOKFLOW_INVOCATION_TTL_SECONDS`: how long invocation records are kept
     /// (default 259200 = 3 days, longer than the whole retry schedule).
     pub invocation_ttl_seconds: u64,
+    /// `HOOKFLOW_QUEUE_RETENTION_SECONDS`: how long the job queue keeps a message
+    /// (SQS's `MessageRetentionPeriod`), so every attempt of a delivery is made
+    /// before its message is dropped. `None` for a queue that keeps messages
+    /// until they are done (SQLite); [`Settings::check_for_sqs`] sets it.
+    pub queue_retention: Option<Duration>,
 }
+
+/// The job queue's retention when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is unset:
+/// 4 days, what `hookflow provision` and the SAM template create.
+pub const DEFAULT_QUEUE_RETENTION: Duration = Duration::from_secs(4 * 86_400);
+
+/// Time a delivery's last attempt must leave before its queue message expires.
+pub const QUEUE_RETENTION_MARGIN: Duration = Duration::from_secs(3600);
 
 impl Default for OutgoingSettings {
     fn default() -> Self {
@@ -126,6 +139,7 @@ impl Default for OutgoingSettings {
             retry_schedule: crate::outgoing::schedule::RetrySchedule::default(),
             secret_grace_seconds: 86_400,
             invocation_ttl_seconds: 259_200,
+            queue_retention: None,
         }
     }
 }
@@ -225,13 +239,7 @@ impl Settings {
             },
             smtp_url: match get("HOOKFLOW_SMTP_URL") {
                 None => None,
-                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => Some(url),
-                Some(_) => {
-                    return Err(ConfigError {
-                        name: "HOOKFLOW_SMTP_URL",
-                        problem: "must start with smtp:// or smtps://".into(),
-                    });
-                }
+                Some(url) => Some(check_smtp_url(url)?),
             },
             mail_from: get("HOOKFLOW_MAIL_FROM").unwrap_or(defaults.mail_from),
             worker_concurrency: match get("HOOKFLOW_WORKER_CONCURRENCY") {
@@ -325,6 +333,16 @@ impl Settings {
                         parse_number("HOOKFLOW_INVOCATION_TTL_SECONDS", &v, 60, 365 * 86_400)?
                     }
                 },
+                // SQS keeps a message from 60 s to 14 days.
+                queue_retention: match get("HOOKFLOW_QUEUE_RETENTION_SECONDS") {
+                    None => None,
+                    Some(v) => Some(Duration::from_secs(parse_number(
+                        "HOOKFLOW_QUEUE_RETENTION_SECONDS",
+                        &v,
+                        60,
+                        14 * 86_400,
+                    )?)),
+                },
             },
         };
         // A record must outlive its delivery, or late attempts find nothing to update.
@@ -345,6 +363,59 @@ impl Settings {
         }
         Ok(settings)
     }
+
+    /// For a job queue on SQS, which drops a message after its retention: takes
+    /// [`DEFAULT_QUEUE_RETENTION`] when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is
+    /// unset, and refuses a retry schedule whose last attempt would come after
+    /// the message is gone.
+    pub fn check_for_sqs(&mut self) -> Result<(), ConfigError> {
+        let retention = *self
+            .outgoing
+            .queue_retention
+            .get_or_insert(DEFAULT_QUEUE_RETENTION);
+        let schedule = self.outgoing.retry_schedule.total();
+        if schedule + QUEUE_RETENTION_MARGIN > retention {
+            return Err(ConfigError {
+                name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
+                problem: format!(
+                    "takes {} s, more than the job queue keeps a message ({} s, HOOKFLOW_QUEUE_RETENTION_SECONDS) less an hour",
+                    schedule.as_secs(),
+                    retention.as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `smtp://host[:port]` or `smtps://…`, with a host: lettre would otherwise
+/// refuse it only when the worker builds its mailer, in words that name neither
+/// the setting nor the fix.
+fn check_smtp_url(url: String) -> Result<String, ConfigError> {
+    let problem = |problem: &str| ConfigError {
+        name: "HOOKFLOW_SMTP_URL",
+        problem: problem.into(),
+    };
+    let Some(rest) = url
+        .strip_prefix("smtp://")
+        .or_else(|| url.strip_prefix("smtps://"))
+    else {
+        return Err(problem(
+            "must start with smtp:// or smtps://, e.g. smtps://smtp.example.com:465; leave it empty to turn mail off",
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(problem(
+            "names no mail server: write smtp://host:port or smtps://host:465; leave it empty to turn mail off",
+        ));
+    }
+    Ok(url)
 }
 
 /// `127.0.0.0/8, ::1/128` → ranges; a bare address is a range of one.
@@ -454,6 +525,68 @@ mod tests {
                 .unwrap_err()
                 .name,
             "HOOKFLOW_PUBLIC_URL"
+        );
+    }
+
+    #[test]
+    fn an_smtp_url_names_a_host_and_empty_turns_mail_off() {
+        assert_eq!(from(&[("HOOKFLOW_SMTP_URL", "")]).unwrap().smtp_url, None);
+        for url in [
+            "smtp://",
+            "smtps://",
+            "smtp://:587",
+            "smtp://user:pw@",
+            "smtps://@:465?tls=required",
+        ] {
+            let err = from(&[("HOOKFLOW_SMTP_URL", url)]).unwrap_err();
+            assert_eq!(err.name, "HOOKFLOW_SMTP_URL", "{url}");
+            assert!(err.problem.contains("names no mail server"), "{url}: {err}");
+        }
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user:pw@smtp.example.com:465",
+            "smtp://smtp.example.com:587?tls=required",
+            "smtp://[::1]:25",
+        ] {
+            assert_eq!(
+                from(&[("HOOKFLOW_SMTP_URL", url)])
+                    .unwrap()
+                    .smtp_url
+                    .as_deref(),
+                Some(url)
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_schedule_must_fit_the_queue_retention() {
+        let mut s = from(&[]).unwrap();
+        assert_eq!(s.outgoing.queue_retention, None, "no retention without SQS");
+        s.check_for_sqs().unwrap();
+        assert_eq!(s.outgoing.queue_retention, Some(DEFAULT_QUEUE_RETENTION));
+        // At the bound: the schedule plus the hour's margin is exactly the retention.
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75600"),
+        ])
+        .unwrap();
+        s.check_for_sqs().unwrap();
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75599"),
+        ])
+        .unwrap();
+        let err = s.check_for_sqs().unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "{err}");
+        assert!(
+            err.problem.contains("HOOKFLOW_QUEUE_RETENTION_SECONDS"),
+            "{err}"
+        );
+        assert_eq!(
+            from(&[("HOOKFLOW_QUEUE_RETENTION_SECONDS", "59")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_QUEUE_RETENTION_SECONDS"
         );
     }
 }

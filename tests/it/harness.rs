@@ -289,6 +289,13 @@ impl Server {
 }
 
 impl Storage {
+    /// The SQS client and queue URL of the server's job queue (aws backend).
+    pub fn sqs_queue(&self) -> Option<(&aws_sdk_sqs::Client, &str)> {
+        self.sqs
+            .as_ref()
+            .map(|(client, url)| (client, url.as_str()))
+    }
+
     /// Jobs waiting or in flight.
     pub async fn pending_jobs(&self) -> i64 {
         if let Some(db) = &self.sqlite {

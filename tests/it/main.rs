@@ -1,6 +1,7 @@
 //! Integration tests: the real `hookflow` binary, driven over HTTP.
 //! One test binary (faster to build), one module per area.
 
+mod aws_shape;
 mod bad_input;
 mod cli;
 mod conformance;

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::outgoing::Outgoing;
 use crate::ports::{
     EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, ResultSignal,
-    StoreThenEnqueue, WebhookStore,
+    SecretSource, StoreThenEnqueue, WebhookStore,
 };
 
 /// Path of the receive command, as PIPEFORCE documents it.
@@ -92,6 +92,8 @@ pub struct Gateway {
     ports: Ports,
     settings: Settings,
     outgoing: Arc<Outgoing>,
+    /// Where the admin token is kept when the settings do not hold it.
+    admin_token_secret: Option<Arc<dyn SecretSource>>,
 }
 
 impl Gateway {
@@ -102,7 +104,15 @@ impl Gateway {
             ports,
             settings,
             outgoing,
+            admin_token_secret: None,
         }
+    }
+
+    /// Checks management requests against the token kept in `secret`, read when
+    /// the first one arrives (instead of `HOOKFLOW_ADMIN_TOKEN`).
+    pub fn with_admin_token_secret(mut self, secret: Arc<dyn SecretSource>) -> Self {
+        self.admin_token_secret = Some(secret);
+        self
     }
 
     /// The outgoing-webhook service this gateway triggers through.
