@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::LOCATION;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::params::Params;
-use super::{CORRELATION_HEADER, Gateway, RESULT_PATH, json_response, require_method};
+use super::{CORRELATION_HEADER, Gateway, RESULT_PATH, json_response};
 use crate::domain::{CorrelationId, ResultRecord, ResultStatus};
 use crate::error::ApiError;
 
@@ -136,7 +136,6 @@ impl Gateway {
         &self,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, ApiError> {
-        require_method(req.method(), &[Method::GET, Method::POST])?;
         let (head, body) = req.into_parts();
         let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
         let id_text = params
