@@ -78,6 +78,7 @@ enum Backend {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
+    return_large_buffers_to_the_system();
     let mut settings = Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
@@ -180,6 +181,19 @@ fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
         Arc::new(services),
         gateway.settings().worker.clone(),
     )))
+}
+
+/// Keeps large buffers (bodies, answers) in their own mappings, so their memory
+/// goes back to the system when they are freed. glibc otherwise raises its
+/// mmap threshold each time such a buffer is freed, serves the next ones from
+/// the heap, and the process keeps their memory after a burst (measured: 60
+/// unread 6 MB answers left RSS 206 MiB up; with a fixed threshold, 1 MiB).
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 fn init_logging() {
@@ -500,9 +514,10 @@ impl FrontDoor {
     }
 
     /// Small answers go out whole. A large one holds the answer budget while it
-    /// is written: a read-only request (a result poll) waits briefly for it and
-    /// is refused with 503 when the budget stays taken; the answer of a request
-    /// that did something (an event accepted) is sent anyway, counted over the budget.
+    /// is written. A read-only request (a result poll) is refused with 503 at
+    /// once when the budget is taken: its answer is already in memory, and
+    /// waiting would only hold it longer. The answer of a request that did
+    /// something (an event accepted) is sent anyway, counted over the budget.
     async fn send(&self, answer: Response<Bytes>, read_only: bool) -> Response<AnswerBody> {
         let (head, bytes) = answer.into_parts();
         if bytes.len() <= body::ANSWER_PIECE {
@@ -510,10 +525,7 @@ impl FrontDoor {
         }
         let mut reservation: Reservation = self.answers.reservation();
         if read_only {
-            if !reservation
-                .grow_to(bytes.len(), self.limits.budget_wait)
-                .await
-            {
+            if !reservation.grow_to(bytes.len(), Duration::ZERO).await {
                 return busy("too many large answers are being sent at once");
             }
         } else {

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::budget::Reservation;
 
-/// First step of a body's reservation; it doubles as the body grows, so a
-/// client trickling bytes holds little of the budget.
+/// First step of a chunked body's reservation; it doubles as the body grows,
+/// so a client trickling bytes holds little of the budget.
 const FIRST_STEP: usize = 16 * 1024;
 /// Size of the pieces a large answer is handed to hyper in.
 pub const ANSWER_PIECE: usize = 64 * 1024;
@@ -31,22 +31,34 @@ pub enum Unread {
     Broken,
 }
 
-/// Reads a body of at most `limit` bytes (`declared` by `Content-Length`, or
-/// chunked) before `deadline`, holding its bytes in `reservation`.
+/// Reads a body of at most `limit` bytes before `deadline`, holding its bytes
+/// in `reservation`. A body of known length (`declared`) reserves all of it
+/// before reading: a request never holds part of the budget while waiting for
+/// more, so uploads cannot deadlock each other. A chunked body grows its
+/// reservation in doubling steps and is refused when a step cannot be had in
+/// time. Time spent waiting for the budget is the server's, not the client's:
+/// it moves the deadline.
 pub async fn read_body(
     mut body: Incoming,
     declared: Option<u64>,
     limit: usize,
     reservation: &mut Reservation,
     budget_wait: Duration,
-    deadline: Instant,
+    mut deadline: Instant,
 ) -> Result<Bytes, Unread> {
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Unread::TooLarge);
     }
-    // The whole body, when its length is known; else at most the limit.
-    let ceiling = declared.map_or(limit, |len| len as usize);
     let mut buffer: Vec<u8> = Vec::new();
+    if let Some(len) = declared.filter(|len| *len > 0) {
+        let len = len as usize;
+        let waiting = Instant::now();
+        if !reservation.grow_to(len, budget_wait).await {
+            return Err(Unread::NoBudget);
+        }
+        deadline += waiting.elapsed();
+        buffer.reserve_exact(len);
+    }
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(Unread::TimedOut),
@@ -61,16 +73,16 @@ pub async fn read_body(
         if needed > limit {
             return Err(Unread::TooLarge);
         }
-        if needed > buffer.capacity() {
-            // Grow in doubling steps (bounded by what the body can still be), the
-            // budget first, so memory never runs ahead of it.
+        if needed > reservation.bytes() {
             let step = needed
                 .max(reservation.bytes() * 2)
                 .max(FIRST_STEP)
-                .min(ceiling.max(needed));
+                .min(limit);
+            let waiting = Instant::now();
             if !reservation.grow_to(step, budget_wait).await {
                 return Err(Unread::NoBudget);
             }
+            deadline += waiting.elapsed();
             buffer.reserve_exact(step - buffer.len());
         }
         buffer.extend_from_slice(&data);

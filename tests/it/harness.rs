@@ -112,6 +112,13 @@ impl Server {
             .unwrap_or_else(|| panic!("no {field} in /proc status"))
     }
 
+    /// File descriptors the server holds open now (its connections among them).
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc fd")
+            .count()
+    }
+
     /// CPU time (user + system) the server has used so far.
     pub fn cpu_time(&self) -> Duration {
         let stat =

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 
 use crate::harness::{Server, assert_error, client, json_body, json_of, raw, status_of};
 
-/// A head announcing a 4 MB form body (so a token could be in it), and no body yet.
-fn slow_head(path: &str) -> String {
+/// A head announcing a form body of `length` bytes (so a token could be in it), and no body yet.
+fn slow_head(path: &str, length: usize) -> String {
     format!(
-        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4000000\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
     )
 }
 
@@ -75,7 +75,8 @@ async fn slow_bodies_are_cut_off_by_the_body_timeout_while_others_are_served() {
     let mut readers = Vec::new();
     let mut writers = Vec::new();
     for _ in 0..20 {
-        let (r, w) = open(&server, &slow_head("/api/v3/webhook.receive")).await;
+        // Small enough that all of them fit the body budget: each waits for its body.
+        let (r, w) = open(&server, &slow_head("/api/v3/webhook.receive", 100_000)).await;
         readers.push(r);
         writers.push(w);
     }
@@ -137,7 +138,7 @@ async fn flood_leaves_room_for_a_normal_client(extra: &[(&str, &str)]) {
         let head = if i < 300 {
             String::new()
         } else {
-            slow_head("/api/v3/webhook.receive")
+            slow_head("/api/v3/webhook.receive", 4_000_000)
         };
         let (r, w) = open(&server, &head).await;
         held.push(r);
@@ -200,6 +201,12 @@ async fn bad_tokens_in_the_head_are_refused_without_reading_the_body() {
             format!("POST /api/v3/command/webhook.receive HTTP/1.1\r\nHost: t\r\ntoken: {unknown}\r\nContent-Length: 4000000\r\n\r\n"),
             404,
             "webhook_not_found",
+        ),
+        (
+            // No token in the head, and a JSON body has no fields to carry one.
+            "POST /api/v3/webhook.receive HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n".to_owned(),
+            401,
+            "token_missing",
         ),
         (
             "POST /api/v3/command/webhook.put HTTP/1.1\r\nHost: t\r\nContent-Length: 4000000\r\n\r\n".to_owned(),

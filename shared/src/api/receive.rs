@@ -139,14 +139,15 @@ impl Gateway {
 impl Gateway {
     /// The enabled webhook of a token in the request's head: the header `token`,
     /// else the parameter `token` or `uuid`. `None` when the head carries no token
-    /// (it may be a field of the body).
+    /// but a form or multipart body may; with neither, 401 before any body is read.
     pub(super) async fn webhook_of_head(&self, head: &Parts) -> Result<Option<Webhook>, ApiError> {
         let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
         let token_text = header_text(&head.headers, "token")
             .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned));
         match token_text {
             Some(text) => self.enabled_webhook(&text).await.map(Some),
-            None => Ok(None),
+            None if body_has_fields(&head.headers) => Ok(None),
+            None => Err(token_missing()),
         }
     }
 
@@ -230,6 +231,14 @@ fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value
             }
         }
     }
+}
+
+/// Whether the body is a form or multipart, the kinds that have fields (a token among them).
+fn body_has_fields(headers: &HeaderMap) -> bool {
+    matches!(
+        media_type(headers).as_deref(),
+        Some("application/x-www-form-urlencoded" | "multipart/form-data")
+    )
 }
 
 /// Form fields and files of a form-urlencoded or multipart body; other bodies have none.
