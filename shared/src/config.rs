@@ -486,6 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn front_door_settings() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.front_door, FrontDoorSettings::default());
+        let s = from(&[
+            ("HOOKFLOW_MAX_CONNECTIONS", "50"),
+            ("HOOKFLOW_IDLE_TIMEOUT_MS", "100"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194304"),
+        ])
+        .unwrap();
+        assert_eq!(s.front_door.max_connections, Some(50));
+        assert_eq!(s.front_door.idle_timeout, Duration::from_millis(100));
+        // The budget must hold the largest body, or that body could never be read.
+        let err = from(&[
+            ("HOOKFLOW_MAX_BODY_BYTES", "4194304"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194303"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_BODY_BUDGET_BYTES");
+        assert_eq!(
+            from(&[("HOOKFLOW_WRITE_TIMEOUT_MS", "99")]).unwrap_err().name,
+            "HOOKFLOW_WRITE_TIMEOUT_MS"
+        );
+    }
+
+    #[test]
+    fn an_admin_token_of_only_spaces_is_refused_and_an_empty_one_is_unset() {
+        let err = from(&[("HOOKFLOW_ADMIN_TOKEN", "   ")]).unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_ADMIN_TOKEN");
+        assert!(err.problem.contains("only spaces"), "{err}");
+        assert_eq!(from(&[("HOOKFLOW_ADMIN_TOKEN", "")]).unwrap().admin_token, None);
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
         assert_eq!(
             from(&[("HOOKFLOW_RESULT_TTL_SECONDS", "soon")])
