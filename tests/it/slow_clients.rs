@@ -60,7 +60,7 @@ async fn served(server: &Server, token: &str) {
         .post(server.at("/api/v3/webhook.receive"))
         .header("token", token)
         .json(&json!({"normal": true}))
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(40))
         .send()
         .await
         .expect("a normal client gets an answer");
@@ -148,15 +148,17 @@ async fn flood_leaves_room_for_a_normal_client(extra: &[(&str, &str)]) {
             held_writer(w);
         }
     }
-    let trickling = trickle(writers, Duration::from_secs(30));
+    // The attackers hold on longer than the normal client waits.
+    let trickling = trickle(writers, Duration::from_secs(120));
 
-    // Whatever the server does meanwhile, it must not spin on accept.
+    // Whatever the server does meanwhile, it must not spin on accept (on this
+    // shared machine a spinning server got 0.2 to 0.45 of a core; an idle one 0.01).
     let window = Duration::from_secs(3);
     let before = server.cpu_time();
     tokio::time::sleep(window).await;
     let used = server.cpu_time() - before;
     assert!(
-        used < window / 4,
+        used < window / 10,
         "the server used {used:?} of CPU in {window:?} while flooded"
     );
     served(&server, token).await;
@@ -167,7 +169,7 @@ async fn flood_leaves_room_for_a_normal_client(extra: &[(&str, &str)]) {
 /// Keeps an idle connection's write side open (it never sends anything).
 fn held_writer(w: OwnedWriteHalf) {
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(120)).await;
         drop(w);
     });
 }
@@ -303,6 +305,7 @@ async fn memory_stays_bounded_with_32_concurrent_4_mb_uploads() {
     }
     let peak = server.memory_kib("VmHWM");
     let grown_mib = (peak.saturating_sub(base)) / 1024;
+    eprintln!("RSS base {} MiB, peak +{grown_mib} MiB", base / 1024);
     assert!(
         grown_mib < PEAK_GROWTH_BOUND_MIB,
         "peak RSS grew by {grown_mib} MiB for 32 concurrent 4 MB uploads (8 MiB budget)"

@@ -14,7 +14,7 @@ use crate::harness::{Server, json_body, status_of};
 /// for one connection (`tcp_wmem` up to 4 MiB), so an unread answer stays in the process.
 const BODY_BYTES: usize = 3_000_000;
 const RESULT_BYTES: usize = 2 * BODY_BYTES;
-const CLIENTS: usize = 30;
+const CLIENTS: usize = 20;
 
 /// A connection that can hardly buffer anything of its answer.
 async fn tight_connection(server: &Server) -> TcpStream {
@@ -87,10 +87,14 @@ async fn answers_nobody_reads_are_cut_by_the_write_timeout_and_memory_comes_back
         stream.write_all(poll.as_bytes()).await.unwrap();
         clients.push(stream);
     }
-    // Not reading, wait for the server to close every connection (at most 60 s).
+    // Not reading, wait for the server to close every connection.
     let mut peak = base;
-    let give_up = Instant::now() + Duration::from_secs(60);
-    while server.open_descriptors() > idle_descriptors && Instant::now() < give_up {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while server.open_descriptors() > idle_descriptors {
+        assert!(
+            Instant::now() < give_up,
+            "the server still holds connections whose answers nobody reads"
+        );
         peak = peak.max(server.memory_kib("VmRSS"));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -126,7 +130,7 @@ async fn answers_nobody_reads_are_cut_by_the_write_timeout_and_memory_comes_back
         mib(after)
     );
     assert!(
-        mib(peak) < 100,
+        mib(peak) < 80,
         "RSS grew by {} MiB while {CLIENTS} clients did not read a 6 MB answer",
         mib(peak)
     );
