@@ -325,6 +325,7 @@ fn open_file_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit writes into the struct we pass and nothing else.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
     ok.then_some(limit.rlim_cur as u64)
 }
 

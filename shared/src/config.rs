@@ -377,13 +377,20 @@ impl Settings {
                     max_connections: match get("HOOKFLOW_MAX_CONNECTIONS") {
                         None => None,
                         Some(v) => {
-                            Some(parse_number("HOOKFLOW_MAX_CONNECTIONS", &v, 1, 1_000_000)? as usize)
+                            Some(parse_number("HOOKFLOW_MAX_CONNECTIONS", &v, 1, 1_000_000)?
+                                as usize)
                         }
                     },
                     idle_timeout: at_least_100ms("HOOKFLOW_IDLE_TIMEOUT_MS", front.idle_timeout)?,
                     body_timeout: at_least_100ms("HOOKFLOW_BODY_TIMEOUT_MS", front.body_timeout)?,
-                    write_timeout: at_least_100ms("HOOKFLOW_WRITE_TIMEOUT_MS", front.write_timeout)?,
-                    body_budget_bytes: bytes("HOOKFLOW_BODY_BUDGET_BYTES", front.body_budget_bytes)?,
+                    write_timeout: at_least_100ms(
+                        "HOOKFLOW_WRITE_TIMEOUT_MS",
+                        front.write_timeout,
+                    )?,
+                    body_budget_bytes: bytes(
+                        "HOOKFLOW_BODY_BUDGET_BYTES",
+                        front.body_budget_bytes,
+                    )?,
                     answer_budget_bytes: bytes(
                         "HOOKFLOW_ANSWER_BUDGET_BYTES",
                         front.answer_budget_bytes,
@@ -505,7 +512,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.name, "HOOKFLOW_BODY_BUDGET_BYTES");
         assert_eq!(
-            from(&[("HOOKFLOW_WRITE_TIMEOUT_MS", "99")]).unwrap_err().name,
+            from(&[("HOOKFLOW_WRITE_TIMEOUT_MS", "99")])
+                .unwrap_err()
+                .name,
             "HOOKFLOW_WRITE_TIMEOUT_MS"
         );
     }
@@ -515,7 +524,10 @@ mod tests {
         let err = from(&[("HOOKFLOW_ADMIN_TOKEN", "   ")]).unwrap_err();
         assert_eq!(err.name, "HOOKFLOW_ADMIN_TOKEN");
         assert!(err.problem.contains("only spaces"), "{err}");
-        assert_eq!(from(&[("HOOKFLOW_ADMIN_TOKEN", "")]).unwrap().admin_token, None);
+        assert_eq!(
+            from(&[("HOOKFLOW_ADMIN_TOKEN", "")]).unwrap().admin_token,
+            None
+        );
     }
 
     #[test]

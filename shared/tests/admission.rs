@@ -112,15 +112,30 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
     let token = hook["uuid"].as_str().unwrap().to_owned();
     let unknown = uuid::Uuid::new_v4().to_string();
     let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
-        ("POST", format!("/api/v3/webhook.receive?token={token}"), vec![], "{}"),
-        ("POST", "/api/v3/webhook.receive".into(), vec![("token", token.clone())], "{}"),
+        (
+            "POST",
+            format!("/api/v3/webhook.receive?token={token}"),
+            vec![],
+            "{}",
+        ),
+        (
+            "POST",
+            "/api/v3/webhook.receive".into(),
+            vec![("token", token.clone())],
+            "{}",
+        ),
         (
             "POST",
             "/api/v3/webhook.receive".into(),
             vec![("content-type", "application/x-www-form-urlencoded".into())],
             &"token=",
         ),
-        ("POST", format!("/api/v3/webhook.receive?token={unknown}"), vec![], "{}"),
+        (
+            "POST",
+            format!("/api/v3/webhook.receive?token={unknown}"),
+            vec![],
+            "{}",
+        ),
         ("POST", "/api/v3/webhook.receive".into(), vec![], "{}"),
         (
             "POST",
@@ -138,7 +153,12 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
         ("CONNECT", "/api/v3/webhook.receive".into(), vec![], ""),
         ("POST", "/api/v3/command/webhook.get".into(), vec![], ""),
         ("GET", "/nowhere".into(), vec![], ""),
-        ("GET", format!("/api/v3/result?correlationId={}", "x".repeat(9000)), vec![], ""),
+        (
+            "GET",
+            format!("/api/v3/result?correlationId={}", "x".repeat(9000)),
+            vec![],
+            "",
+        ),
     ];
     for (method, uri, headers, body) in cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -154,7 +174,10 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
         let serve = admitted_then_handled(&gateway, request(method, &uri, &headers, &body)).await;
         let serve_reads = webhooks.reads.load(Ordering::SeqCst) - before;
         assert_eq!(comparable(&lambda), comparable(&serve), "{method} {uri}");
-        assert!(lambda_reads <= 1, "{method} {uri}: {lambda_reads} webhook reads");
+        assert!(
+            lambda_reads <= 1,
+            "{method} {uri}: {lambda_reads} webhook reads"
+        );
         assert_eq!(lambda_reads, serve_reads, "{method} {uri}");
     }
 }
@@ -165,7 +188,13 @@ async fn the_head_alone_decides_refusals() {
     for (method, uri, headers, status, code) in [
         ("CONNECT", "/", vec![], 405, "method_not_allowed"),
         ("TRACE", "/api/v3/result", vec![], 405, "method_not_allowed"),
-        ("POST", "/api/v3/command/webhook.put", vec![], 401, "unauthorized"),
+        (
+            "POST",
+            "/api/v3/command/webhook.put",
+            vec![],
+            401,
+            "unauthorized",
+        ),
         (
             "POST",
             "/api/v3/command/webhook.put",
@@ -173,7 +202,13 @@ async fn the_head_alone_decides_refusals() {
             413,
             "payload_too_large",
         ),
-        ("GET", "/api/v3/webhook.receive", vec![], 401, "token_missing"),
+        (
+            "GET",
+            "/api/v3/webhook.receive",
+            vec![],
+            401,
+            "token_missing",
+        ),
     ] {
         let (mut parts, ()) = request(method, uri, &headers, "").map(|_| ()).into_parts();
         let refused = gateway

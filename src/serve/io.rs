@@ -28,7 +28,11 @@ impl<T> WriteTimeout<T> {
 
     /// Passes a finished write through; a pending one fails once it has been
     /// pending for the whole timeout.
-    fn watch<R>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         if outcome.is_ready() {
             self.stalled = None;
             return outcome;
@@ -56,7 +60,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.watch(cx, outcome)
     }
@@ -111,10 +119,14 @@ mod tests {
             let mut total = 0;
             while total < 1024 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                total += tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await.unwrap();
+                total += tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
+                    .await
+                    .unwrap();
             }
         });
-        io.write_all(&[0u8; 1024]).await.expect("progress resets the timeout");
+        io.write_all(&[0u8; 1024])
+            .await
+            .expect("progress resets the timeout");
         drain.await.unwrap();
     }
 }

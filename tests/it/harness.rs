@@ -103,8 +103,8 @@ impl Server {
 
     /// A field of `/proc/<pid>/status` in KiB (`VmRSS`: resident now, `VmHWM`: the peak).
     pub fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("/proc status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
         status
             .lines()
             .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
@@ -124,7 +124,12 @@ impl Server {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc stat");
         // Fields after the command name, which is in parentheses: utime and stime are 12th and 13th.
-        let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("stat")
+            .1
+            .split_whitespace()
+            .collect();
         let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
         // SAFETY: sysconf only reads a system constant.
         let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;

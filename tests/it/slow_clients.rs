@@ -257,7 +257,12 @@ async fn an_exhausted_body_budget_answers_503_with_retry_after() {
     holder.write_all(&[b'x'; 50_000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let res = client().post(&url).body(vec![b'y'; 30_000]).send().await.unwrap();
+    let res = client()
+        .post(&url)
+        .body(vec![b'y'; 30_000])
+        .send()
+        .await
+        .unwrap();
     let retry_after = res.headers().get("retry-after").cloned();
     let (status, body) = json_of(res).await;
     assert_error(status, &body, 503, "server_busy");
@@ -266,7 +271,12 @@ async fn an_exhausted_body_budget_answers_503_with_retry_after() {
     drop(holder);
     drop(_r);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let res = client().post(&url).body(vec![b'y'; 30_000]).send().await.unwrap();
+    let res = client()
+        .post(&url)
+        .body(vec![b'y'; 30_000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "the budget came back");
 }
 
@@ -301,7 +311,11 @@ async fn memory_stays_bounded_with_32_concurrent_4_mb_uploads() {
         .collect();
     for upload in uploads {
         let status = upload.await.unwrap();
-        assert_eq!(status, StatusCode::OK, "with a long budget wait every upload gets through");
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "with a long budget wait every upload gets through"
+        );
     }
     let peak = server.memory_kib("VmHWM");
     let grown_mib = (peak.saturating_sub(base)) / 1024;

@@ -20,7 +20,10 @@ const CLIENTS: usize = 20;
 async fn tight_connection(server: &Server) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(server.addr().parse().unwrap()).await.unwrap()
+    socket
+        .connect(server.addr().parse().unwrap())
+        .await
+        .unwrap()
 }
 
 /// Everything a connection gets until the server closes it (or 30 s).
@@ -75,7 +78,10 @@ async fn answers_nobody_reads_are_cut_by_the_write_timeout_and_memory_comes_back
         .unwrap()
         .to_owned();
     let answer = res.bytes().await.unwrap();
-    assert!(answer.len() > RESULT_BYTES, "the pipeline's result is in the answer");
+    assert!(
+        answer.len() > RESULT_BYTES,
+        "the pipeline's result is in the answer"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base = server.memory_kib("VmRSS");
     let idle_descriptors = server.open_descriptors();

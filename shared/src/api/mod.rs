@@ -64,9 +64,13 @@ pub struct Admission {
 enum Route {
     /// `webhook` is known when the token came in the head (header or query);
     /// else the token is in the body, looked up once the body is read.
-    Receive { webhook: Option<Webhook> },
+    Receive {
+        webhook: Option<Webhook>,
+    },
     Result,
-    Command { name: String },
+    Command {
+        name: String,
+    },
 }
 
 impl Admission {

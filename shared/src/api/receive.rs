@@ -10,9 +10,9 @@ use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 
+use super::Gateway;
 use super::params::{Params, is_json, media_type};
 use super::result::ResultAnswer;
-use super::Gateway;
 use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
     Webhook,
