@@ -52,7 +52,8 @@ const GET_POST: &[Method] = &[Method::GET, Method::POST];
 /// What [`Gateway::admit`] decided from a request's head, before its body is
 /// read. It travels in the request's extensions, so [`Gateway::handle`] does not
 /// decide twice and the receive path does not look its webhook up twice.
-#[derive(Clone, Debug)]
+/// (No `Debug`: it holds a webhook, token included, and must never be logged.)
+#[derive(Clone)]
 pub struct Admission {
     route: Route,
     body_limit: usize,
@@ -60,7 +61,7 @@ pub struct Admission {
     too_large: ApiError,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Route {
     /// `webhook` is known when the token came in the head (header or query);
     /// else the token is in the body, looked up once the body is read.
