@@ -211,10 +211,9 @@ async fn the_head_alone_decides_refusals() {
         ),
     ] {
         let (mut parts, ()) = request(method, uri, &headers, "").map(|_| ()).into_parts();
-        let refused = gateway
-            .admit(&mut parts)
-            .await
-            .expect_err("refused on its head");
+        let Err(refused) = gateway.admit(&mut parts).await else {
+            panic!("{method} {uri} must be refused on its head");
+        };
         assert_eq!(refused.status().as_u16(), status, "{method} {uri}");
         let body: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
         assert_eq!(body["error"]["code"], code, "{method} {uri}");
@@ -228,6 +227,8 @@ async fn the_head_alone_decides_refusals() {
     )
     .map(|_| ())
     .into_parts();
-    let admission = gateway.admit(&mut parts).await.expect("admitted");
+    let Ok(admission) = gateway.admit(&mut parts).await else {
+        panic!("a form body may carry the token");
+    };
     assert_eq!(admission.body_limit(), Settings::default().max_body_bytes);
 }
