@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
-use crate::harness::{Server, json_body, status_of};
+use crate::harness::{Backend, Server, backend, json_body, status_of};
 
 /// Twice the body the pipeline doubles: well over what the kernel buffers for
 /// one connection (`tcp_wmem` up to 4 MiB here), so an unread answer stays in the process.
@@ -42,6 +42,12 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn answers_nobody_reads_are_cut_by_the_write_timeout_and_memory_comes_back() {
+    if backend() == Backend::Aws {
+        // A pipeline outcome of 8 MB is beyond a DynamoDB item (400 KB), and the
+        // front door under test is the same on both backends: the embedded run covers it.
+        eprintln!("not run on the AWS backend: the result would not fit a DynamoDB item");
+        return;
+    }
     let server = Server::start_limited(
         &[
             ("HOOKFLOW_MAX_BODY_BYTES", "4194304"),
