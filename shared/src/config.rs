@@ -112,7 +112,8 @@ pub struct FrontDoorSettings {
     /// `HOOKFLOW_ANSWER_BUDGET_BYTES`: bytes of large answers being written at once (default 32 MiB).
     pub answer_budget_bytes: usize,
     /// `HOOKFLOW_BUDGET_WAIT_MS`: how long a request waits for budget before
-    /// it is answered 503 `server_busy` (default 1000).
+    /// it is answered 503 `server_busy` (default 5000, well below the time
+    /// clients give a stalled upload).
     pub budget_wait: Duration,
 }
 
@@ -125,7 +126,7 @@ impl Default for FrontDoorSettings {
             write_timeout: Duration::from_millis(30_000),
             body_budget_bytes: 32 * 1024 * 1024,
             answer_budget_bytes: 32 * 1024 * 1024,
-            budget_wait: Duration::from_millis(1000),
+            budget_wait: Duration::from_millis(5000),
         }
     }
 }
