@@ -126,6 +126,7 @@ async fn flood_leaves_room_for_a_normal_client(extra: &[(&str, &str)]) {
     let mut env = vec![
         ("HOOKFLOW_IDLE_TIMEOUT_MS", "1000"),
         ("HOOKFLOW_BODY_TIMEOUT_MS", "1000"),
+        ("HOOKFLOW_BUDGET_WAIT_MS", "1000"),
     ];
     env.extend_from_slice(extra);
     let server = Server::start_limited(&env, 128).await;
