@@ -42,17 +42,16 @@ impl Budget {
     /// than the whole budget asks for the whole budget, so nothing waits forever.
     async fn take(&self, bytes: usize, wait: Duration) -> bool {
         let bytes = bytes.min(self.capacity);
+        if self.try_take(bytes) {
+            return true;
+        }
         let deadline = Instant::now() + wait;
         loop {
             // Registered before the check, so a release in between still wakes us.
             let mut released = pin!(self.released.notified());
             released.as_mut().enable();
-            {
-                let mut used = self.used.lock().expect("budget lock");
-                if *used + bytes <= self.capacity {
-                    *used += bytes;
-                    return true;
-                }
+            if self.try_take(bytes) {
+                return true;
             }
             // Out of time: answer now rather than yield to the timer once more
             // (a refused answer's memory is freed at once, not after the run queue).
@@ -62,6 +61,15 @@ impl Budget {
                 return false;
             }
         }
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        let mut used = self.used.lock().expect("budget lock");
+        let fits = *used + bytes <= self.capacity;
+        if fits {
+            *used += bytes;
+        }
+        fits
     }
 
     /// Counts `bytes` whether or not they fit: for what is already in memory and
