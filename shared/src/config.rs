@@ -92,6 +92,48 @@ pub struct Settings {
     pub lookup_cache: Duration,
     /// `HOOKFLOW_OUTGOING_*` and `HOOKFLOW_INVOCATION_TTL_SECONDS`: outgoing webhooks.
     pub outgoing: OutgoingSettings,
+    /// How `hookflow serve` bounds its connections (API Gateway does this for the Lambdas).
+    pub front_door: FrontDoorSettings,
+}
+
+/// The bounds `hookflow serve` keeps on what clients may hold: connections,
+/// time, and memory for bodies in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontDoorSettings {
+    /// `HOOKFLOW_MAX_CONNECTIONS`: connections served at once; more wait in the
+    /// listen backlog. Unset: derived from the open-file limit (see `serve`).
+    pub max_connections: Option<usize>,
+    /// `HOOKFLOW_IDLE_TIMEOUT_MS`: how long a connection may take to send a
+    /// request's head, idle keep-alive time included (default 10000).
+    pub idle_timeout: Duration,
+    /// `HOOKFLOW_BODY_TIMEOUT_MS`: how long a request's body may take to arrive (default 30000).
+    pub body_timeout: Duration,
+    /// `HOOKFLOW_WRITE_TIMEOUT_MS`: how long writing an answer may make no
+    /// progress before the connection is closed (default 30000).
+    pub write_timeout: Duration,
+    /// `HOOKFLOW_BODY_BUDGET_BYTES`: request body bytes held in memory at once,
+    /// all connections together (default 32 MiB; at least `HOOKFLOW_MAX_BODY_BYTES`).
+    pub body_budget_bytes: usize,
+    /// `HOOKFLOW_ANSWER_BUDGET_BYTES`: bytes of large answers being written at once (default 32 MiB).
+    pub answer_budget_bytes: usize,
+    /// `HOOKFLOW_BUDGET_WAIT_MS`: how long a request waits for budget before
+    /// it is answered 503 `server_busy` (default 5000, well below the time
+    /// clients give a stalled upload).
+    pub budget_wait: Duration,
+}
+
+impl Default for FrontDoorSettings {
+    fn default() -> Self {
+        FrontDoorSettings {
+            max_connections: None,
+            idle_timeout: Duration::from_millis(10_000),
+            body_timeout: Duration::from_millis(30_000),
+            write_timeout: Duration::from_millis(30_000),
+            body_budget_bytes: 32 * 1024 * 1024,
+            answer_budget_bytes: 32 * 1024 * 1024,
+            budget_wait: Duration::from_millis(5000),
+        }
+    }
 }
 
 /// How outgoing webhook calls are made, guarded, retried and recorded.
@@ -168,6 +210,7 @@ impl Default for Settings {
             },
             lookup_cache: Duration::from_secs(10),
             outgoing: OutgoingSettings::default(),
+            front_door: FrontDoorSettings::default(),
         }
     }
 }
@@ -189,6 +232,17 @@ impl Settings {
                     Some(v) => parse_number(name, &v, 0, max).map(Duration::from_millis),
                 }
             };
+        // Empty means unset; only spaces is a mistake, not a request for a generated token.
+        if lookup("HOOKFLOW_ADMIN_TOKEN").is_some_and(|v| !v.is_empty() && v.trim().is_empty()) {
+            return Err(ConfigError {
+                name: "HOOKFLOW_ADMIN_TOKEN",
+                problem: "is only spaces; set a token of at least 16 characters, or leave it empty or unset to have serve generate one".into(),
+            });
+        }
+        let at_least_100ms = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(v) => parse_number(name, &v, 100, 3_600_000).map(Duration::from_millis),
+        };
         let admin_token = get("HOOKFLOW_ADMIN_TOKEN")
             .map(AdminToken::new)
             .transpose()?;
@@ -344,7 +398,50 @@ impl Settings {
                     )?)),
                 },
             },
+            front_door: {
+                let front = &defaults.front_door;
+                let bytes = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
+                    match get(name) {
+                        None => Ok(default),
+                        Some(v) => parse_number(name, &v, 64 * 1024, 1 << 40).map(|n| n as usize),
+                    }
+                };
+                FrontDoorSettings {
+                    max_connections: match get("HOOKFLOW_MAX_CONNECTIONS") {
+                        None => None,
+                        Some(v) => {
+                            Some(parse_number("HOOKFLOW_MAX_CONNECTIONS", &v, 1, 1_000_000)?
+                                as usize)
+                        }
+                    },
+                    idle_timeout: at_least_100ms("HOOKFLOW_IDLE_TIMEOUT_MS", front.idle_timeout)?,
+                    body_timeout: at_least_100ms("HOOKFLOW_BODY_TIMEOUT_MS", front.body_timeout)?,
+                    write_timeout: at_least_100ms(
+                        "HOOKFLOW_WRITE_TIMEOUT_MS",
+                        front.write_timeout,
+                    )?,
+                    body_budget_bytes: bytes(
+                        "HOOKFLOW_BODY_BUDGET_BYTES",
+                        front.body_budget_bytes,
+                    )?,
+                    answer_budget_bytes: bytes(
+                        "HOOKFLOW_ANSWER_BUDGET_BYTES",
+                        front.answer_budget_bytes,
+                    )?,
+                    budget_wait: millis("HOOKFLOW_BUDGET_WAIT_MS", front.budget_wait, 60_000)?,
+                }
+            },
         };
+        // A body that may be accepted must be able to get the budget to be read.
+        if settings.front_door.body_budget_bytes < settings.max_body_bytes {
+            return Err(ConfigError {
+                name: "HOOKFLOW_BODY_BUDGET_BYTES",
+                problem: format!(
+                    "must be at least HOOKFLOW_MAX_BODY_BYTES ({}), or the largest bodies could never be read",
+                    settings.max_body_bytes
+                ),
+            });
+        }
         // A record must outlive its delivery, or late attempts find nothing to update.
         let schedule = settings.outgoing.retry_schedule.total().as_secs();
         if settings.outgoing.invocation_ttl_seconds <= schedule + 3600 {
@@ -497,6 +594,44 @@ mod tests {
                 "HOOKFLOW_PIPELINE_BUDGET_BYTES"
             );
         }
+    }
+
+    #[test]
+    fn front_door_settings() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.front_door, FrontDoorSettings::default());
+        let s = from(&[
+            ("HOOKFLOW_MAX_CONNECTIONS", "50"),
+            ("HOOKFLOW_IDLE_TIMEOUT_MS", "100"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194304"),
+        ])
+        .unwrap();
+        assert_eq!(s.front_door.max_connections, Some(50));
+        assert_eq!(s.front_door.idle_timeout, Duration::from_millis(100));
+        // The budget must hold the largest body, or that body could never be read.
+        let err = from(&[
+            ("HOOKFLOW_MAX_BODY_BYTES", "4194304"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194303"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_BODY_BUDGET_BYTES");
+        assert_eq!(
+            from(&[("HOOKFLOW_WRITE_TIMEOUT_MS", "99")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_WRITE_TIMEOUT_MS"
+        );
+    }
+
+    #[test]
+    fn an_admin_token_of_only_spaces_is_refused_and_an_empty_one_is_unset() {
+        let err = from(&[("HOOKFLOW_ADMIN_TOKEN", "   ")]).unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_ADMIN_TOKEN");
+        assert!(err.problem.contains("only spaces"), "{err}");
+        assert_eq!(
+            from(&[("HOOKFLOW_ADMIN_TOKEN", "")]).unwrap().admin_token,
+            None
+        );
     }
 
     #[test]

@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 
+use super::Gateway;
 use super::params::{Params, is_json, media_type};
 use super::result::ResultAnswer;
-use super::{Gateway, require_method};
 use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
+    Webhook,
 };
 use crate::error::ApiError;
 use crate::limits::parse_json_within_depth;
@@ -34,8 +36,14 @@ struct BodyParts {
 }
 
 impl Gateway {
-    pub(super) async fn receive(&self, req: Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
-        require_method(req.method(), &[Method::GET, Method::POST])?;
+    /// Receives a call [`Gateway::admit`] let in. `admitted` is the webhook of a
+    /// token in the head (header or query); without one, the token is looked for
+    /// in the body's fields.
+    pub(super) async fn receive(
+        &self,
+        req: Request<Bytes>,
+        admitted: Option<Webhook>,
+    ) -> Result<Response<Bytes>, ApiError> {
         let (head, body) = req.into_parts();
         let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
         let content_type = head
@@ -44,34 +52,18 @@ impl Gateway {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let parts = parse_body(&head.headers, &body).await?;
 
-        let token_text = header_text(&head.headers, "token")
-            .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned))
-            .or_else(|| parts.fields.first_of(&["token", "uuid"]).map(str::to_owned))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "token_missing",
-                    "send the webhook token as header 'token', parameter 'token' or 'uuid', or a body field",
-                )
-            })?;
-        let webhook = match Token::parse(&token_text) {
-            Some(token) => self.ports.webhooks.get_by_token(&token).await?,
-            None => None,
-        }
-        .filter(|w| w.enabled)
-        .ok_or_else(|| {
-            ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
-        })?;
-
+        let webhook = match admitted {
+            Some(webhook) => webhook,
+            None => {
+                let token_text = parts
+                    .fields
+                    .first_of(&["token", "uuid"])
+                    .ok_or_else(token_missing)?;
+                self.enabled_webhook(token_text).await?
+            }
+        };
         if body.len() > webhook.max_payload_length as usize {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "this webhook accepts at most {} bytes",
-                    webhook.max_payload_length
-                ),
-            ));
+            return Err(webhook_payload_too_large(&webhook));
         }
 
         let polling_redirect =
@@ -102,6 +94,9 @@ impl Gateway {
             params: params.to_json_map(SECRET_PARAMS),
             files,
         };
+        // The event now holds what is kept of the body: free the raw bytes before storing.
+        let body_len = body.len();
+        drop(body);
 
         let listeners = self
             .ports
@@ -122,11 +117,13 @@ impl Gateway {
         };
         // Accepted only once the event is stored and its jobs are queued.
         self.ports.intake.accept(&record, &jobs).await?;
+        // Stored: not kept in memory while waiting for the result.
+        drop(record);
         tracing::debug!(
             event_key = %webhook.event_key,
             %correlation_id,
             listeners = jobs.len(),
-            bytes = body.len(),
+            bytes = body_len,
             "webhook received"
         );
 
@@ -152,6 +149,53 @@ impl Gateway {
             .with_polling_redirect(polling_redirect)
             .to_response(None))
     }
+}
+
+impl Gateway {
+    /// The enabled webhook of a token in the request's head: the header `token`,
+    /// else the parameter `token` or `uuid`. `None` when the head carries no token
+    /// but a form or multipart body may; with neither, 401 before any body is read.
+    pub(super) async fn webhook_of_head(&self, head: &Parts) -> Result<Option<Webhook>, ApiError> {
+        let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
+        let token_text = header_text(&head.headers, "token")
+            .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned));
+        match token_text {
+            Some(text) => self.enabled_webhook(&text).await.map(Some),
+            None if body_has_fields(&head.headers) => Ok(None),
+            None => Err(token_missing()),
+        }
+    }
+
+    async fn enabled_webhook(&self, token_text: &str) -> Result<Webhook, ApiError> {
+        match Token::parse(token_text) {
+            Some(token) => self.ports.webhooks.get_by_token(&token).await?,
+            None => None,
+        }
+        .filter(|w| w.enabled)
+        .ok_or_else(|| {
+            ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
+        })
+    }
+}
+
+fn token_missing() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "token_missing",
+        "send the webhook token as header 'token', parameter 'token' or 'uuid', or a body field",
+    )
+}
+
+/// 413 for a body over the webhook's `maxPayloadLength`.
+pub(super) fn webhook_payload_too_large(webhook: &Webhook) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "this webhook accepts at most {} bytes",
+            webhook.max_payload_length
+        ),
+    )
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -203,6 +247,14 @@ fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value
             }
         }
     }
+}
+
+/// Whether the body is a form or multipart, the kinds that have fields (a token among them).
+fn body_has_fields(headers: &HeaderMap) -> bool {
+    matches!(
+        media_type(headers).as_deref(),
+        Some("application/x-www-form-urlencoded" | "multipart/form-data")
+    )
 }
 
 /// Form fields and files of a form-urlencoded or multipart body; other bodies have none.
