@@ -1,4 +1,13 @@
 //! `hookflow serve`: the embedded shape. The core's routing over SQLite, on hyper.
+//!
+//! The front door bounds what clients can hold: connections (a cap derived from
+//! the open-file limit), time (head, body and write timeouts) and memory (budgets
+//! for request bodies and large answers). A request's head is judged by the core
+//! ([`Gateway::admit`]) before its body is read.
+
+mod body;
+mod budget;
+mod io;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,24 +18,32 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::adapters::aws::{AwsClients, AwsResources, DEFAULT_PREFIX, provision};
+use hookflow_core::adapters::aws::{
+    AwsClients, AwsResources, DEFAULT_PREFIX, missing_aws_settings, provision,
+};
 use hookflow_core::adapters::{LocalSignal, SqliteStore};
-use hookflow_core::api::{Ports, error_response, payload_too_large};
-use hookflow_core::config::AdminToken;
+use hookflow_core::api::{
+    MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, Ports, declared_length, error_response,
+};
+use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
 use hookflow_core::error::ApiError;
 use hookflow_core::pipeline::commands::Services;
-use hookflow_core::pipeline::worker::Worker;
+use hookflow_core::pipeline::worker::{QUEUE_POLL_WAIT, Worker};
 use hookflow_core::{Gateway, Settings};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use body::{AnswerBody, Unread, read_body};
+use budget::{Budget, Reservation};
+use io::WriteTimeout;
 
 /// Name of the SQLite file inside the data dir.
 pub const DATABASE_FILE: &str = "hookflow.db";
@@ -65,6 +82,7 @@ enum Backend {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
+    return_large_buffers_to_the_system();
     let mut settings = Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
@@ -73,12 +91,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Backend::Embedded => Some(lock_data_dir(&args.data_dir)?),
         Backend::Aws => None,
     };
-    let generated = settings.admin_token.is_none();
-    let admin_token = match settings.admin_token.clone() {
-        Some(token) => token,
+    let (admin_token, token_source) = match settings.admin_token.clone() {
+        Some(token) => (token, TokenSource::Setting),
         None => load_or_create_admin_token(&args.data_dir)?,
     };
     settings.admin_token = Some(admin_token.clone());
+    let front_door = settings.front_door.clone();
+    let max_connections = connection_cap(front_door.max_connections);
 
     let (ports, sqlite, storage) = match args.backend {
         Backend::Embedded => {
@@ -94,6 +113,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         }
         Backend::Aws => {
+            // Checked first: without them the SDK would look for credentials at the
+            // cloud metadata address before failing in words that name nothing.
+            let missing = missing_aws_settings(args.provision).await;
+            if !missing.is_empty() {
+                anyhow::bail!("the AWS backend needs settings: {}", missing.join("; "));
+            }
+            settings.check_for_sqs()?;
             let clients = AwsClients::from_env().await;
             let resources = if args.provision {
                 provision(&clients, &args.aws_prefix)
@@ -129,19 +155,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let addr = listener.local_addr()?;
-    print_banner(addr, &storage, &args.data_dir, &admin_token, generated);
+    print_banner(
+        addr,
+        &storage,
+        &args.data_dir,
+        &admin_token,
+        token_source,
+        max_connections,
+    );
 
     if let Some(store) = &sqlite {
         tokio::spawn(purge_expired_events(store.clone()));
     }
     let (stop_worker, stopping) = watch::channel(false);
-    let worker = (concurrency > 0)
-        .then(|| tokio::spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
-    serve_http(listener, gateway).await;
+    let worker_runtime = (concurrency > 0).then(worker_runtime).transpose()?;
+    let worker = worker_runtime
+        .as_ref()
+        .map(|rt| rt.spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
+    let door = Arc::new(FrontDoor {
+        gateway,
+        bodies: Budget::new(front_door.body_budget_bytes),
+        answers: Budget::new(front_door.answer_budget_bytes),
+        limits: front_door,
+    });
+    serve_http(listener, door, max_connections).await;
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
-        let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        // It may first finish a receive that would otherwise hide jobs from the next process.
+        let _ = tokio::time::timeout(QUEUE_POLL_WAIT + Duration::from_secs(5), worker).await;
+    }
+    if let Some(rt) = worker_runtime {
+        rt.shutdown_background();
     }
     if let Some(store) = sqlite {
         // Commits what is queued and empties the WAL, so no large log is left behind.
@@ -149,6 +194,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     println!("hookflow stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The worker's own threads: pipeline steps are CPU work that never waits, and
+/// on the threads answering HTTP they would hold up every request behind them.
+/// Here the operating system shares the cores between both, preemptively.
+fn worker_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("hookflow-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the worker's runtime")
 }
 
 /// The pipeline worker over the gateway's ports, with the mail server of the
@@ -164,12 +220,28 @@ fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
     )))
 }
 
+/// Keeps large buffers (bodies, answers) in their own mappings, so their memory
+/// goes back to the system when they are freed. glibc otherwise raises its
+/// mmap threshold each time such a buffer is freed, serves the next ones from
+/// the heap, and the process keeps their memory after a burst (measured: 60
+/// unread 6 MB answers left RSS 206 MiB up; with a fixed threshold, 1 MiB).
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal; a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
@@ -213,12 +285,24 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Where the admin token came from, which decides whether the banner shows it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TokenSource {
+    /// `HOOKFLOW_ADMIN_TOKEN`: the operator has it.
+    Setting,
+    /// Generated by this start: shown once, now.
+    Created,
+    /// Generated by an earlier start: only where it is kept is shown.
+    Kept,
+}
+
 /// The admin token kept in the data dir, created (owner-only) on first start.
-fn load_or_create_admin_token(data_dir: &Path) -> anyhow::Result<AdminToken> {
+fn load_or_create_admin_token(data_dir: &Path) -> anyhow::Result<(AdminToken, TokenSource)> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return AdminToken::new(text.trim())
-            .with_context(|| format!("invalid token in {}", path.display()));
+        let token = AdminToken::new(text.trim())
+            .with_context(|| format!("invalid token in {}", path.display()))?;
+        return Ok((token, TokenSource::Kept));
     }
     let token = format!(
         "hf_{}{}",
@@ -226,7 +310,7 @@ fn load_or_create_admin_token(data_dir: &Path) -> anyhow::Result<AdminToken> {
         uuid::Uuid::new_v4().simple()
     );
     write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(AdminToken::new(token)?)
+    Ok((AdminToken::new(token)?, TokenSource::Created))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -243,24 +327,32 @@ fn print_banner(
     storage: &str,
     data_dir: &Path,
     token: &AdminToken,
-    generated: bool,
+    source: TokenSource,
+    max_connections: usize,
 ) {
     let url = format!("http://{addr}");
+    let kept_in = data_dir.join(ADMIN_TOKEN_FILE);
     println!("hookflow listening on {url}");
     println!("  data:        {storage}");
-    if generated {
-        println!(
-            "  admin token: {} (kept in {})",
-            token.expose(),
-            data_dir.join(ADMIN_TOKEN_FILE).display()
-        );
-    } else {
-        println!("  admin token: from HOOKFLOW_ADMIN_TOKEN");
-    }
-    let shown = if generated {
-        token.expose()
-    } else {
-        "$HOOKFLOW_ADMIN_TOKEN"
+    println!("  connections: at most {max_connections} at once");
+    // A token is printed once, when it is made; logs of later starts do not hold it.
+    let shown = match source {
+        TokenSource::Setting => {
+            println!("  admin token: from HOOKFLOW_ADMIN_TOKEN");
+            "$HOOKFLOW_ADMIN_TOKEN".to_owned()
+        }
+        TokenSource::Created => {
+            println!(
+                "  admin token: {} (new; kept in {}, shown only now)",
+                token.expose(),
+                kept_in.display()
+            );
+            token.expose().to_owned()
+        }
+        TokenSource::Kept => {
+            println!("  admin token: kept in {}", kept_in.display());
+            format!("$(cat {})", kept_in.display())
+        }
     };
     println!("Create a webhook:");
     println!(
@@ -269,32 +361,168 @@ fn print_banner(
     println!("Stop with Ctrl-C.");
 }
 
+/// Descriptors kept free of client connections: the SQLite files, stdio, the
+/// listener, the worker's and the AWS clients' connections.
+const RESERVED_DESCRIPTORS: u64 = 64;
+/// Ceiling of the derived connection cap (a raised open-file limit is often huge).
+const MAX_DERIVED_CONNECTIONS: u64 = 4096;
+/// hyper's own header count limit, above hookflow's so that hookflow answers
+/// the requests between them with its JSON 431.
+const HYPER_MAX_HEADERS: usize = 4 * MAX_REQUEST_HEADERS;
+/// hyper's read buffer, which bounds a request head: above hookflow's header bytes.
+const HYPER_MAX_BUFFER: usize = 4 * MAX_HEADER_BYTES;
+
+/// `HOOKFLOW_MAX_CONNECTIONS`, else half of what the open-file limit (soft)
+/// leaves after [`RESERVED_DESCRIPTORS`]: a request may hold a second
+/// descriptor for an outgoing call (`webhook.send`).
+fn connection_cap(setting: Option<usize>) -> usize {
+    let limit = open_file_limit();
+    let room = limit.map(|n| n.saturating_sub(RESERVED_DESCRIPTORS));
+    match setting {
+        Some(cap) => {
+            if let Some(limit) = limit
+                && cap as u64 > room.unwrap_or(0)
+            {
+                tracing::warn!(
+                    cap,
+                    open_file_limit = limit,
+                    "HOOKFLOW_MAX_CONNECTIONS exceeds what the open-file limit leaves; accepting will back off when descriptors run out"
+                );
+            }
+            cap
+        }
+        None => room.map_or(MAX_DERIVED_CONNECTIONS, |room| {
+            (room / 2).clamp(1, MAX_DERIVED_CONNECTIONS)
+        }) as usize,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process.
+fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
+    ok.then_some(limit.rlim_cur as u64)
+}
+
+/// At most one log line per interval, counting what it held back.
+struct Every {
+    interval: Duration,
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl Every {
+    fn new(interval: Duration) -> Self {
+        Every {
+            interval,
+            last: None,
+            held_back: 0,
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be logged now.
+    fn due(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|at| at.elapsed() < self.interval) {
+            self.held_back += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
+/// Failing accepts (mostly EMFILE, out of descriptors) pause, doubling from
+/// 5 ms to 1 s, instead of spinning; a success ends the pause.
+struct AcceptBackoff {
+    pause: Duration,
+    log: Every,
+}
+
+impl AcceptBackoff {
+    fn failed(&mut self, err: &std::io::Error) -> Duration {
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        if let Some(held_back) = self.log.due() {
+            tracing::warn!(error = %err, more_failures = held_back, pause = ?self.pause, "accepting a connection failed");
+        }
+        self.pause
+    }
+
+    fn succeeded(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+}
+
 /// Serves HTTP/1.1 until Ctrl-C or SIGTERM, then lets open requests finish (5 s at most).
-async fn serve_http(listener: TcpListener, gateway: Arc<Gateway>) {
+async fn serve_http(listener: TcpListener, door: Arc<FrontDoor>, max_connections: usize) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut backoff = AcceptBackoff {
+        pause: Duration::ZERO,
+        log: Every::new(Duration::from_secs(10)),
+    };
+    let mut full = Every::new(Duration::from_secs(10));
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let gateway = gateway.clone();
-                let service = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(handle(&gateway, req).await) }
-                });
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_headers(100)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            _ = &mut shutdown => break,
+        // At the cap nothing is accepted: new connections wait in the listen
+        // backlog, costing this process no descriptor and no CPU.
+        if slots.available_permits() == 0
+            && let Some(held_back) = full.due()
+        {
+            tracing::warn!(
+                max_connections,
+                times_before = held_back,
+                "connection limit reached; new connections wait"
+            );
         }
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the slots are never closed"),
+            _ = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(err) => {
+                drop(slot);
+                let pause = backoff.failed(&err);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(WriteTimeout::new(stream, door.limits.write_timeout));
+        let service = {
+            let door = door.clone();
+            service_fn(move |req| {
+                let door = door.clone();
+                async move { Ok::<_, Infallible>(door.handle(req).await) }
+            })
+        };
+        // hyper's header read timeout runs from the moment a connection waits
+        // for a request head, so it is the idle keep-alive timeout as well.
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(door.limits.idle_timeout)
+            .max_headers(HYPER_MAX_HEADERS)
+            .max_buf_size(HYPER_MAX_BUFFER)
+            .serve_connection(io, service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
     }
     drop(listener);
     tokio::select! {
@@ -303,33 +531,103 @@ async fn serve_http(listener: TcpListener, gateway: Arc<Gateway>) {
     }
 }
 
-/// Reads the body (bounded), hands the request to the core, returns its answer.
-async fn handle(gateway: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let limit = gateway.settings().max_body_bytes;
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return error_response(&payload_too_large(limit)).map(Full::new);
-    }
-    let (head, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return error_response(&payload_too_large(limit)).map(Full::new);
-        }
-        Err(_) => {
-            let err =
-                ApiError::bad_request("body_unreadable", "the request body could not be read");
-            return error_response(&err).map(Full::new);
-        }
-    };
-    gateway
-        .handle(Request::from_parts(head, body))
+/// What every connection shares.
+struct FrontDoor {
+    gateway: Arc<Gateway>,
+    limits: FrontDoorSettings,
+    /// Request bodies being read or handled.
+    bodies: Arc<Budget>,
+    /// Large answers being written.
+    answers: Arc<Budget>,
+}
+
+impl FrontDoor {
+    /// Judges the head, reads the body (bounded in size, time and budget), hands
+    /// the request to the core, and sends its answer.
+    async fn handle(&self, req: Request<Incoming>) -> Response<AnswerBody> {
+        let (mut parts, body) = req.into_parts();
+        let admission = match self.gateway.admit(&mut parts).await {
+            Ok(admission) => admission,
+            // Refused on its head alone: the body is never read (hyper closes
+            // the connection rather than read it).
+            Err(answer) => return answer.map(AnswerBody::whole),
+        };
+        let mut reservation = self.bodies.reservation();
+        let body = match read_body(
+            body,
+            declared_length(&parts.headers),
+            admission.body_limit(),
+            &mut reservation,
+            self.limits.budget_wait,
+            Instant::now() + self.limits.body_timeout,
+        )
         .await
-        .map(Full::new)
+        {
+            Ok(body) => body,
+            Err(Unread::TooLarge) => return admission.body_too_large().map(AnswerBody::whole),
+            Err(Unread::NoBudget) => {
+                return busy("too many request bodies are being received at once");
+            }
+            Err(Unread::TimedOut) => {
+                let err = ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive within {} ms",
+                        self.limits.body_timeout.as_millis()
+                    ),
+                );
+                let mut answer = error_response(&err).map(AnswerBody::whole);
+                answer
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                return answer;
+            }
+            Err(Unread::Broken) => {
+                let err =
+                    ApiError::bad_request("body_unreadable", "the request body could not be read");
+                return error_response(&err).map(AnswerBody::whole);
+            }
+        };
+        let answer = self.gateway.handle(Request::from_parts(parts, body)).await;
+        drop(reservation);
+        self.send(answer, admission.is_read_only()).await
+    }
+
+    /// Small answers go out whole. A large one holds the answer budget while it
+    /// is written. A read-only request (a result poll) is refused with 503 at
+    /// once when the budget is taken: its answer is already in memory, and
+    /// waiting would only hold it longer. The answer of a request that did
+    /// something (an event accepted) is sent anyway, counted over the budget.
+    async fn send(&self, answer: Response<Bytes>, read_only: bool) -> Response<AnswerBody> {
+        let (head, bytes) = answer.into_parts();
+        if bytes.len() <= body::ANSWER_PIECE {
+            return Response::from_parts(head, AnswerBody::whole(bytes));
+        }
+        let mut reservation: Reservation = self.answers.reservation();
+        if read_only {
+            if !reservation.grow_to(bytes.len(), Duration::ZERO).await {
+                return busy("too many large answers are being sent at once");
+            }
+        } else {
+            reservation.force_to(bytes.len());
+        }
+        Response::from_parts(head, AnswerBody::in_pieces(bytes, reservation))
+    }
+}
+
+/// 503 `server_busy` with `Retry-After`: nothing was done; the same request may be sent again.
+fn busy(what: &str) -> Response<AnswerBody> {
+    let err = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_busy",
+        format!("{what}; nothing was done, retry in a second"),
+    );
+    let mut answer = error_response(&err).map(AnswerBody::whole);
+    answer
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
 }
 
 async fn shutdown_signal() {

@@ -52,6 +52,9 @@ invoke webhook-receive receive-get-token-query.json '"statusCode":200'
 invoke webhook-receive receive-post-json-header-token.json '"statusCode":200'
 invoke webhook-receive receive-post-form.json '"statusCode":200'
 invoke webhook-receive receive-post-multipart.json '"statusCode":200'
+# A raw " in the query string: a 400 answer, and the function lives on.
+invoke webhook-receive receive-get-raw-quote.json '"statusCode":400'
+invoke webhook-receive receive-get-token-query.json '"statusCode":200'
 invoke result-poll result-poll.json '"statusCode":410'
 invoke pipeline-worker sqs-pipeline-jobs.json '"batchItemFailures":[]'
 # Outgoing webhooks: register (201 new, 200 replaced on a rerun), queue an

@@ -2,7 +2,8 @@
 # Starts the services the tests talk to — an SMTP server and moto's AWS server,
 # both on free loopback ports — runs every test (the HTTP suite twice: on the
 # embedded backend and on the AWS backend against moto), checks the SAM template
-# with cfn-lint, and stops what it started, also when something fails.
+# with cfn-lint and tests/template_test.py, and stops what it started, also when
+# something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -51,6 +52,8 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 
 echo "== cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+echo "== what template.yaml promises a sam deploy user"
+"$VENV/bin/python" tests/template_test.py
 echo "== the Lambda functions under cargo lambda watch, fed from events/"
 MOTO_LOG="$work/moto.log" VENV="$VENV" tests/lambda_smoke.sh
 

@@ -2,6 +2,9 @@
 """A real SMTP server (aiosmtpd) for the tests, storing every accepted message
 as a JSON file: {mailFrom, rcptTos, subject, from, to, cc, body (decoded text)}.
 
+It offers AUTH (PLAIN, LOGIN) without TLS and takes one login, SINK_LOGIN with
+SINK_PASSWORD; a mail sent after logging in records it as "login".
+
 Recipients steer it, so tests can provoke the failures a worker must survive:
   slow-…@…   waits 1.5 s before accepting the message;
   flaky-…@…  answers 451 (try again later) to the first two attempts per subject.
@@ -17,6 +20,19 @@ import uuid
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+SINK_LOGIN = "hookflow"
+SINK_PASSWORD = "sink-password"
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login.decode() == SINK_LOGIN
+        and auth_data.password.decode() == SINK_PASSWORD
+    )
+    return AuthResult(success=ok, auth_data=SINK_LOGIN if ok else None)
 
 
 class Sink:
@@ -44,6 +60,7 @@ class Sink:
             "to": str(message.get("to", "")),
             "cc": str(message.get("cc", "")),
             "body": text.get_content() if text is not None else "",
+            "login": session.auth_data if session.authenticated else None,
         }
         name = f"{time.time_ns()}-{uuid.uuid4().hex}"
         temporary = os.path.join(self.directory, f".{name}.tmp")
@@ -65,7 +82,13 @@ def main():
     parser.add_argument("--port-file", required=True, help="written with the port once listening")
     args = parser.parse_args()
     port = free_port()
-    controller = Controller(Sink(args.dir), hostname="127.0.0.1", port=port)
+    controller = Controller(
+        Sink(args.dir),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_require_tls=False,
+    )
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))

@@ -6,6 +6,9 @@ use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::WorkerSettings;
 
+/// Largest `HOOKFLOW_PIPELINE_BUDGET_BYTES`: what one run may hold in memory.
+const MAX_PIPELINE_BUDGET_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
 /// A bad setting: names the variable and says what is wrong.
 #[derive(thiserror::Error, PartialEq, Eq)]
 #[error("setting {name}: {problem}")]
@@ -53,7 +56,8 @@ impl std::fmt::Debug for AdminToken {
 /// Everything the gateway can be told, with the spec's defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset, a Lambda refuses to start.
+    /// `HOOKFLOW_ADMIN_TOKEN`; `serve` generates one when unset; `webhook-admin` then
+    /// reads it from the secret `HOOKFLOW_ADMIN_TOKEN_SECRET` names.
     pub admin_token: Option<AdminToken>,
     /// `HOOKFLOW_PUBLIC_URL`: base of `webhookUrl`; unset, it is taken from the request's Host.
     pub public_url: Option<String>,
@@ -80,7 +84,8 @@ pub struct Settings {
     /// `HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS`: how long a taken job stays hidden before
     /// it is handed out again (default 180; more than the pipeline timeout).
     pub visibility_timeout: Duration,
-    /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`.
+    /// `HOOKFLOW_MAX_ATTEMPTS`, `HOOKFLOW_RETRY_BASE_MS`, `HOOKFLOW_PIPELINE_TIMEOUT_MS`,
+    /// `HOOKFLOW_PIPELINE_BUDGET_BYTES`.
     pub worker: WorkerSettings,
     /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
     /// its listeners per process on the receive path (default 10; 0: off).
@@ -90,6 +95,48 @@ pub struct Settings {
     pub wal_max_bytes: u64,
     /// `HOOKFLOW_OUTGOING_*` and `HOOKFLOW_INVOCATION_TTL_SECONDS`: outgoing webhooks.
     pub outgoing: OutgoingSettings,
+    /// How `hookflow serve` bounds its connections (API Gateway does this for the Lambdas).
+    pub front_door: FrontDoorSettings,
+}
+
+/// The bounds `hookflow serve` keeps on what clients may hold: connections,
+/// time, and memory for bodies in flight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontDoorSettings {
+    /// `HOOKFLOW_MAX_CONNECTIONS`: connections served at once; more wait in the
+    /// listen backlog. Unset: derived from the open-file limit (see `serve`).
+    pub max_connections: Option<usize>,
+    /// `HOOKFLOW_IDLE_TIMEOUT_MS`: how long a connection may take to send a
+    /// request's head, idle keep-alive time included (default 10000).
+    pub idle_timeout: Duration,
+    /// `HOOKFLOW_BODY_TIMEOUT_MS`: how long a request's body may take to arrive (default 30000).
+    pub body_timeout: Duration,
+    /// `HOOKFLOW_WRITE_TIMEOUT_MS`: how long writing an answer may make no
+    /// progress before the connection is closed (default 30000).
+    pub write_timeout: Duration,
+    /// `HOOKFLOW_BODY_BUDGET_BYTES`: request body bytes held in memory at once,
+    /// all connections together (default 32 MiB; at least `HOOKFLOW_MAX_BODY_BYTES`).
+    pub body_budget_bytes: usize,
+    /// `HOOKFLOW_ANSWER_BUDGET_BYTES`: bytes of large answers being written at once (default 32 MiB).
+    pub answer_budget_bytes: usize,
+    /// `HOOKFLOW_BUDGET_WAIT_MS`: how long a request waits for budget before
+    /// it is answered 503 `server_busy` (default 5000, well below the time
+    /// clients give a stalled upload).
+    pub budget_wait: Duration,
+}
+
+impl Default for FrontDoorSettings {
+    fn default() -> Self {
+        FrontDoorSettings {
+            max_connections: None,
+            idle_timeout: Duration::from_millis(10_000),
+            body_timeout: Duration::from_millis(30_000),
+            write_timeout: Duration::from_millis(30_000),
+            body_budget_bytes: 32 * 1024 * 1024,
+            answer_budget_bytes: 32 * 1024 * 1024,
+            budget_wait: Duration::from_millis(5000),
+        }
+    }
 }
 
 /// How outgoing webhook calls are made, guarded, retried and recorded.
@@ -113,7 +160,19 @@ pub struct OutgoingSettings {
     /// `HOOKFLOW_INVOCATION_TTL_SECONDS`: how long invocation records are kept
     /// (default 259200 = 3 days, longer than the whole retry schedule).
     pub invocation_ttl_seconds: u64,
+    /// `HOOKFLOW_QUEUE_RETENTION_SECONDS`: how long the job queue keeps a message
+    /// (SQS's `MessageRetentionPeriod`), so every attempt of a delivery is made
+    /// before its message is dropped. `None` for a queue that keeps messages
+    /// until they are done (SQLite); [`Settings::check_for_sqs`] sets it.
+    pub queue_retention: Option<Duration>,
 }
+
+/// The job queue's retention when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is unset:
+/// 4 days, what `hookflow provision` and the SAM template create.
+pub const DEFAULT_QUEUE_RETENTION: Duration = Duration::from_secs(4 * 86_400);
+
+/// Time a delivery's last attempt must leave before its queue message expires.
+pub const QUEUE_RETENTION_MARGIN: Duration = Duration::from_secs(3600);
 
 impl Default for OutgoingSettings {
     fn default() -> Self {
@@ -125,6 +184,7 @@ impl Default for OutgoingSettings {
             retry_schedule: crate::outgoing::schedule::RetrySchedule::default(),
             secret_grace_seconds: 86_400,
             invocation_ttl_seconds: 259_200,
+            queue_retention: None,
         }
     }
 }
@@ -149,10 +209,12 @@ impl Default for Settings {
                 max_attempts: 5,
                 retry_base: Duration::from_millis(1000),
                 pipeline_timeout: Duration::from_millis(30_000),
+                pipeline_budget_bytes: crate::pipeline::budget::DEFAULT_BUDGET_BYTES,
             },
             lookup_cache: Duration::from_secs(10),
             wal_max_bytes: crate::adapters::sqlite::DEFAULT_WAL_MAX_BYTES,
             outgoing: OutgoingSettings::default(),
+            front_door: FrontDoorSettings::default(),
         }
     }
 }
@@ -174,6 +236,17 @@ impl Settings {
                     Some(v) => parse_number(name, &v, 0, max).map(Duration::from_millis),
                 }
             };
+        // Empty means unset; only spaces is a mistake, not a request for a generated token.
+        if lookup("HOOKFLOW_ADMIN_TOKEN").is_some_and(|v| !v.is_empty() && v.trim().is_empty()) {
+            return Err(ConfigError {
+                name: "HOOKFLOW_ADMIN_TOKEN",
+                problem: "is only spaces; set a token of at least 16 characters, or leave it empty or unset to have serve generate one".into(),
+            });
+        }
+        let at_least_100ms = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(v) => parse_number(name, &v, 100, 3_600_000).map(Duration::from_millis),
+        };
         let admin_token = get("HOOKFLOW_ADMIN_TOKEN")
             .map(AdminToken::new)
             .transpose()?;
@@ -224,13 +297,7 @@ impl Settings {
             },
             smtp_url: match get("HOOKFLOW_SMTP_URL") {
                 None => None,
-                Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => Some(url),
-                Some(_) => {
-                    return Err(ConfigError {
-                        name: "HOOKFLOW_SMTP_URL",
-                        problem: "must start with smtp:// or smtps://".into(),
-                    });
-                }
+                Some(url) => Some(check_smtp_url(url)?),
             },
             mail_from: get("HOOKFLOW_MAIL_FROM").unwrap_or(defaults.mail_from),
             worker_concurrency: match get("HOOKFLOW_WORKER_CONCURRENCY") {
@@ -261,6 +328,15 @@ impl Settings {
                     defaults.worker.pipeline_timeout,
                     900_000,
                 )?,
+                pipeline_budget_bytes: match get("HOOKFLOW_PIPELINE_BUDGET_BYTES") {
+                    None => defaults.worker.pipeline_budget_bytes,
+                    Some(v) => parse_number(
+                        "HOOKFLOW_PIPELINE_BUDGET_BYTES",
+                        &v,
+                        1024 * 1024,
+                        MAX_PIPELINE_BUDGET_BYTES,
+                    )? as usize,
+                },
             },
             lookup_cache: match get("HOOKFLOW_LOOKUP_CACHE_SECONDS") {
                 None => defaults.lookup_cache,
@@ -324,8 +400,61 @@ impl Settings {
                         parse_number("HOOKFLOW_INVOCATION_TTL_SECONDS", &v, 60, 365 * 86_400)?
                     }
                 },
+                // SQS keeps a message from 60 s to 14 days.
+                queue_retention: match get("HOOKFLOW_QUEUE_RETENTION_SECONDS") {
+                    None => None,
+                    Some(v) => Some(Duration::from_secs(parse_number(
+                        "HOOKFLOW_QUEUE_RETENTION_SECONDS",
+                        &v,
+                        60,
+                        14 * 86_400,
+                    )?)),
+                },
+            },
+            front_door: {
+                let front = &defaults.front_door;
+                let bytes = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
+                    match get(name) {
+                        None => Ok(default),
+                        Some(v) => parse_number(name, &v, 64 * 1024, 1 << 40).map(|n| n as usize),
+                    }
+                };
+                FrontDoorSettings {
+                    max_connections: match get("HOOKFLOW_MAX_CONNECTIONS") {
+                        None => None,
+                        Some(v) => {
+                            Some(parse_number("HOOKFLOW_MAX_CONNECTIONS", &v, 1, 1_000_000)?
+                                as usize)
+                        }
+                    },
+                    idle_timeout: at_least_100ms("HOOKFLOW_IDLE_TIMEOUT_MS", front.idle_timeout)?,
+                    body_timeout: at_least_100ms("HOOKFLOW_BODY_TIMEOUT_MS", front.body_timeout)?,
+                    write_timeout: at_least_100ms(
+                        "HOOKFLOW_WRITE_TIMEOUT_MS",
+                        front.write_timeout,
+                    )?,
+                    body_budget_bytes: bytes(
+                        "HOOKFLOW_BODY_BUDGET_BYTES",
+                        front.body_budget_bytes,
+                    )?,
+                    answer_budget_bytes: bytes(
+                        "HOOKFLOW_ANSWER_BUDGET_BYTES",
+                        front.answer_budget_bytes,
+                    )?,
+                    budget_wait: millis("HOOKFLOW_BUDGET_WAIT_MS", front.budget_wait, 60_000)?,
+                }
             },
         };
+        // A body that may be accepted must be able to get the budget to be read.
+        if settings.front_door.body_budget_bytes < settings.max_body_bytes {
+            return Err(ConfigError {
+                name: "HOOKFLOW_BODY_BUDGET_BYTES",
+                problem: format!(
+                    "must be at least HOOKFLOW_MAX_BODY_BYTES ({}), or the largest bodies could never be read",
+                    settings.max_body_bytes
+                ),
+            });
+        }
         // A record must outlive its delivery, or late attempts find nothing to update.
         let schedule = settings.outgoing.retry_schedule.total().as_secs();
         if settings.outgoing.invocation_ttl_seconds <= schedule + 3600 {
@@ -344,6 +473,59 @@ impl Settings {
         }
         Ok(settings)
     }
+
+    /// For a job queue on SQS, which drops a message after its retention: takes
+    /// [`DEFAULT_QUEUE_RETENTION`] when `HOOKFLOW_QUEUE_RETENTION_SECONDS` is
+    /// unset, and refuses a retry schedule whose last attempt would come after
+    /// the message is gone.
+    pub fn check_for_sqs(&mut self) -> Result<(), ConfigError> {
+        let retention = *self
+            .outgoing
+            .queue_retention
+            .get_or_insert(DEFAULT_QUEUE_RETENTION);
+        let schedule = self.outgoing.retry_schedule.total();
+        if schedule + QUEUE_RETENTION_MARGIN > retention {
+            return Err(ConfigError {
+                name: "HOOKFLOW_OUTGOING_RETRY_SCHEDULE",
+                problem: format!(
+                    "takes {} s, more than the job queue keeps a message ({} s, HOOKFLOW_QUEUE_RETENTION_SECONDS) less an hour",
+                    schedule.as_secs(),
+                    retention.as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `smtp://host[:port]` or `smtps://…`, with a host: lettre would otherwise
+/// refuse it only when the worker builds its mailer, in words that name neither
+/// the setting nor the fix.
+fn check_smtp_url(url: String) -> Result<String, ConfigError> {
+    let problem = |problem: &str| ConfigError {
+        name: "HOOKFLOW_SMTP_URL",
+        problem: problem.into(),
+    };
+    let Some(rest) = url
+        .strip_prefix("smtp://")
+        .or_else(|| url.strip_prefix("smtps://"))
+    else {
+        return Err(problem(
+            "must start with smtp:// or smtps://, e.g. smtps://smtp.example.com:465; leave it empty to turn mail off",
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(problem(
+            "names no mail server: write smtp://host:port or smtps://host:465; leave it empty to turn mail off",
+        ));
+    }
+    Ok(url)
 }
 
 /// `127.0.0.0/8, ::1/128` → ranges; a bare address is a range of one.
@@ -413,6 +595,62 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_budget_has_bounds() {
+        assert_eq!(from(&[]).unwrap().worker.pipeline_budget_bytes, 64 << 20);
+        let budget = |bytes: usize| {
+            from(&[("HOOKFLOW_PIPELINE_BUDGET_BYTES", bytes.to_string().as_str())])
+                .map(|s| s.worker.pipeline_budget_bytes)
+        };
+        for bytes in [1 << 20, 16 << 30] {
+            assert_eq!(budget(bytes), Ok(bytes));
+        }
+        for bytes in [(1 << 20) - 1, (16 << 30) + 1] {
+            assert_eq!(
+                budget(bytes).unwrap_err().name,
+                "HOOKFLOW_PIPELINE_BUDGET_BYTES"
+            );
+        }
+    }
+
+    #[test]
+    fn front_door_settings() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.front_door, FrontDoorSettings::default());
+        let s = from(&[
+            ("HOOKFLOW_MAX_CONNECTIONS", "50"),
+            ("HOOKFLOW_IDLE_TIMEOUT_MS", "100"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194304"),
+        ])
+        .unwrap();
+        assert_eq!(s.front_door.max_connections, Some(50));
+        assert_eq!(s.front_door.idle_timeout, Duration::from_millis(100));
+        // The budget must hold the largest body, or that body could never be read.
+        let err = from(&[
+            ("HOOKFLOW_MAX_BODY_BYTES", "4194304"),
+            ("HOOKFLOW_BODY_BUDGET_BYTES", "4194303"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_BODY_BUDGET_BYTES");
+        assert_eq!(
+            from(&[("HOOKFLOW_WRITE_TIMEOUT_MS", "99")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_WRITE_TIMEOUT_MS"
+        );
+    }
+
+    #[test]
+    fn an_admin_token_of_only_spaces_is_refused_and_an_empty_one_is_unset() {
+        let err = from(&[("HOOKFLOW_ADMIN_TOKEN", "   ")]).unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_ADMIN_TOKEN");
+        assert!(err.problem.contains("only spaces"), "{err}");
+        assert_eq!(
+            from(&[("HOOKFLOW_ADMIN_TOKEN", "")]).unwrap().admin_token,
+            None
+        );
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
         assert_eq!(
             from(&[("HOOKFLOW_RESULT_TTL_SECONDS", "soon")])
@@ -440,6 +678,68 @@ mod tests {
                 .unwrap_err()
                 .name,
             "HOOKFLOW_PUBLIC_URL"
+        );
+    }
+
+    #[test]
+    fn an_smtp_url_names_a_host_and_empty_turns_mail_off() {
+        assert_eq!(from(&[("HOOKFLOW_SMTP_URL", "")]).unwrap().smtp_url, None);
+        for url in [
+            "smtp://",
+            "smtps://",
+            "smtp://:587",
+            "smtp://user:pw@",
+            "smtps://@:465?tls=required",
+        ] {
+            let err = from(&[("HOOKFLOW_SMTP_URL", url)]).unwrap_err();
+            assert_eq!(err.name, "HOOKFLOW_SMTP_URL", "{url}");
+            assert!(err.problem.contains("names no mail server"), "{url}: {err}");
+        }
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user:pw@smtp.example.com:465",
+            "smtp://smtp.example.com:587?tls=required",
+            "smtp://[::1]:25",
+        ] {
+            assert_eq!(
+                from(&[("HOOKFLOW_SMTP_URL", url)])
+                    .unwrap()
+                    .smtp_url
+                    .as_deref(),
+                Some(url)
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_schedule_must_fit_the_queue_retention() {
+        let mut s = from(&[]).unwrap();
+        assert_eq!(s.outgoing.queue_retention, None, "no retention without SQS");
+        s.check_for_sqs().unwrap();
+        assert_eq!(s.outgoing.queue_retention, Some(DEFAULT_QUEUE_RETENTION));
+        // At the bound: the schedule plus the hour's margin is exactly the retention.
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75600"),
+        ])
+        .unwrap();
+        s.check_for_sqs().unwrap();
+        let mut s = from(&[
+            ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "10h,10h"),
+            ("HOOKFLOW_QUEUE_RETENTION_SECONDS", "75599"),
+        ])
+        .unwrap();
+        let err = s.check_for_sqs().unwrap_err();
+        assert_eq!(err.name, "HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "{err}");
+        assert!(
+            err.problem.contains("HOOKFLOW_QUEUE_RETENTION_SECONDS"),
+            "{err}"
+        );
+        assert_eq!(
+            from(&[("HOOKFLOW_QUEUE_RETENTION_SECONDS", "59")])
+                .unwrap_err()
+                .name,
+            "HOOKFLOW_QUEUE_RETENTION_SECONDS"
         );
     }
 }

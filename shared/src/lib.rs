@@ -3,6 +3,7 @@
 //! - [`domain`]: webhooks, events, results and their rules.
 //! - [`ports`]: the small traits the core needs from the outside world.
 //! - [`adapters`]: implementations of the ports (SQLite, in-memory).
+//! - [`inbound`]: the checks a received call passes (signatures).
 //! - [`api`]: the HTTP routing, one `Request -> Response` function mounted by the
 //!   local server and by the Lambda functions alike.
 //! - [`pipeline`]: the YAML pipeline engine and the worker that runs it.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod limits;

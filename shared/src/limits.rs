@@ -11,6 +11,11 @@ use serde_json::Value;
 /// levels, so one bound well below that keeps every stored document readable.
 pub const MAX_JSON_DEPTH: usize = 64;
 
+/// Largest outcome of one pipeline (its final body, as JSON) a result keeps; a
+/// larger one is recorded as a `result_too_large` error. In the AWS shape a
+/// result travels back as a Lambda response, which holds at most 6 MB.
+pub const MAX_OUTCOME_BYTES: usize = 5 * 1024 * 1024;
+
 /// How deeply `value` nests arrays and objects: 0 for a scalar, 1 for `[1]`.
 /// Walks without recursion, so any value can be measured.
 pub fn json_depth(value: &Value) -> usize {

@@ -129,8 +129,15 @@ pub trait JobQueue: Send + Sync {
     ) -> StoreResult<Vec<Delivery>>;
     /// Acknowledges a delivery: the job is done and never handed out again.
     async fn delete_job(&self, receipt: &str) -> StoreResult<()>;
-    /// Makes a delivered job visible again after `delay` (a retry with backoff).
+    /// Makes a delivered job visible again after `delay` (a retry with backoff),
+    /// or sooner when the queue cannot hide it that long.
     async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// Whether a receive dropped while it waits can still take jobs out of sight
+    /// (an SQS long poll goes on at the service after its caller has gone): a
+    /// stopping worker then lets it finish and hands back what it brought.
+    fn receive_outlives_its_caller(&self) -> bool {
+        false
+    }
 }
 
 /// A future that completes when a result may have changed.
@@ -174,6 +181,14 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Sends one mail.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// A secret kept outside the settings (AWS Secrets Manager in the AWS shape),
+/// read when it is first needed.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The secret's current text.
+    async fn reveal(&self) -> StoreResult<String>;
 }
 
 /// Registered outgoing webhooks (`outgoing.put`), keyed by id.

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
@@ -13,7 +15,6 @@ use hookflow_core::lambda::{handle_http, handle_sqs};
 use hookflow_core::pipeline::commands::Services;
 use hookflow_core::pipeline::worker::{Worker, WorkerSettings};
 use hookflow_core::{Gateway, Settings};
-use lambda_http::Body;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a29a4f16-989d-48c8-ab54-7b6150733ba1";
@@ -28,15 +29,15 @@ fn gateway(ports: Ports) -> Gateway {
 }
 
 async fn call(gateway: &Gateway, event: &str) -> (u16, http::HeaderMap, Value) {
-    let request = lambda_http::request::from_str(event).expect("an API Gateway v2 event");
+    let request: ApiGatewayV2httpRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
     let response = handle_http(gateway, request).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = match response.into_body() {
-        Body::Text(text) => serde_json::from_str(&text).unwrap(),
+    let status = response.status_code as u16;
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap(),
         other => panic!("JSON answers are text, got {other:?}"),
     };
-    (status, headers, body)
+    (status, response.headers, body)
 }
 
 async fn stored_body(ports: &Ports, id: &str) -> Value {
@@ -143,6 +144,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
         max_attempts: 3,
         retry_base: Duration::from_millis(10),
         pipeline_timeout: Duration::from_secs(5),
+        ..Settings::default().worker
     };
     Worker::new(ports, Arc::new(services), retry)
 }
@@ -315,5 +317,169 @@ async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
     assert!(
         !record.to_string().contains("crm-api-key"),
         "no secret in the record"
+    );
+}
+
+/// A raw `"` in the query string: API Gateway passes it on as it came, and
+/// `http::Uri` refuses it. The function answers 400 instead of going down.
+#[tokio::test]
+async fn a_raw_quote_in_the_query_string_is_a_400_not_a_crash() {
+    let ports = Ports::memory();
+    let gw = gateway(ports.clone());
+    call(&gw, include_str!("../../events/admin-webhook-put.json")).await;
+    let (status, _, answer) =
+        call(&gw, include_str!("../../events/receive-get-raw-quote.json")).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["statusCode"], 400);
+    assert_eq!(answer["status"], "error");
+    assert_eq!(answer["error"]["code"], "invalid_uri", "{answer}");
+    // The same instance goes on answering.
+    let (status, _, answer) = call(
+        &gw,
+        include_str!("../../events/receive-get-token-query.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A result larger than a result may hold ends as a small `result_too_large`
+/// error, so polling ends; one at the bound is kept whole.
+#[tokio::test]
+async fn a_result_over_the_size_bound_ends_as_result_too_large() {
+    use hookflow_core::domain::PipelineOutcome;
+    use hookflow_core::limits::MAX_OUTCOME_BYTES;
+    let ports = Ports::memory();
+    put_pipeline(
+        &ports,
+        "hello",
+        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - body.set: {value: '${body.origin}'}\n",
+    )
+    .await;
+    let worker = worker(ports.clone(), None);
+    let overhead = serde_json::to_vec(&PipelineOutcome::Ok { value: json!("") })
+        .unwrap()
+        .len();
+    let key = EventKey::parse("webhook.lead.created").unwrap();
+    let template: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    for (size, kept) in [(MAX_OUTCOME_BYTES, true), (MAX_OUTCOME_BYTES + 1, false)] {
+        let mut record = hookflow_core::testkit::sample_event(&key, &["hello"], 60_000);
+        record.event.origin = json!("x".repeat(size - overhead));
+        ports.intake.accept(&record, &[]).await.unwrap();
+        let id = record.event.correlation_id;
+        let mut event = template.clone();
+        event.records.truncate(1);
+        event.records[0].body = Some(format!(r#"{{"correlationId":"{id}","pipeline":"hello"}}"#));
+        let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        let result = ports.events.get_result(&id).await.unwrap().unwrap();
+        match result.outcomes["hello"].clone() {
+            PipelineOutcome::Ok { value } if kept => {
+                assert_eq!(value.as_str().map(str::len), Some(size - overhead));
+            }
+            PipelineOutcome::Error { code, message, .. } if !kept => {
+                assert_eq!(code, "result_too_large");
+                assert!(message.len() < 200, "a small outcome: {message}");
+            }
+            other => panic!("{size} bytes: {other:?}"),
+        }
+    }
+}
+
+/// Panics in a job fail that job only: a pipeline step that panics ends its
+/// run with `internal_error`; a delivery that panics is reported as a failed
+/// item (it comes back for a retry); the batch's other jobs finish either way.
+#[tokio::test]
+async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
+    use hookflow_core::outgoing::Outgoing;
+    use hookflow_core::outgoing::transport::{
+        CallError, OutgoingRequest, OutgoingResponse, Transport,
+    };
+    use hookflow_core::ports::{Mail, MailError, Mailer};
+
+    struct PanickingMailer;
+    #[async_trait::async_trait]
+    impl Mailer for PanickingMailer {
+        async fn send(&self, _: &Mail) -> Result<(), MailError> {
+            panic!("the mailer fell over");
+        }
+    }
+    struct PanickingTransport;
+    #[async_trait::async_trait]
+    impl Transport for PanickingTransport {
+        async fn call(&self, _: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
+            panic!("the transport fell over");
+        }
+    }
+
+    let ports = Ports::memory();
+    stored_event_for_fixture(&ports).await;
+    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
+    put_pipeline(&ports, "hello", mail).await;
+    put_pipeline(
+        &ports,
+        "lower",
+        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - body.set: {value: done}\n",
+    )
+    .await;
+    let gw = gateway(ports.clone());
+    call(&gw, include_str!("../../events/admin-outgoing-put.json")).await;
+    let (status, _, queued) = call(
+        &gw,
+        include_str!("../../events/admin-webhook-send-async.json"),
+    )
+    .await;
+    assert_eq!(status, 202, "{queued}");
+
+    let settings = Settings::default();
+    let mut services = Services::from_settings(&settings, &ports).unwrap();
+    services.mailer = Some(Arc::new(PanickingMailer));
+    services.outgoing = Some(Arc::new(Outgoing::with_transport(
+        &ports,
+        &settings.outgoing,
+        Arc::new(PanickingTransport),
+    )));
+    let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
+
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    let mut delivery: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-delivery-jobs.json")).unwrap();
+    delivery.records[0].body = Some(format!(
+        r#"{{"referenceId":"{}"}}"#,
+        queued["referenceId"].as_str().unwrap()
+    ));
+    event.records.insert(1, delivery.records.remove(0));
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [event.records[1].message_id.as_deref().unwrap()]);
+    let id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    assert_eq!(result.outcomes.len(), 2, "both pipeline jobs finished");
+    assert_eq!(result.error().unwrap()["code"], "internal_error");
+}
+
+/// `cargo lambda build --release` adds `panic = "abort"` unless the release
+/// profile names a strategy; an aborting worker would take its whole batch (and
+/// the panic isolation above) down with it.
+#[test]
+fn the_release_profile_unwinds() {
+    let manifest = include_str!("../../Cargo.toml");
+    let release = manifest
+        .split("\n[profile.release]\n")
+        .nth(1)
+        .expect("a release profile")
+        .split("\n[")
+        .next()
+        .unwrap();
+    assert!(
+        release
+            .lines()
+            .any(|line| line.trim() == r#"panic = "unwind""#),
+        "{release}"
     );
 }

@@ -1,34 +1,11 @@
 //! Bad input gets a clear 4xx, never a panic, and the server keeps serving.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::harness::{ADMIN, Server, assert_error, client, json_of, stored_event_body};
-
-/// Sends raw bytes and returns the status code and the whole answer text.
-async fn raw(server: &Server, request: &[u8]) -> (u16, String) {
-    let addr = server.url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
-fn json_body(answer: &str) -> Value {
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or(Value::Null)
-}
+use crate::harness::{
+    ADMIN, Server, assert_error, client, json_body, json_of, raw, stored_event_body,
+};
 
 async fn still_serving(server: &Server, token: &str) {
     let res = client()

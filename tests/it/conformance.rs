@@ -239,3 +239,158 @@ async fn aws_large_events_are_claim_checked_in_s3() {
         .unwrap();
     assert_eq!(result.listeners, ["p"]);
 }
+
+/// Outcomes too large for a DynamoDB item are claim-checked in S3 like events:
+/// one at the inline bound stays in the item, one byte more goes to S3, and
+/// 1 MB and 4 MB outcomes are read back whole.
+#[tokio::test]
+async fn aws_large_outcomes_are_claim_checked_in_s3() {
+    use hookflow_core::adapters::aws::{
+        AwsClients, DynamoEventStore, MAX_INLINE_OUTCOME_BYTES, provision,
+    };
+    use hookflow_core::domain::PipelineOutcome;
+    use hookflow_core::ports::{EventStore, Recorded};
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("out-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let events = DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        clients.s3.clone(),
+        &resources.events_table,
+        &resources.payload_bucket,
+    );
+    let overhead = serde_json::to_vec(&PipelineOutcome::Ok {
+        value: serde_json::json!(""),
+    })
+    .unwrap()
+    .len();
+    let sizes = [
+        MAX_INLINE_OUTCOME_BYTES,
+        MAX_INLINE_OUTCOME_BYTES + 1,
+        1_000_000,
+        4_000_000,
+    ];
+    let names: Vec<String> = (0..sizes.len()).map(|i| format!("p{i}")).collect();
+    let key = hookflow_core::domain::EventKey::parse("webhook.big").unwrap();
+    let listeners: Vec<&str> = names.iter().map(String::as_str).collect();
+    let record = hookflow_core::testkit::sample_event(&key, &listeners, 60_000);
+    let id = record.event.correlation_id;
+    events.put_event(&record).await.unwrap();
+    let mut written = Vec::new();
+    for (name, size) in names.iter().zip(sizes) {
+        let outcome = PipelineOutcome::Ok {
+            value: serde_json::json!("y".repeat(size - overhead)),
+        };
+        assert_eq!(serde_json::to_vec(&outcome).unwrap().len(), size);
+        let recorded = events.record_outcome(&id, name, &outcome).await;
+        assert_eq!(recorded.unwrap(), Recorded::New, "{size} bytes");
+        // A redelivery neither replaces it nor fails.
+        let again = PipelineOutcome::Ok {
+            value: serde_json::json!("z".repeat(size - overhead)),
+        };
+        assert_eq!(
+            events.record_outcome(&id, name, &again).await.unwrap(),
+            Recorded::AlreadyThere
+        );
+        written.push((name.clone(), outcome));
+    }
+    let result = events.get_result(&id).await.unwrap().expect("a result");
+    for (name, outcome) in written {
+        assert!(result.outcomes[&name] == outcome, "{name} read back whole");
+    }
+    let objects = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.payload_bucket)
+        .prefix("outcomes/")
+        .send()
+        .await
+        .unwrap();
+    // Three kept, plus the objects of the redeliveries that lost (they expire).
+    assert_eq!(objects.key_count(), Some(6), "over the bound: in S3");
+}
+
+/// SQS counts its 12 hours of visibility from the receive and refuses a change
+/// past them: a release for 12 hours is cut to what SQS takes, not refused.
+#[tokio::test]
+async fn aws_a_release_for_twelve_hours_is_taken() {
+    use hookflow_core::adapters::aws::{AwsClients, MAX_RELEASE_DELAY, SqsJobQueue, provision};
+    use hookflow_core::domain::{DeliveryJob, Job};
+    use hookflow_core::outgoing::ReferenceId;
+    use hookflow_core::ports::JobQueue;
+    use std::time::Duration;
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("rel-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let queue = SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url);
+    let job = Job::Delivery(DeliveryJob {
+        reference_id: ReferenceId::generate(),
+    });
+    for delay in [MAX_RELEASE_DELAY, Duration::from_secs(12 * 3600)] {
+        queue.send_jobs(std::slice::from_ref(&job)).await.unwrap();
+        let taken = queue
+            .receive_jobs(1, Duration::from_secs(2), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        // The job was held a moment, as a worker holds it while it runs.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        queue
+            .release_job(&taken[0].receipt, delay)
+            .await
+            .unwrap_or_else(|e| panic!("a release for {delay:?} is taken: {e}"));
+    }
+    let again = queue
+        .receive_jobs(10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "both stay hidden");
+}
+
+/// A failed AWS call is described in one short line: the service's code and
+/// message, not the SDK's debug chain with the raw response's headers.
+#[tokio::test]
+async fn aws_failures_are_described_in_one_short_line() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use hookflow_core::adapters::aws::{AwsClients, describe_failure, provision};
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("err-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let payload = "secret-payload-".repeat(40_000);
+    let err = clients
+        .dynamodb
+        .put_item()
+        .table_name(&resources.events_table)
+        .item("correlationId", AttributeValue::S("x".into()))
+        .item("sk", AttributeValue::S("event".into()))
+        .item("data", AttributeValue::S(payload))
+        .send()
+        .await
+        .expect_err("an item over 400 KB is refused");
+    let text = describe_failure(&err);
+    assert!(text.starts_with("ValidationException: "), "{text}");
+    assert!(
+        text.chars().count() <= 241,
+        "{} characters: {text}",
+        text.len()
+    );
+    assert!(!text.contains("secret-payload"), "{text}");
+}

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::{Response, StatusCode};
@@ -38,6 +39,10 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// Where the server's log (stderr) goes, when captured.
     log: Option<PathBuf>,
+    /// The open-file limit the server runs under (`prlimit --nofile`), if any.
+    nofile: Option<u64>,
+    /// Every line the server printed on stdout, this start and earlier ones.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -72,9 +77,68 @@ impl Server {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let prefix = format!("hf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut server = Self::spawn_logging(&dir, &env, &prefix, Some(&log)).await;
+        let mut server = Self::spawn_logging(&dir, &env, &prefix, Some(&log), None).await;
         server._temp = Some(temp);
         server
+    }
+
+    /// Like [`Server::start_with`], under `prlimit --nofile=<nofile>:<nofile>`.
+    pub async fn start_limited(env: &[(&str, &str)], nofile: u64) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let prefix = format!("hf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut server = Self::spawn_logging(&dir, &env, &prefix, None, Some(nofile)).await;
+        server._temp = Some(temp);
+        server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// A field of `/proc/<pid>/status` in KiB (`VmRSS`: resident now, `VmHWM`: the peak).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// File descriptors the server holds open now (its connections among them).
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc fd")
+            .count()
+    }
+
+    /// CPU time (user + system) the server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("/proc stat");
+        // Fields after the command name, which is in parentheses: utime and stime are 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("stat")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / per_second)
+    }
+
+    /// Everything the server printed on stdout, over all its starts.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
     }
 
     /// Everything the server logged so far (started with [`Server::start_logged`]).
@@ -88,7 +152,7 @@ impl Server {
 
     /// Starts the binary on `dir` and waits for its "listening" line.
     pub async fn spawn(dir: &Path, env: &[(String, String)], aws_prefix: &str) -> Server {
-        Self::spawn_logging(dir, env, aws_prefix, None).await
+        Self::spawn_logging(dir, env, aws_prefix, None, None).await
     }
 
     /// [`Server::spawn`], appending the server's stderr to `log` when given.
@@ -97,8 +161,18 @@ impl Server {
         env: &[(String, String)],
         aws_prefix: &str,
         log: Option<&Path>,
+        nofile: Option<u64>,
     ) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookflow"));
+        let mut cmd = match nofile {
+            // prlimit execs the server, so the child's pid is the server's.
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_hookflow"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_hookflow")),
+        };
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir);
         if backend() == Backend::Aws {
@@ -136,8 +210,10 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn hookflow");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let printed: Arc<Mutex<Vec<String>>> = Arc::default();
         let url = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
+                printed.lock().unwrap().push(line.clone());
                 if let Some(url) = line.strip_prefix("hookflow listening on ") {
                     return url.trim().to_owned();
                 }
@@ -147,7 +223,12 @@ impl Server {
         .await
         .expect("hookflow did not start within 30 s");
         // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let keep = printed.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                keep.lock().unwrap().push(line);
+            }
+        });
         Server {
             url,
             child,
@@ -156,6 +237,8 @@ impl Server {
             _temp: None,
             env: env.to_vec(),
             log: log.map(Path::to_path_buf),
+            nofile,
+            stdout: printed,
         }
     }
 
@@ -180,8 +263,16 @@ impl Server {
     /// Starts a new process on the same data dir and settings (after stop/kill).
     pub async fn restart(&mut self) {
         let temp = self._temp.take();
-        let next =
-            Self::spawn_logging(&self.dir, &self.env, &self.aws_prefix, self.log.as_deref()).await;
+        let next = Self::spawn_logging(
+            &self.dir,
+            &self.env,
+            &self.aws_prefix,
+            self.log.as_deref(),
+            self.nofile,
+        )
+        .await;
+        let earlier = std::mem::take(&mut *self.stdout.lock().unwrap());
+        next.stdout.lock().unwrap().splice(0..0, earlier);
         *self = Server {
             _temp: temp,
             ..next
@@ -289,6 +380,13 @@ impl Server {
 }
 
 impl Storage {
+    /// The SQS client and queue URL of the server's job queue (aws backend).
+    pub fn sqs_queue(&self) -> Option<(&aws_sdk_sqs::Client, &str)> {
+        self.sqs
+            .as_ref()
+            .map(|(client, url)| (client, url.as_str()))
+    }
+
     /// Jobs waiting or in flight.
     pub async fn pending_jobs(&self) -> i64 {
         if let Some(db) = &self.sqlite {
@@ -608,4 +706,38 @@ pub fn embedded_only(test: &str) -> bool {
     }
     eprintln!("SKIP {test}: only the embedded (SQLite) backend has this behaviour");
     false
+}
+
+/// Sends raw bytes on a new connection; returns the status code and the whole
+/// answer text (until the server closes, or 10 s).
+pub async fn raw(server: &Server, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    (status_of(&text), text)
+}
+
+/// The status code of a raw answer (0 if there is none).
+pub fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The JSON body of a raw answer (Null if it has none).
+pub fn json_body(answer: &str) -> Value {
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+impl Server {
+    /// `host:port` of the server.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
 }

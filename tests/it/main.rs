@@ -1,17 +1,26 @@
 //! Integration tests: the real `hookflow` binary, driven over HTTP.
 //! One test binary (faster to build), one module per area.
 
+mod aws_shape;
 mod bad_input;
 mod cli;
 mod conformance;
 mod data_dir_lock;
+mod deep_json;
 mod disk_full;
 mod durability;
+mod edges;
 mod endpoint;
+mod fuzz;
 mod harness;
 mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod runaway_pipelines;
+mod side_effects;
+mod slow_clients;
+mod token_never_stored;
+mod unread_answers;
 mod wal_bound;
 mod webhooks;

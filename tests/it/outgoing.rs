@@ -17,7 +17,7 @@ use crate::endpoint::{Endpoint, Recorded, Reply};
 use crate::harness::{ADMIN, Server, assert_error, client, json_of, venv_python};
 
 /// Loopback is where the test endpoints listen.
-const ALLOW: (&str, &str) = ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8");
+pub(crate) const ALLOW: (&str, &str) = ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8");
 /// Short retries, so asynchronous deliveries finish within seconds.
 const FAST_RETRIES: (&str, &str) = ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "1s,1s,1s");
 /// How long a test waits for an asynchronous delivery to finish.
@@ -41,7 +41,7 @@ async fn post_json(server: &Server, command: &str, body: &Value) -> (StatusCode,
 }
 
 /// `outgoing.put`, expecting success (201 or 200).
-async fn put(server: &Server, registration: &Value) -> Value {
+pub(crate) async fn put(server: &Server, registration: &Value) -> Value {
     let (status, body) = post_json(server, "outgoing.put", registration).await;
     assert!(
         status == StatusCode::CREATED || status == StatusCode::OK,
@@ -50,7 +50,7 @@ async fn put(server: &Server, registration: &Value) -> Value {
     body
 }
 
-async fn send(server: &Server, trigger: &Value) -> (StatusCode, Value) {
+pub(crate) async fn send(server: &Server, trigger: &Value) -> (StatusCode, Value) {
     post_json(server, "webhook.send", trigger).await
 }
 
@@ -63,7 +63,7 @@ async fn send_ok(server: &Server, trigger: &Value) -> (Value, String) {
 }
 
 /// The answer's referenceId, checked to be a UUID.
-fn reference_id(answer: &Value) -> String {
+pub(crate) fn reference_id(answer: &Value) -> String {
     let id = answer["referenceId"]
         .as_str()
         .unwrap_or_else(|| panic!("no referenceId in {answer}"));
@@ -71,7 +71,7 @@ fn reference_id(answer: &Value) -> String {
     id.to_owned()
 }
 
-async fn invocation(server: &Server, reference_id: &str) -> Value {
+pub(crate) async fn invocation(server: &Server, reference_id: &str) -> Value {
     let (status, body) = server
         .command("invocation.get", &[("referenceId", reference_id)])
         .await;
@@ -131,7 +131,7 @@ fn is_rfc3339_millis(v: &Value) -> bool {
 }
 
 /// Milliseconds since the epoch of a `YYYY-MM-DDTHH:MM:SS.mmmZ` value.
-fn epoch_millis(v: &Value) -> i64 {
+pub(crate) fn epoch_millis(v: &Value) -> i64 {
     assert!(is_rfc3339_millis(v), "{v}");
     let s = v.as_str().unwrap();
     let n = |range: std::ops::Range<usize>| s[range].parse::<i64>().unwrap();

@@ -1,14 +1,16 @@
 //! Lambda `result-poll`: `/api/v3/result`, long polling for a result.
 
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use hookflow_core::lambda::{FunctionContext, handle_http};
-use lambda_http::{Error, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    lambda_runtime::tracing::init_default_subscriber();
     let gateway = FunctionContext::from_env().await?.gateway(false)?;
-    run(service_fn(|request| async {
-        Ok::<_, Error>(handle_http(&gateway, request).await)
+    run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let gateway = &gateway;
+        async move { Ok::<_, Error>(handle_http(gateway, event.payload).await) }
     }))
     .await
 }

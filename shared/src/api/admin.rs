@@ -3,19 +3,21 @@
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::params::{Params, is_json, media_type};
-use super::{Gateway, RECEIVE_PATH, json_response, require_method};
+use super::{Gateway, RECEIVE_PATH, json_response};
+use crate::config::AdminToken;
 use crate::domain::{
     DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType,
     PipelineDefinition, Timestamp, Token, Webhook,
 };
 use crate::error::{ApiError, Conflict, StoreError};
 use crate::pipeline::{Pipeline, valid_pipeline_name};
+use crate::ports::SecretSource;
 
 /// Longest webhook description.
 const MAX_DESCRIPTION_LEN: usize = 2000;
@@ -29,13 +31,13 @@ fn webhook_not_found() -> ApiError {
 }
 
 impl Gateway {
+    /// Runs a management command of a request [`Gateway::admit`] let in
+    /// (method and admin token checked).
     pub(super) async fn command(
         &self,
         name: &str,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, ApiError> {
-        require_method(req.method(), &[Method::GET, Method::POST])?;
-        self.authorize_admin(req.headers())?;
         let (head, body) = req.into_parts();
         let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
         let receive_url = self.receive_url(&head.headers);
@@ -66,7 +68,7 @@ impl Gateway {
 
     /// Checks `Authorization: Bearer <admin token>`. Both sides are hashed first so
     /// the comparison takes the same time whatever the length or content.
-    fn authorize_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(super) async fn authorize_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -78,10 +80,12 @@ impl Gateway {
             .ok_or_else(|| {
                 unauthorized("send the admin token as 'Authorization: Bearer <token>'")
             })?;
-        let expected =
-            self.settings.admin_token.as_ref().ok_or_else(|| {
+        let expected = match &self.admin_token_secret {
+            Some(secret) => Self::admin_token_from(secret.as_ref()).await?,
+            None => self.settings.admin_token.clone().ok_or_else(|| {
                 unauthorized("management is disabled: no admin token is configured")
-            })?;
+            })?,
+        };
         let given = Sha256::digest(given.as_bytes());
         let expected = Sha256::digest(expected.expose().as_bytes());
         if bool::from(given.ct_eq(&expected)) {
@@ -89,6 +93,19 @@ impl Gateway {
         } else {
             Err(unauthorized("the admin token is not valid"))
         }
+    }
+
+    /// The admin token kept in `secret`; 503 while it cannot be read or is not a
+    /// valid token (the log says which, never the value).
+    async fn admin_token_from(secret: &dyn SecretSource) -> Result<AdminToken, ApiError> {
+        let text = secret.reveal().await.map_err(|err| {
+            tracing::error!(error = %err, "reading the admin token secret failed");
+            ApiError::unavailable()
+        })?;
+        AdminToken::new(text).map_err(|err| {
+            tracing::error!(problem = %err.problem, "the admin token secret holds no valid token");
+            ApiError::unavailable()
+        })
     }
 
     /// The public URL of `webhook.receive`: `HOOKFLOW_PUBLIC_URL`, else derived from the

@@ -13,17 +13,19 @@ mod result;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
 use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore, SqliteStore};
 use crate::config::Settings;
+use crate::domain::Webhook;
 use crate::error::ApiError;
 use crate::outgoing::Outgoing;
 use crate::ports::{
     EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, ResultSignal,
-    StoreThenEnqueue, WebhookStore,
+    SecretSource, StoreThenEnqueue, WebhookStore,
 };
 
 /// Path of the receive command, as PIPEFORCE documents it.
@@ -36,6 +38,63 @@ pub const RESULT_PATH: &str = "/api/v3/result";
 pub const COMMAND_PREFIX: &str = "/api/v3/command/";
 /// Header that carries a call's correlation id.
 pub const CORRELATION_HEADER: &str = "pipeforce-result-correlationid";
+
+/// Longest request target (path and query) hookflow reads: `414 uri_too_long` beyond.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request headers hookflow reads: `431 headers_too_large` beyond.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// Most bytes of request header lines (names, values, separators): `431 headers_too_large` beyond.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The only methods any route answers.
+const GET_POST: &[Method] = &[Method::GET, Method::POST];
+
+/// What [`Gateway::admit`] decided from a request's head, before its body is
+/// read. It travels in the request's extensions, so [`Gateway::handle`] does not
+/// decide twice and the receive path does not look its webhook up twice.
+/// (No `Debug`: it holds a webhook, token included, and must never be logged.)
+#[derive(Clone)]
+pub struct Admission {
+    route: Route,
+    body_limit: usize,
+    /// The 413 for a body over `body_limit`: the webhook's own limit, or the global one.
+    too_large: ApiError,
+}
+
+#[derive(Clone)]
+enum Route {
+    /// `webhook` is known when the token came in the head (header or query);
+    /// else the token is in the body, looked up once the body is read.
+    Receive {
+        webhook: Option<Webhook>,
+    },
+    Result,
+    Command {
+        name: String,
+    },
+}
+
+impl Admission {
+    /// The largest body this request may carry.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
+    }
+
+    /// The answer to a body over [`Admission::body_limit`].
+    pub fn body_too_large(&self) -> Response<Bytes> {
+        error_response(&self.too_large)
+    }
+
+    /// Whether sending the request again changes nothing (result polls and
+    /// `*.get` commands), so its answer may be refused and the caller retry.
+    pub fn is_read_only(&self) -> bool {
+        match &self.route {
+            Route::Result => true,
+            Route::Command { name } => name.ends_with(".get"),
+            Route::Receive { .. } => false,
+        }
+    }
+}
 
 /// The adapters a gateway works with.
 #[derive(Clone)]
@@ -92,6 +151,8 @@ pub struct Gateway {
     ports: Ports,
     settings: Settings,
     outgoing: Arc<Outgoing>,
+    /// Where the admin token is kept when the settings do not hold it.
+    admin_token_secret: Option<Arc<dyn SecretSource>>,
 }
 
 impl Gateway {
@@ -102,7 +163,15 @@ impl Gateway {
             ports,
             settings,
             outgoing,
+            admin_token_secret: None,
         }
+    }
+
+    /// Checks management requests against the token kept in `secret`, read when
+    /// the first one arrives (instead of `HOOKFLOW_ADMIN_TOKEN`).
+    pub fn with_admin_token_secret(mut self, secret: Arc<dyn SecretSource>) -> Self {
+        self.admin_token_secret = Some(secret);
+        self
     }
 
     /// The outgoing-webhook service this gateway triggers through.
@@ -120,26 +189,141 @@ impl Gateway {
         &self.ports
     }
 
-    /// Answers one HTTP request. Never panics on input; every failure is a JSON error.
+    /// Decides from the head alone, before any body is read: size of the head
+    /// (414/431), the declared body size (413), route (404), method (405), admin
+    /// token (401), and for `webhook.receive` a token in the header or query
+    /// (401/404, 413 over the webhook's `maxPayloadLength`). The admission is kept
+    /// in `parts.extensions`; calling again returns it without deciding twice.
+    pub async fn admit(&self, parts: &mut Parts) -> Result<Admission, Response<Bytes>> {
+        if let Some(admission) = parts.extensions.get::<Admission>() {
+            return Ok(admission.clone());
+        }
+        let admission = self.decide(parts).await.map_err(|e| error_response(&e))?;
+        parts.extensions.insert(admission.clone());
+        Ok(admission)
+    }
+
+    async fn decide(&self, parts: &Parts) -> Result<Admission, ApiError> {
+        check_head_size(parts)?;
+        let max = self.settings.max_body_bytes;
+        let declared = declared_length(&parts.headers);
+        if declared.is_some_and(|len| len > max as u64) {
+            return Err(payload_too_large(max));
+        }
+        // hookflow is no proxy: CONNECT (whose target is a bare host:port) is
+        // refused like any other method a route does not serve.
+        if parts.method == Method::CONNECT {
+            return Err(method_not_allowed(GET_POST));
+        }
+        let mut body_limit = max;
+        let mut too_large = payload_too_large(max);
+        let path = parts.uri.path().trim_end_matches('/');
+        let route = match path {
+            RECEIVE_PATH | RECEIVE_ALIAS_PATH => {
+                require_method(&parts.method, GET_POST)?;
+                let webhook = self.webhook_of_head(parts).await?;
+                if let Some(webhook) = &webhook {
+                    let limit = webhook.max_payload_length as usize;
+                    if declared.is_some_and(|len| len > limit as u64) {
+                        return Err(receive::webhook_payload_too_large(webhook));
+                    }
+                    if limit < max {
+                        body_limit = limit;
+                        too_large = receive::webhook_payload_too_large(webhook);
+                    }
+                }
+                Route::Receive { webhook }
+            }
+            RESULT_PATH => {
+                require_method(&parts.method, GET_POST)?;
+                Route::Result
+            }
+            p if p.starts_with(COMMAND_PREFIX) => {
+                require_method(&parts.method, GET_POST)?;
+                self.authorize_admin(&parts.headers).await?;
+                Route::Command {
+                    name: p[COMMAND_PREFIX.len()..].to_owned(),
+                }
+            }
+            _ => {
+                return Err(ApiError::not_found(
+                    "route_not_found",
+                    "no such endpoint; see /api/v3/command/<name>, /api/v3/result",
+                ));
+            }
+        };
+        Ok(Admission {
+            route,
+            body_limit,
+            too_large,
+        })
+    }
+
+    /// Answers one HTTP request whose body is read (the Lambda path, and `serve`
+    /// after [`Gateway::admit`]). Never panics on input; every failure is a JSON error.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         if req.body().len() > self.settings.max_body_bytes {
             return error_response(&payload_too_large(self.settings.max_body_bytes));
         }
-        let path = req.uri().path().trim_end_matches('/').to_owned();
-        let answer = match path.as_str() {
-            RECEIVE_PATH | RECEIVE_ALIAS_PATH => self.receive(req).await,
-            RESULT_PATH => self.poll_result(req).await,
-            p if p.starts_with(COMMAND_PREFIX) => {
-                let name = &p[COMMAND_PREFIX.len()..];
-                self.command(name, req).await
-            }
-            _ => Err(ApiError::not_found(
-                "route_not_found",
-                "no such endpoint; see /api/v3/command/<name>, /api/v3/result",
-            )),
+        let (mut parts, body) = req.into_parts();
+        let admission = match self.admit(&mut parts).await {
+            Ok(admission) => admission,
+            Err(answer) => return answer,
+        };
+        if body.len() > admission.body_limit {
+            return admission.body_too_large();
+        }
+        let req = Request::from_parts(parts, body);
+        let answer = match admission.route {
+            Route::Receive { webhook } => self.receive(req, webhook).await,
+            Route::Result => self.poll_result(req).await,
+            Route::Command { name } => self.command(&name, req).await,
         };
         answer.unwrap_or_else(|e| error_response(&e))
     }
+}
+
+/// The `Content-Length` the client declared, if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// 414 and 431 for a head over hookflow's bounds (the server's own parser has
+/// higher ones, so these answers are JSON like every other).
+fn check_head_size(parts: &Parts) -> Result<(), ApiError> {
+    let target = parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    if parts.headers.len() > MAX_REQUEST_HEADERS {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("more than {MAX_REQUEST_HEADERS} request headers"),
+        ));
+    }
+    // Each line is `name: value` plus CRLF.
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// 413 for a body over `limit` bytes.
@@ -156,13 +340,17 @@ fn require_method(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
     if allowed.contains(method) {
         Ok(())
     } else {
-        let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("use {}", names.join(" or ")),
-        ))
+        Err(method_not_allowed(allowed))
     }
+}
+
+fn method_not_allowed(allowed: &[Method]) -> ApiError {
+    let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("use {}", names.join(" or ")),
+    )
 }
 
 /// A JSON answer.

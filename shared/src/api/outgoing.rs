@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
 use super::Gateway;
-use super::params::{Params, is_json, media_type};
+use super::params::{Params, is_json, media_type, parse_json_body};
 use crate::domain::Timestamp;
 use crate::error::ApiError;
 use crate::outgoing::ReferenceId;
@@ -31,16 +31,13 @@ fn json_object(
     let form = media_type(headers).is_some_and(|t| t == "application/x-www-form-urlencoded");
     if !body.is_empty() && !form {
         let declared_json = media_type(headers).is_none_or(|t| is_json(&t));
-        return match serde_json::from_slice::<Value>(body) {
+        return match parse_json_body(body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(ApiError::bad_request(
                 "invalid_json",
                 "the JSON body must be an object",
             )),
-            Err(e) if declared_json => Err(ApiError::bad_request(
-                "invalid_json",
-                format!("the body is not valid JSON: {e}"),
-            )),
+            Err(e) if declared_json => Err(e),
             Err(_) => Err(ApiError::bad_request(
                 "invalid_json",
                 "send a JSON object body (Content-Type: application/json)",

@@ -8,6 +8,7 @@ use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::limits::{MAX_JSON_DEPTH, within_json_depth};
 
 /// Parameters of a command: the query string first, then the body's fields.
 #[derive(Debug, Default, Clone)]
@@ -38,13 +39,7 @@ impl Params {
                 params.pairs.extend(Params::from_urlencoded(body).pairs);
             }
             Some(t) if is_json(t) && !body.is_empty() => {
-                let value: Value = serde_json::from_slice(body).map_err(|e| {
-                    ApiError::bad_request(
-                        "invalid_json",
-                        format!("the body is not valid JSON: {e}"),
-                    )
-                })?;
-                let Value::Object(map) = value else {
+                let Value::Object(map) = parse_json_body(body)? else {
                     return Err(ApiError::bad_request(
                         "invalid_json",
                         "the JSON body must be an object",
@@ -125,6 +120,21 @@ impl Params {
     }
 }
 
+/// A JSON request body, nested at most [`MAX_JSON_DEPTH`] levels (deeper
+/// values could be stored but not read back), or `invalid_json`.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    if !within_json_depth(&value) {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the JSON body nests deeper than {MAX_JSON_DEPTH} levels"),
+        ));
+    }
+    Ok(value)
+}
+
 /// The media type of the request, lower case, without parameters.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
@@ -168,6 +178,16 @@ mod tests {
         assert_eq!(p.get("n"), Some("5"));
         assert_eq!(p.get("skip"), None);
         let err = Params::from_request(None, &headers, &Bytes::from_static(b"[1]")).unwrap_err();
+        assert_eq!(err.code, "invalid_json");
+        let nested = |levels: usize| {
+            Bytes::from(format!(
+                "{}1{}",
+                "{\"a\":".repeat(levels),
+                "}".repeat(levels)
+            ))
+        };
+        assert!(Params::from_request(None, &headers, &nested(MAX_JSON_DEPTH)).is_ok());
+        let err = Params::from_request(None, &headers, &nested(MAX_JSON_DEPTH + 1)).unwrap_err();
         assert_eq!(err.code, "invalid_json");
     }
 }

@@ -6,16 +6,19 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 
+use super::Gateway;
 use super::params::{Params, is_json, media_type};
 use super::result::ResultAnswer;
-use super::{Gateway, require_method};
 use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
+    Webhook,
 };
 use crate::error::ApiError;
+use crate::limits::parse_json_within_depth;
 
 /// Request headers never stored with an event: they carry credentials.
 const SECRET_HEADERS: &[&str] = &["token", "authorization", "proxy-authorization", "cookie"];
@@ -27,11 +30,20 @@ const SECRET_PARAMS: &[&str] = &["token", "uuid"];
 struct BodyParts {
     fields: Params,
     files: Vec<FilePart>,
+    /// Form or multipart fields that carry the webhook's credential
+    /// (`token`/`uuid`): removed from the body before it is stored.
+    credential_fields: usize,
 }
 
 impl Gateway {
-    pub(super) async fn receive(&self, req: Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
-        require_method(req.method(), &[Method::GET, Method::POST])?;
+    /// Receives a call [`Gateway::admit`] let in. `admitted` is the webhook of a
+    /// token in the head (header or query); without one, the token is looked for
+    /// in the body's fields.
+    pub(super) async fn receive(
+        &self,
+        req: Request<Bytes>,
+        admitted: Option<Webhook>,
+    ) -> Result<Response<Bytes>, ApiError> {
         let (head, body) = req.into_parts();
         let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
         let content_type = head
@@ -40,34 +52,18 @@ impl Gateway {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let parts = parse_body(&head.headers, &body).await?;
 
-        let token_text = header_text(&head.headers, "token")
-            .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned))
-            .or_else(|| parts.fields.first_of(&["token", "uuid"]).map(str::to_owned))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "token_missing",
-                    "send the webhook token as header 'token', parameter 'token' or 'uuid', or a body field",
-                )
-            })?;
-        let webhook = match Token::parse(&token_text) {
-            Some(token) => self.ports.webhooks.get_by_token(&token).await?,
-            None => None,
-        }
-        .filter(|w| w.enabled)
-        .ok_or_else(|| {
-            ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
-        })?;
-
+        let webhook = match admitted {
+            Some(webhook) => webhook,
+            None => {
+                let token_text = parts
+                    .fields
+                    .first_of(&["token", "uuid"])
+                    .ok_or_else(token_missing)?;
+                self.enabled_webhook(token_text).await?
+            }
+        };
         if body.len() > webhook.max_payload_length as usize {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "this webhook accepts at most {} bytes",
-                    webhook.max_payload_length
-                ),
-            ));
+            return Err(webhook_payload_too_large(&webhook));
         }
 
         let polling_redirect =
@@ -77,10 +73,11 @@ impl Gateway {
         let (origin, files, params) = match webhook.payload_type {
             PayloadType::Ignore => (Value::Null, Vec::new(), query),
             kind => {
+                let stored = body_without_credentials(&head.headers, &body, &parts).await?;
                 let mut params = query;
                 params.extend(parts.fields);
                 (
-                    origin_of(kind, media_type(&head.headers).as_deref(), &body),
+                    origin_of(kind, media_type(&head.headers).as_deref(), &stored),
                     parts.files,
                     params,
                 )
@@ -97,6 +94,9 @@ impl Gateway {
             params: params.to_json_map(SECRET_PARAMS),
             files,
         };
+        // The event now holds what is kept of the body: free the raw bytes before storing.
+        let body_len = body.len();
+        drop(body);
 
         let listeners = self
             .ports
@@ -117,26 +117,85 @@ impl Gateway {
         };
         // Accepted only once the event is stored and its jobs are queued.
         self.ports.intake.accept(&record, &jobs).await?;
+        // Stored: not kept in memory while waiting for the result.
+        drop(record);
         tracing::debug!(
             event_key = %webhook.event_key,
             %correlation_id,
             listeners = jobs.len(),
-            bytes = body.len(),
+            bytes = body_len,
             "webhook received"
         );
 
         let answer = if jobs.is_empty() {
             ResultAnswer::finished_without_listeners(correlation_id)
         } else {
-            let result = self
+            // The event is accepted: from here on the caller must not be told to
+            // retry (a retry would store it twice). A failed read answers
+            // `processing`; the result can still be polled.
+            let result = match self
                 .await_result(&correlation_id, self.settings.receive_wait)
-                .await?;
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(%correlation_id, "accepted, but its result could not be read yet");
+                    None
+                }
+            };
             ResultAnswer::from_record(correlation_id, result.as_ref())
         };
         Ok(answer
             .with_polling_redirect(polling_redirect)
             .to_response(None))
     }
+}
+
+impl Gateway {
+    /// The enabled webhook of a token in the request's head: the header `token`,
+    /// else the parameter `token` or `uuid`. `None` when the head carries no token
+    /// but a form or multipart body may; with neither, 401 before any body is read.
+    pub(super) async fn webhook_of_head(&self, head: &Parts) -> Result<Option<Webhook>, ApiError> {
+        let query = Params::from_urlencoded(head.uri.query().unwrap_or("").as_bytes());
+        let token_text = header_text(&head.headers, "token")
+            .or_else(|| query.first_of(&["token", "uuid"]).map(str::to_owned));
+        match token_text {
+            Some(text) => self.enabled_webhook(&text).await.map(Some),
+            None if body_has_fields(&head.headers) => Ok(None),
+            None => Err(token_missing()),
+        }
+    }
+
+    async fn enabled_webhook(&self, token_text: &str) -> Result<Webhook, ApiError> {
+        match Token::parse(token_text) {
+            Some(token) => self.ports.webhooks.get_by_token(&token).await?,
+            None => None,
+        }
+        .filter(|w| w.enabled)
+        .ok_or_else(|| {
+            ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
+        })
+    }
+}
+
+fn token_missing() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "token_missing",
+        "send the webhook token as header 'token', parameter 'token' or 'uuid', or a body field",
+    )
+}
+
+/// 413 for a body over the webhook's `maxPayloadLength`.
+pub(super) fn webhook_payload_too_large(webhook: &Webhook) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!(
+            "this webhook accepts at most {} bytes",
+            webhook.max_payload_length
+        ),
+    )
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -167,7 +226,8 @@ fn stored_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// The event's `origin`: base64 of the raw body; or, for `raw`, the JSON value
-/// (JSON bodies), the text (UTF-8 bodies), else base64. An empty body is null.
+/// (JSON bodies nested at most [`crate::limits::MAX_JSON_DEPTH`] levels), the text (UTF-8
+/// bodies, deeper JSON included), else base64. An empty body is null.
 fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value {
     if body.is_empty() {
         return Value::Null;
@@ -177,7 +237,7 @@ fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value
         PayloadType::Base64 => Value::String(BASE64.encode(body)),
         PayloadType::Raw => {
             if media_type.is_some_and(is_json)
-                && let Ok(value) = serde_json::from_slice::<Value>(body)
+                && let Some(value) = parse_json_within_depth(body)
             {
                 return value;
             }
@@ -189,13 +249,25 @@ fn origin_of(kind: PayloadType, media_type: Option<&str>, body: &Bytes) -> Value
     }
 }
 
+/// Whether the body is a form or multipart, the kinds that have fields (a token among them).
+fn body_has_fields(headers: &HeaderMap) -> bool {
+    matches!(
+        media_type(headers).as_deref(),
+        Some("application/x-www-form-urlencoded" | "multipart/form-data")
+    )
+}
+
 /// Form fields and files of a form-urlencoded or multipart body; other bodies have none.
 async fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<BodyParts, ApiError> {
     match media_type(headers).as_deref() {
-        Some("application/x-www-form-urlencoded") => Ok(BodyParts {
-            fields: Params::from_urlencoded(body),
-            files: Vec::new(),
-        }),
+        Some("application/x-www-form-urlencoded") => {
+            let fields = Params::from_urlencoded(body);
+            Ok(BodyParts {
+                credential_fields: fields.pairs().filter(|(k, _)| is_credential(k)).count(),
+                fields,
+                files: Vec::new(),
+            })
+        }
         Some("multipart/form-data") => parse_multipart(headers, body.clone()).await,
         _ => Ok(BodyParts::default()),
     }
@@ -230,17 +302,90 @@ async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> Result<BodyParts, 
                 size: data.len() as u64,
                 content: BASE64.encode(&data),
             }),
-            None => parts
-                .fields
-                .push(name, String::from_utf8_lossy(&data).into_owned()),
+            None => {
+                parts.credential_fields += usize::from(is_credential(&name));
+                parts
+                    .fields
+                    .push(name, String::from_utf8_lossy(&data).into_owned());
+            }
         }
     }
     Ok(parts)
 }
 
+/// Whether a form or multipart field carries the webhook's credential.
+fn is_credential(name: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
+
+/// The body as kept in `origin`: without the webhook's credential. A form body
+/// loses its `token`/`uuid` pairs, the rest staying byte for byte; a multipart
+/// body loses its `token`/`uuid` fields and is re-encoded, the other parts in
+/// order with their headers and the same boundary. Other bodies are kept as sent.
+async fn body_without_credentials(
+    headers: &HeaderMap,
+    body: &Bytes,
+    parts: &BodyParts,
+) -> Result<Bytes, ApiError> {
+    if parts.credential_fields == 0 {
+        return Ok(body.clone());
+    }
+    match media_type(headers).as_deref() {
+        Some("multipart/form-data") => multipart_without_credentials(headers, body.clone()).await,
+        _ => Ok(form_without_credentials(body)),
+    }
+}
+
+fn form_without_credentials(body: &[u8]) -> Bytes {
+    let kept: Vec<&[u8]> = body
+        .split(|b| *b == b'&')
+        .filter(|pair| {
+            let name = form_urlencoded::parse(pair).next().map(|(name, _)| name);
+            !name.is_some_and(|name| is_credential(&name))
+        })
+        .collect();
+    Bytes::from(kept.join(&b'&'))
+}
+
+async fn multipart_without_credentials(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = multer::parse_boundary(content_type).map_err(invalid_multipart)?;
+    let capacity = body.len();
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary.clone());
+    let mut out = Vec::with_capacity(capacity);
+    while let Some(field) = multipart.next_field().await.map_err(invalid_multipart)? {
+        let credential = field.file_name().is_none() && field.name().is_some_and(is_credential);
+        let part_headers = field.headers().clone();
+        let data = field.bytes().await.map_err(invalid_multipart)?;
+        if credential {
+            continue;
+        }
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        for (name, value) in &part_headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok(Bytes::from(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_JSON_DEPTH;
     use serde_json::json;
 
     #[test]
@@ -258,6 +403,64 @@ mod tests {
         assert_eq!(
             serde_json::to_value(stored_headers(&h)).unwrap(),
             json!({"x-a": "1, 2"})
+        );
+    }
+
+    #[test]
+    fn form_credentials_are_cut_out_byte_for_byte() {
+        let body = b"lead=42&token=abc&note=a+b%21&UUID=x&&%74oken=y&tail";
+        assert_eq!(
+            &form_without_credentials(body)[..],
+            b"lead=42&note=a+b%21&&tail"
+        );
+        assert_eq!(&form_without_credentials(b"token=abc")[..], b"");
+    }
+
+    #[tokio::test]
+    async fn multipart_credentials_are_cut_out_and_the_rest_kept_in_order() {
+        let body = Bytes::from_static(
+            b"--XyZ\r\ncontent-disposition: form-data; name=\"a\"\r\n\r\none\r\n\
+              --XyZ\r\ncontent-disposition: form-data; name=\"token\"\r\n\r\nsecret-token\r\n\
+              --XyZ\r\ncontent-disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\
+              content-type: application/octet-stream\r\n\r\n\x00\x01\r\n\
+              --XyZ--\r\n",
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "multipart/form-data; boundary=XyZ".parse().unwrap(),
+        );
+        let parts = parse_body(&headers, &body).await.unwrap();
+        assert_eq!(parts.credential_fields, 1);
+        let stored = body_without_credentials(&headers, &body, &parts)
+            .await
+            .unwrap();
+        assert!(!stored.windows(12).any(|w| w == b"secret-token"));
+        let again = parse_body(&headers, &stored).await.unwrap();
+        assert_eq!(again.credential_fields, 0);
+        assert_eq!(
+            serde_json::to_value(again.fields.to_json_map(&[])).unwrap(),
+            json!({"a": "one"})
+        );
+        assert_eq!(again.files.len(), 1);
+        assert_eq!(again.files[0].filename, "f.bin");
+        assert_eq!(again.files[0].content, "AAE=");
+        assert!(stored.starts_with(b"--XyZ\r\ncontent-disposition: form-data; name=\"a\""));
+    }
+
+    #[test]
+    fn raw_json_deeper_than_the_bound_is_kept_as_text() {
+        let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        let at_bound = Bytes::from(nested(MAX_JSON_DEPTH));
+        assert!(origin_of(PayloadType::Raw, Some("application/json"), &at_bound).is_array());
+        let deeper = nested(MAX_JSON_DEPTH + 1);
+        assert_eq!(
+            origin_of(
+                PayloadType::Raw,
+                Some("application/json"),
+                &Bytes::from(deeper.clone())
+            ),
+            Value::String(deeper)
         );
     }
 

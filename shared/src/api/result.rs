@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::LOCATION;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use http::{HeaderValue, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::params::Params;
-use super::{CORRELATION_HEADER, Gateway, RESULT_PATH, json_response, require_method};
+use super::{CORRELATION_HEADER, Gateway, RESULT_PATH};
 use crate::domain::{CorrelationId, ResultRecord, ResultStatus};
 use crate::error::ApiError;
 
@@ -72,17 +73,34 @@ impl ResultAnswer {
         } else {
             200
         };
-        let mut body = json!({
-            "statusCode": status_code,
-            "status": self.status,
-            "value": self.value,
-            "pollingRedirectEnabled": self.polling_redirect,
-            "correlationId": self.correlation_id,
-        });
-        if let Some(error) = &self.error {
-            body["error"] = error.clone();
+        // Serialized straight from the answer's value: a large result is not
+        // copied into a second JSON tree first.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            status_code: u16,
+            status: ResultStatus,
+            value: &'a Value,
+            polling_redirect_enabled: bool,
+            correlation_id: CorrelationId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a Value>,
         }
-        let mut res = json_response(StatusCode::OK, &body);
+        let body = Body {
+            status_code,
+            status: self.status,
+            value: &self.value,
+            polling_redirect_enabled: self.polling_redirect,
+            correlation_id: self.correlation_id,
+            error: self.error.as_ref(),
+        };
+        let mut res = Response::new(Bytes::from(
+            serde_json::to_vec(&body).expect("a JSON value serializes"),
+        ));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Ok(v) = HeaderValue::from_str(&self.correlation_id.to_string()) {
             res.headers_mut().insert(CORRELATION_HEADER, v);
         }
@@ -136,7 +154,6 @@ impl Gateway {
         &self,
         req: Request<Bytes>,
     ) -> Result<Response<Bytes>, ApiError> {
-        require_method(req.method(), &[Method::GET, Method::POST])?;
         let (head, body) = req.into_parts();
         let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
         let id_text = params
@@ -174,6 +191,8 @@ impl Gateway {
         let record = self.await_result(&id, wait).await?.ok_or_else(gone)?;
         let answer =
             ResultAnswer::from_record(id, Some(&record)).with_polling_redirect(polling_redirect);
+        // The answer holds its own copy of the value: a large result is not kept twice.
+        drop(record);
         Ok(answer.to_response(max_wait_ms))
     }
 }

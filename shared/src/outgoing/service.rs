@@ -16,7 +16,7 @@ use super::registry::{self, Trigger};
 use super::schedule::MAX_DELAY;
 use super::transport::{CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport};
 use crate::api::Ports;
-use crate::config::OutgoingSettings;
+use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::{ApiError, StoreError};
 use crate::pipeline::worker::Disposition;
@@ -291,6 +291,14 @@ impl Outgoing {
             Ok(Some(r)) => r,
             Err(err) => return store_failed(&err),
         };
+        // Back before its time: a queue that cannot hide a message as long as
+        // asked (SQS: 12 hours) hands it out early; wait out the rest, no attempt.
+        if let Some(due) = record.next_attempt_at {
+            let early = due.0 - Timestamp::now().0;
+            if early > EARLY_TOLERANCE.as_millis() as i64 {
+                return Disposition::RetryAfter(Duration::from_millis(early as u64));
+            }
+        }
         let Some(pending) = record.pending.clone() else {
             return self.finish(record, "nothing was left to send").await;
         };
@@ -328,7 +336,8 @@ impl Outgoing {
             let delay = outcome
                 .retry_after
                 .map_or(delay, |asked| asked.max(delay))
-                .min(MAX_DELAY);
+                .min(MAX_DELAY)
+                .min(self.time_left_in_queue(&record));
             record.next_attempt_at =
                 Some(Timestamp(record.updated_at.0 + delay.as_millis() as i64));
             Disposition::RetryAfter(delay)
@@ -347,6 +356,18 @@ impl Outgoing {
             // The attempt may be made again; the receiver can tell by `webhook-id`.
             Err(err) => store_failed(&err),
         }
+    }
+
+    /// How long the queue still keeps the delivery's message (sent when the
+    /// record was created), less a margin: a `Retry-After` may not push the
+    /// next attempt past it, or the message would be dropped unattempted.
+    fn time_left_in_queue(&self, record: &Invocation) -> Duration {
+        let Some(retention) = self.settings.queue_retention else {
+            return Duration::MAX;
+        };
+        let keep_until = record.created_at.0
+            + retention.saturating_sub(QUEUE_RETENTION_MARGIN).as_millis() as i64;
+        Duration::from_millis((keep_until - Timestamp::now().0).max(0) as u64)
     }
 
     /// Ends a delivery that cannot be attempted any more.
@@ -443,13 +464,14 @@ fn apply_attempt(record: &mut Invocation, outcome: &AttemptOutcome) {
     record.updated_at = Timestamp::now();
 }
 
-/// The endpoint's answer as `data`: its JSON, else its text, else base64 of its
-/// bytes; `null` when it sent no body.
+/// The endpoint's answer as `data`: its JSON (nested at most
+/// [`crate::limits::MAX_JSON_DEPTH`] levels, so the record stays readable),
+/// else its text, else base64 of its bytes; `null` when it sent no body.
 fn answer_data(response: &OutgoingResponse) -> Value {
     if response.body.is_empty() {
         return Value::Null;
     }
-    if let Ok(json) = serde_json::from_slice::<Value>(&response.body) {
+    if let Some(json) = crate::limits::parse_json_within_depth(&response.body) {
         return json;
     }
     match std::str::from_utf8(&response.body) {
@@ -483,6 +505,10 @@ const MAX_ASYNC_BODY: usize = 192 * 1024;
 
 /// Delay before retrying after the storage itself failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// A delivery that comes back at most this much before its `nextAttemptAt` is
+/// attempted (queues count whole seconds); earlier, it is released again.
+const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
 
 fn store_failed(err: &StoreError) -> Disposition {
     tracing::error!(error = %err, "storage failed while delivering an outgoing webhook");

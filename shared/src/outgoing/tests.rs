@@ -19,6 +19,7 @@ use crate::api::Ports;
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::pipeline::Pipeline;
+use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::Disposition;
@@ -74,9 +75,16 @@ async fn setup(
     answers: Vec<Result<OutgoingResponse, CallError>>,
     schedule: &str,
 ) -> (Ports, Arc<ScriptedTransport>, Outgoing) {
+    setup_with(answers, &settings(schedule)).await
+}
+
+async fn setup_with(
+    answers: Vec<Result<OutgoingResponse, CallError>>,
+    settings: &OutgoingSettings,
+) -> (Ports, Arc<ScriptedTransport>, Outgoing) {
     let ports = Ports::memory();
     let transport = ScriptedTransport::answering(answers);
-    let outgoing = Outgoing::with_transport(&ports, &settings(schedule), transport.clone());
+    let outgoing = Outgoing::with_transport(&ports, settings, transport.clone());
     let registration: Map<String, Value> = serde_json::from_value(json!({
         "id": "crm",
         "url": "https://crm.example/hook?fixed=1",
@@ -203,6 +211,14 @@ async fn queued_delivery(ports: &Ports) -> ReferenceId {
     }
 }
 
+/// What the queue does once a delivery's delay has passed: it hands the job
+/// back when its `nextAttemptAt` has come.
+async fn when_due(ports: &Ports, id: &ReferenceId) {
+    let mut record = ports.invocations.get_invocation(id).await.unwrap().unwrap();
+    record.next_attempt_at = record.next_attempt_at.map(|_| Timestamp::now());
+    ports.invocations.put_invocation(&record).await.unwrap();
+}
+
 #[tokio::test]
 async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
     let mut busy = HeaderMap::new();
@@ -237,6 +253,7 @@ async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
         panic!("a 500 is retried")
     };
     assert!(first >= Duration::from_millis(900) && first <= Duration::from_millis(1100));
+    when_due(&ports, &id).await;
     let Disposition::RetryAfter(second) = outgoing.deliver(&id).await else {
         panic!("a 429 is retried")
     };
@@ -244,6 +261,7 @@ async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
         second >= Duration::from_secs(120),
         "Retry-After wins: {second:?}"
     );
+    when_due(&ports, &id).await;
     assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
     assert_eq!(
         outgoing.deliver(&id).await,
@@ -277,6 +295,100 @@ async fn async_deliveries_retry_on_schedule_and_honour_retry_after() {
     );
 }
 
+/// SQS hides a message for at most 12 hours from its receive, so a longer wait
+/// brings the delivery back early: it is released for the rest, unattempted.
+#[tokio::test]
+async fn a_delivery_back_before_its_time_is_released_again_without_an_attempt() {
+    let mut busy = HeaderMap::new();
+    busy.insert(http::header::RETRY_AFTER, "43200".parse().unwrap());
+    let answers = vec![Ok(OutgoingResponse {
+        status: 503,
+        headers: busy,
+        body: Bytes::new(),
+    })];
+    let (ports, transport, outgoing) = setup(answers, "5s").await;
+    let id = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "async": true})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap()
+        .reference_id;
+    queued_delivery(&ports).await;
+    let Disposition::RetryAfter(asked) = outgoing.deliver(&id).await else {
+        panic!("a 503 is retried")
+    };
+    assert_eq!(asked, Duration::from_secs(43_200), "Retry-After: 12 h");
+
+    // Back after the 11 h 40 min SQS allowed: the rest is waited out, no call made.
+    let mut record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    record.next_attempt_at = Some(Timestamp(Timestamp::now().0 + 20 * 60 * 1000));
+    ports.invocations.put_invocation(&record).await.unwrap();
+    let Disposition::RetryAfter(rest) = outgoing.deliver(&id).await else {
+        panic!("an early delivery is released again")
+    };
+    assert!(
+        rest > Duration::from_secs(19 * 60) && rest <= Duration::from_secs(20 * 60),
+        "{rest:?}"
+    );
+    assert_eq!(transport.sent().len(), 1, "no attempt before its time");
+
+    // Due now (queues count whole seconds, so a second early counts as due).
+    let mut record = ports
+        .invocations
+        .get_invocation(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    record.next_attempt_at = Some(Timestamp(Timestamp::now().0 + 900));
+    ports.invocations.put_invocation(&record).await.unwrap();
+    assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
+    assert_eq!(transport.sent().len(), 2);
+}
+
+/// A queue that drops messages after its retention: a `Retry-After` may not
+/// push the next attempt past it.
+#[tokio::test]
+async fn retry_after_stops_short_of_the_queue_retention() {
+    let mut busy = HeaderMap::new();
+    busy.insert(http::header::RETRY_AFTER, "43200".parse().unwrap());
+    let answers = vec![Ok(OutgoingResponse {
+        status: 503,
+        headers: busy,
+        body: Bytes::new(),
+    })];
+    let settings = OutgoingSettings {
+        queue_retention: Some(Duration::from_secs(3 * 3600)),
+        ..settings("5s")
+    };
+    let (ports, _, outgoing) = setup_with(answers, &settings).await;
+    let id = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "async": true})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap()
+        .reference_id;
+    queued_delivery(&ports).await;
+    let Disposition::RetryAfter(delay) = outgoing.deliver(&id).await else {
+        panic!("a 503 is retried")
+    };
+    // Kept 3 h, less the hour the last attempt must leave.
+    assert!(
+        delay <= Duration::from_secs(2 * 3600) && delay > Duration::from_secs(2 * 3600 - 60),
+        "{delay:?}"
+    );
+}
+
 #[tokio::test]
 async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
     let (ports, _, outgoing) = setup(vec![reply(500, ""), reply(502, "")], "1s").await;
@@ -294,6 +406,7 @@ async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
         outgoing.deliver(&id).await,
         Disposition::RetryAfter(_)
     ));
+    when_due(&ports, &id).await;
     assert_eq!(outgoing.deliver(&id).await, Disposition::Done);
     let record = ports
         .invocations
@@ -343,8 +456,14 @@ async fn a_rerun_pipeline_step_calls_once() {
     )
     .unwrap();
     let event = json!({"correlationId": "c-1", "payload": {"name": "Ada"}});
-    let first = pipeline.run(event.clone(), &services).await.unwrap();
-    let second = pipeline.run(event, &services).await.unwrap();
+    let first = pipeline
+        .run(event.clone(), &services, RunLimits::default())
+        .await
+        .unwrap();
+    let second = pipeline
+        .run(event, &services, RunLimits::default())
+        .await
+        .unwrap();
     assert_eq!(first, second, "the second run reads the first run's answer");
     assert_eq!(first["status"], 200);
     assert_eq!(first["data"], json!({"ok": true}));
@@ -365,7 +484,10 @@ async fn a_rerun_pipeline_step_calls_once() {
         &Users::default(),
     )
     .unwrap();
-    let denied = anonymous.run(json!({}), &services).await.unwrap_err();
+    let denied = anonymous
+        .run(json!({}), &services, RunLimits::default())
+        .await
+        .unwrap_err();
     assert_eq!(denied.code, "permission_denied");
 }
 

@@ -315,20 +315,33 @@ impl Command for Log {
         }
     }
     async fn run(&self, args: Args, state: &mut RunState, _: &Services) -> Result<(), StepError> {
-        let message: String = text_arg(&args, "message")
-            .unwrap_or_default()
-            .chars()
-            .take(MAX_LOG_CHARS)
-            .collect();
+        let text = printable(&text_arg(&args, "message").unwrap_or_default());
         let pipeline = state.pipeline.as_str();
+        // A field of its own, never the log line's message: what a pipeline
+        // writes is data, and with control characters escaped it cannot start
+        // a line that looks like the gateway's own.
         match text_arg(&args, "level").as_deref() {
-            Some("debug") => tracing::debug!(pipeline, message, "pipeline log"),
-            Some("warn") => tracing::warn!(pipeline, message, "pipeline log"),
-            Some("error") => tracing::error!(pipeline, message, "pipeline log"),
-            _ => tracing::info!(pipeline, message, "pipeline log"),
+            Some("debug") => tracing::debug!(pipeline, text = %text, "pipeline log"),
+            Some("warn") => tracing::warn!(pipeline, text = %text, "pipeline log"),
+            Some("error") => tracing::error!(pipeline, text = %text, "pipeline log"),
+            _ => tracing::info!(pipeline, text = %text, "pipeline log"),
         }
         Ok(())
     }
+}
+
+/// At most [`MAX_LOG_CHARS`] characters of `text`, control characters (line
+/// breaks, escape sequences) written as escapes like `\n` and `\u{1b}`.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LOG_CHARS));
+    for c in text.chars().take(MAX_LOG_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `iam.run.as: USER`: the following steps run with USER's permissions.
@@ -516,5 +529,19 @@ impl Command for WebhookSend {
             })?;
         state.body = answer.to_json();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::printable;
+
+    #[test]
+    fn log_text_cannot_break_lines() {
+        assert_eq!(
+            printable("a\nINFO forged\r\x1b[31m\ttab"),
+            "a\\nINFO forged\\r\\u{1b}[31m\\ttab"
+        );
+        assert_eq!(printable(&"é".repeat(1500)).chars().count(), 1000);
     }
 }

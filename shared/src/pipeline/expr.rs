@@ -8,18 +8,21 @@
 //!
 //! Expressions read only the pipeline's body and vars: nothing reaches the file
 //! system, the network or the process environment. Parsing and evaluating never
-//! panic; nesting depth and the size of produced text are bounded.
+//! panic and never recurse deeper than the nesting of parentheses, calls and
+//! indexes (chains of one operator are kept flat); every value they produce is
+//! paid for from the run's [`Budget`] as it is built.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Map, Number, Value};
 
-/// Deepest nesting of parentheses, calls and indexes.
-const MAX_DEPTH: usize = 48;
-/// Largest text an expression may produce.
-pub const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+use super::budget::{Budget, Exhausted, ITEM_BYTES, JsonValueError, check_text_len};
+
+/// Deepest nesting of parentheses, calls, indexes and `!`.
+pub const MAX_NESTING: usize = 48;
 
 /// Why an expression does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +36,28 @@ impl fmt::Display for ParseError {
 
 /// Why an expression could not be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalError(pub String);
+enum EvalError {
+    /// The expression does not fit the data: bad base64, adding an object to a number, …
+    Failed(String),
+    /// The run's budget is spent.
+    Exhausted(Exhausted),
+}
 
-impl fmt::Display for EvalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl From<Exhausted> for EvalError {
+    fn from(exhausted: Exhausted) -> Self {
+        EvalError::Exhausted(exhausted)
     }
 }
 
-/// What expressions can read.
+fn failed(reason: impl Into<String>) -> EvalError {
+    EvalError::Failed(reason.into())
+}
+
+/// What expressions can read, and the budget they spend.
 pub struct Scope<'a> {
     pub body: &'a Value,
     pub vars: &'a Map<String, Value>,
+    pub budget: &'a Budget,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,14 +112,36 @@ enum BinOp {
     Add,
 }
 
-/// A parsed expression.
+impl BinOp {
+    /// Binding strength, loosest first: `or`, `and`, comparisons, `+`.
+    fn level(self) -> u8 {
+        match self {
+            BinOp::Or => 0,
+            BinOp::And => 1,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 2,
+            BinOp::Add => 3,
+        }
+    }
+}
+
+/// A parsed expression. A chain of one operator is one node holding its terms
+/// (`a + b + c` is a `Sum` of three), not a tree as deep as the chain is long:
+/// a chain of thousands of terms is parsed, evaluated and dropped without
+/// recursing once per term.
 #[derive(Debug, Clone, PartialEq)]
 enum Expr {
     Literal(Value),
     Path(Root, Vec<Segment>),
     Call(Func, Box<Expr>),
     Not(Box<Expr>),
-    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a or b or …`: true at the first true term, left to right.
+    Any(Vec<Expr>),
+    /// `a and b and …`: false at the first false term, left to right.
+    All(Vec<Expr>),
+    /// `a == b` and the other comparisons, which do not chain.
+    Compare(BinOp, Box<Expr>, Box<Expr>),
+    /// `a + b + …`, added left to right.
+    Sum(Vec<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,7 +302,7 @@ impl ExprParser {
 
     fn descend(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > MAX_NESTING {
             Err(ParseError("the expression is nested too deeply".into()))
         } else {
             Ok(())
@@ -281,39 +316,50 @@ impl ExprParser {
         expr
     }
 
-    /// Precedence climbing over the binary operators.
+    /// The binary operator next, if it binds at `level`.
+    fn operator_at(&self, level: u8) -> Option<BinOp> {
+        let op = match self.peek() {
+            Token::Op(op) => *op,
+            Token::Plus => BinOp::Add,
+            _ => return None,
+        };
+        (op.level() == level).then_some(op)
+    }
+
+    /// Precedence climbing over the binary operators; the terms of a chain are
+    /// read in a loop, so only nesting recurses.
     fn binary(&mut self, level: u8) -> Result<Expr, ParseError> {
         if level > 3 {
             return self.unary();
         }
-        let mut lhs = self.binary(level + 1)?;
-        loop {
-            let op = match self.peek() {
-                Token::Op(op) => *op,
-                Token::Plus => BinOp::Add,
-                _ => return Ok(lhs),
+        let first = self.binary(level + 1)?;
+        if level == 2 {
+            let Some(op) = self.operator_at(level) else {
+                return Ok(first);
             };
-            let op_level = match op {
-                BinOp::Or => 0,
-                BinOp::And => 1,
-                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => 2,
-                BinOp::Add => 3,
-            };
-            if op_level != level {
-                return Ok(lhs);
-            }
             self.pos += 1;
             let rhs = self.binary(level + 1)?;
-            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
             // Comparisons do not chain: `a < b < c` is a mistake, not a meaning.
-            if level == 2
-                && matches!(self.peek(), Token::Op(o) if !matches!(o, BinOp::And | BinOp::Or))
-            {
+            if self.operator_at(level).is_some() {
                 return Err(ParseError(
                     "comparisons cannot be chained; use 'and'".into(),
                 ));
             }
+            return Ok(Expr::Compare(op, Box::new(first), Box::new(rhs)));
         }
+        let mut terms = vec![first];
+        while self.operator_at(level).is_some() {
+            self.pos += 1;
+            terms.push(self.binary(level + 1)?);
+        }
+        if terms.len() == 1 {
+            return Ok(terms.swap_remove(0));
+        }
+        Ok(match level {
+            0 => Expr::Any(terms),
+            1 => Expr::All(terms),
+            _ => Expr::Sum(terms),
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -457,6 +503,32 @@ enum Part {
 pub struct TemplateError {
     pub expression: String,
     pub reason: String,
+    /// Set when the run's budget stopped it, rather than the expression itself.
+    pub exhausted: Option<Exhausted>,
+}
+
+impl TemplateError {
+    fn new(expression: impl Into<String>, error: EvalError) -> Self {
+        let expression = expression.into();
+        match error {
+            EvalError::Failed(reason) => TemplateError {
+                expression,
+                reason,
+                exhausted: None,
+            },
+            EvalError::Exhausted(exhausted) => TemplateError {
+                expression,
+                reason: exhausted.to_string(),
+                exhausted: Some(exhausted),
+            },
+        }
+    }
+
+    /// The run's budget stopped something that is not one expression (a list or
+    /// map parameter being built).
+    pub fn exhausted(exhausted: Exhausted) -> Self {
+        TemplateError::new(String::new(), EvalError::Exhausted(exhausted))
+    }
 }
 
 impl Template {
@@ -474,9 +546,11 @@ impl Template {
             }
             literal.push_str(&rest[..start]);
             let body = &after[1..];
-            let fail = |reason: String, end: usize| TemplateError {
-                expression: rest[start..(start + 2 + end).min(rest.len())].to_owned(),
-                reason,
+            let fail = |reason: String, end: usize| {
+                TemplateError::new(
+                    &rest[start..(start + 2 + end).min(rest.len())],
+                    EvalError::Failed(reason),
+                )
             };
             let (tokens, consumed) = tokenize(body, true).map_err(|e| fail(e.0, body.len()))?;
             let source = rest[start..start + 2 + consumed].to_owned();
@@ -503,29 +577,34 @@ impl Template {
     /// joined as text (strings as they are, null as nothing, others as JSON).
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, TemplateError> {
         let run = |expr: &Expr, source: &str| {
-            evaluate(expr, scope).map_err(|e| TemplateError {
-                expression: source.to_owned(),
-                reason: e.0,
-            })
+            evaluate(expr, scope).map_err(|e| TemplateError::new(source, e))
         };
         if let [Part::Expr { expr, source }] = self.parts.as_slice() {
             return run(expr, source);
         }
         let mut out = String::new();
         for part in &self.parts {
-            match part {
-                Part::Text(text) => out.push_str(text),
-                Part::Expr { expr, source } => out.push_str(&to_text(&run(expr, source)?)),
-            }
-            if out.len() > MAX_VALUE_BYTES {
-                return Err(TemplateError {
-                    expression: String::new(),
-                    reason: too_large().0,
-                });
-            }
+            let (text, source) = match part {
+                Part::Text(text) => (Cow::Borrowed(text.as_str()), ""),
+                Part::Expr { expr, source } => {
+                    let text = into_text(run(expr, source)?, scope.budget)
+                        .map_err(|e| TemplateError::new(source.as_str(), e))?;
+                    (Cow::Owned(text), source.as_str())
+                }
+            };
+            append(&mut out, &text, scope.budget)
+                .map_err(|e| TemplateError::new(source, e.into()))?;
         }
         Ok(Value::String(out))
     }
+}
+
+/// Appends `tail` to `text`, within the text cap and paid for.
+fn append(text: &mut String, tail: &str, budget: &Budget) -> Result<(), Exhausted> {
+    check_text_len(text.len() + tail.len())?;
+    budget.charge(tail.len())?;
+    text.push_str(tail);
+    Ok(())
 }
 
 /// A value as text: strings as they are, null as empty, anything else as JSON.
@@ -537,8 +616,14 @@ pub fn to_text(value: &Value) -> String {
     }
 }
 
-fn too_large() -> EvalError {
-    EvalError(format!("the value would exceed {MAX_VALUE_BYTES} bytes"))
+/// [`to_text`] for expressions: takes the value, and writes JSON within the
+/// text cap and the budget.
+fn into_text(value: Value, budget: &Budget) -> Result<String, EvalError> {
+    match value {
+        Value::String(s) => Ok(s),
+        Value::Null => Ok(String::new()),
+        other => Ok(budget.json_text(&other)?),
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -552,15 +637,19 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Evaluates `expr` against `scope`.
+/// Evaluates `expr` against `scope`. Recurses only as deep as the expression
+/// nests (at most [`MAX_NESTING`] parentheses, calls, indexes or `!`).
 fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
     match expr {
-        Expr::Literal(v) => Ok(v.clone()),
-        Expr::Path(Root::Body, segments) => walk(scope.body, segments, scope),
-        Expr::Path(Root::Value(base), segments) => walk(&evaluate(base, scope)?, segments, scope),
+        Expr::Literal(v) => copy(Some(v), scope.budget),
+        Expr::Path(Root::Body, segments) => copy(walk(scope.body, segments, scope)?, scope.budget),
+        Expr::Path(Root::Value(base), segments) => {
+            let base = evaluate(base, scope)?;
+            copy(walk(&base, segments, scope)?, scope.budget)
+        }
         Expr::Path(Root::Vars, segments) => {
             let Some((first, rest)) = segments.split_first() else {
-                return Ok(Value::Object(scope.vars.clone()));
+                return all_vars(scope);
             };
             let name = match first {
                 Segment::Field(name) => Some(name.clone()),
@@ -570,47 +659,80 @@ fn evaluate(expr: &Expr, scope: &Scope<'_>) -> Result<Value, EvalError> {
                 },
             };
             match name.and_then(|n| scope.vars.get(&n)) {
-                Some(value) => walk(value, rest, scope),
+                Some(value) => copy(walk(value, rest, scope)?, scope.budget),
                 None => Ok(Value::Null),
             }
         }
-        Expr::Call(func, arg) => call(*func, evaluate(arg, scope)?),
+        Expr::Call(func, arg) => call(*func, evaluate(arg, scope)?, scope.budget),
         Expr::Not(inner) => match evaluate(inner, scope)? {
             Value::Bool(b) => Ok(Value::Bool(!b)),
-            other => Err(EvalError(format!(
+            other => Err(failed(format!(
                 "'!' needs a boolean, got {}",
                 type_name(&other)
             ))),
         },
-        Expr::Binary(op, lhs, rhs) => {
+        // Short-circuit, as in SpEL.
+        Expr::Any(terms) => first_bool(terms, true, scope),
+        Expr::All(terms) => first_bool(terms, false, scope),
+        Expr::Compare(op, lhs, rhs) => {
             let left = evaluate(lhs, scope)?;
-            match op {
-                BinOp::And | BinOp::Or => {
-                    let Value::Bool(l) = left else {
-                        return Err(EvalError(format!(
-                            "'and'/'or' need booleans, got {}",
-                            type_name(&left)
-                        )));
-                    };
-                    // Short-circuit, as in SpEL.
-                    if (*op == BinOp::And && !l) || (*op == BinOp::Or && l) {
-                        return Ok(Value::Bool(l));
-                    }
-                    match evaluate(rhs, scope)? {
-                        Value::Bool(r) => Ok(Value::Bool(r)),
-                        other => Err(EvalError(format!(
-                            "'and'/'or' need booleans, got {}",
-                            type_name(&other)
-                        ))),
-                    }
-                }
-                _ => binary(*op, left, evaluate(rhs, scope)?),
+            compare(*op, &left, &evaluate(rhs, scope)?)
+        }
+        Expr::Sum(terms) => {
+            let mut terms = terms.iter();
+            let mut total = match terms.next() {
+                Some(first) => evaluate(first, scope)?,
+                None => Value::Null,
+            };
+            for term in terms {
+                total = add(total, evaluate(term, scope)?, scope.budget)?;
             }
+            Ok(total)
         }
     }
 }
 
-fn walk(root: &Value, segments: &[Segment], scope: &Scope<'_>) -> Result<Value, EvalError> {
+/// A copy of what a path found, paid for before it is made; nothing found reads as null.
+fn copy(found: Option<&Value>, budget: &Budget) -> Result<Value, EvalError> {
+    let value = found.unwrap_or(&Value::Null);
+    budget.charge_value(value)?;
+    Ok(value.clone())
+}
+
+/// `${vars}`: all variables as one object.
+fn all_vars(scope: &Scope<'_>) -> Result<Value, EvalError> {
+    scope.budget.charge(ITEM_BYTES)?;
+    for (name, value) in scope.vars {
+        scope.budget.charge(ITEM_BYTES + name.len())?;
+        scope.budget.charge_value(value)?;
+    }
+    Ok(Value::Object(scope.vars.clone()))
+}
+
+/// `or` (`stop_at` true) and `and` (false): the first term equal to `stop_at`
+/// decides; every term evaluated must be a boolean.
+fn first_bool(terms: &[Expr], stop_at: bool, scope: &Scope<'_>) -> Result<Value, EvalError> {
+    for term in terms {
+        match evaluate(term, scope)? {
+            Value::Bool(b) if b == stop_at => return Ok(Value::Bool(b)),
+            Value::Bool(_) => {}
+            other => {
+                return Err(failed(format!(
+                    "'and'/'or' need booleans, got {}",
+                    type_name(&other)
+                )));
+            }
+        }
+    }
+    Ok(Value::Bool(!stop_at))
+}
+
+/// What `root` holds at `segments`, without copying it; `None` when missing.
+fn walk<'a>(
+    root: &'a Value,
+    segments: &[Segment],
+    scope: &Scope<'_>,
+) -> Result<Option<&'a Value>, EvalError> {
     let mut current = root;
     for segment in segments {
         let next = match segment {
@@ -626,119 +748,135 @@ fn walk(root: &Value, segments: &[Segment], scope: &Scope<'_>) -> Result<Value, 
         // A missing property reads as null, like a safe navigation.
         match next {
             Some(v) => current = v,
-            None => return Ok(Value::Null),
+            None => return Ok(None),
         }
     }
-    Ok(current.clone())
+    Ok(Some(current))
 }
 
-fn call(func: Func, arg: Value) -> Result<Value, EvalError> {
+fn call(func: Func, arg: Value, budget: &Budget) -> Result<Value, EvalError> {
     match func {
         Func::FromBase64 => {
             let text = match &arg {
                 Value::String(s) => s.trim(),
                 Value::Null => return Ok(Value::Null),
                 other => {
-                    return Err(EvalError(format!(
+                    return Err(failed(format!(
                         "fromBase64 needs text, got {}",
                         type_name(other)
                     )));
                 }
             };
+            // Decoded bytes are at most three quarters of the text.
+            budget.charge(ITEM_BYTES + text.len() / 4 * 3 + 3)?;
             let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
                 .iter()
                 .find_map(|engine| engine.decode(text).ok())
-                .ok_or_else(|| EvalError("fromBase64: the text is not valid base64".into()))?;
+                .ok_or_else(|| failed("fromBase64: the text is not valid base64"))?;
             String::from_utf8(bytes)
                 .map(Value::String)
-                .map_err(|_| EvalError("fromBase64: the decoded bytes are not UTF-8 text".into()))
+                .map_err(|_| failed("fromBase64: the decoded bytes are not UTF-8 text"))
         }
         Func::ToBase64 => {
-            let text = to_text(&arg);
-            if text.len() > MAX_VALUE_BYTES / 4 * 3 {
-                return Err(too_large());
-            }
+            let text = into_text(arg, budget)?;
+            let encoded = text.len().div_ceil(3) * 4;
+            check_text_len(encoded)?;
+            budget.charge(ITEM_BYTES + encoded)?;
             Ok(Value::String(STANDARD.encode(text)))
         }
-        Func::ToJson => Ok(Value::String(arg.to_string())),
+        Func::ToJson => Ok(Value::String(budget.json_text(&arg)?)),
         Func::FromJson => match &arg {
-            Value::String(s) => serde_json::from_str(s)
-                .map_err(|e| EvalError(format!("fromJson: the text is not valid JSON ({e})"))),
+            Value::String(s) => budget.json_value(s).map_err(|e| match e {
+                JsonValueError::Invalid(e) => {
+                    failed(format!("fromJson: the text is not valid JSON ({e})"))
+                }
+                JsonValueError::Exhausted(exhausted) => exhausted.into(),
+            }),
             Value::Null => Ok(Value::Null),
-            other => Err(EvalError(format!(
+            other => Err(failed(format!(
                 "fromJson needs text, got {}",
                 type_name(other)
             ))),
         },
-        Func::UpperCase => Ok(Value::String(to_text(&arg).to_uppercase())),
-        Func::LowerCase => Ok(Value::String(to_text(&arg).to_lowercase())),
+        Func::UpperCase => change_case(arg, budget, str::to_uppercase),
+        Func::LowerCase => change_case(arg, budget, str::to_lowercase),
     }
 }
 
-fn number_of(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// Upper- or lower-cases the value's text. Paid for at its length before;
+/// letters that change length (`ß` → `SS`) are paid for after.
+fn change_case(
+    arg: Value,
+    budget: &Budget,
+    change: fn(&str) -> String,
+) -> Result<Value, EvalError> {
+    let text = into_text(arg, budget)?;
+    budget.charge(ITEM_BYTES + text.len())?;
+    let changed = change(&text);
+    if changed.len() > text.len() {
+        check_text_len(changed.len())?;
+        budget.charge(changed.len() - text.len())?;
+    }
+    Ok(Value::String(changed))
 }
 
-fn binary(op: BinOp, left: Value, right: Value) -> Result<Value, EvalError> {
-    match op {
-        BinOp::Add => match (&left, &right) {
-            (Value::Number(a), Value::Number(b)) => {
-                if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64())
-                    && let Some(sum) = x.checked_add(y)
-                {
-                    return Ok(Value::Number(sum.into()));
-                }
-                let sum = a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0);
-                Number::from_f64(sum)
-                    .map(Value::Number)
-                    .ok_or_else(|| EvalError("the sum is not a finite number".into()))
+/// `left + right`: numbers add; with text on either side, both are joined as text.
+fn add(left: Value, right: Value, budget: &Budget) -> Result<Value, EvalError> {
+    match (left, right) {
+        (Value::Number(a), Value::Number(b)) => {
+            if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64())
+                && let Some(sum) = x.checked_add(y)
+            {
+                return Ok(Value::Number(sum.into()));
             }
-            (Value::String(_), _) | (_, Value::String(_)) => {
-                let (l, r) = (to_text(&left), to_text(&right));
-                if l.len() + r.len() > MAX_VALUE_BYTES {
-                    return Err(too_large());
-                }
-                Ok(Value::String(l + &r))
-            }
-            _ => Err(EvalError(format!(
-                "cannot add {} and {}",
-                type_name(&left),
-                type_name(&right)
-            ))),
-        },
-        BinOp::Eq => Ok(Value::Bool(equal(&left, &right))),
-        BinOp::Ne => Ok(Value::Bool(!equal(&left, &right))),
-        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ordering = match (&left, &right) {
-                (Value::String(a), Value::String(b)) => a.partial_cmp(b),
-                _ => match (number_of(&left), number_of(&right)) {
-                    (Some(a), Some(b)) => a.partial_cmp(&b),
-                    _ => None,
-                },
-            }
-            .ok_or_else(|| {
-                EvalError(format!(
-                    "cannot compare {} with {}",
-                    type_name(&left),
-                    type_name(&right)
-                ))
-            })?;
-            Ok(Value::Bool(match op {
-                BinOp::Lt => ordering.is_lt(),
-                BinOp::Le => ordering.is_le(),
-                BinOp::Gt => ordering.is_gt(),
-                _ => ordering.is_ge(),
-            }))
+            let sum = a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0);
+            Number::from_f64(sum)
+                .map(Value::Number)
+                .ok_or_else(|| failed("the sum is not a finite number"))
         }
-        BinOp::And | BinOp::Or => unreachable_logic(),
+        // A chain of texts grows one string, so `'a' + 'b' + …` copies each term once.
+        (Value::String(mut text), right) => {
+            append(&mut text, &into_text(right, budget)?, budget)?;
+            Ok(Value::String(text))
+        }
+        (left, Value::String(tail)) => {
+            let mut text = into_text(left, budget)?;
+            append(&mut text, &tail, budget)?;
+            Ok(Value::String(text))
+        }
+        (left, right) => Err(failed(format!(
+            "cannot add {} and {}",
+            type_name(&left),
+            type_name(&right)
+        ))),
     }
 }
 
-/// `and`/`or` are handled before both sides are evaluated.
-fn unreachable_logic() -> Result<Value, EvalError> {
-    Err(EvalError(
-        "internal: logical operator evaluated eagerly".into(),
-    ))
+fn compare(op: BinOp, left: &Value, right: &Value) -> Result<Value, EvalError> {
+    let ordering = match op {
+        BinOp::Eq => return Ok(Value::Bool(equal(left, right))),
+        BinOp::Ne => return Ok(Value::Bool(!equal(left, right))),
+        _ => match (left, right) {
+            (Value::String(a), Value::String(b)) => a.partial_cmp(b),
+            _ => match (left.as_f64(), right.as_f64()) {
+                (Some(a), Some(b)) => a.partial_cmp(&b),
+                _ => None,
+            },
+        },
+    }
+    .ok_or_else(|| {
+        failed(format!(
+            "cannot compare {} with {}",
+            type_name(left),
+            type_name(right)
+        ))
+    })?;
+    Ok(Value::Bool(match op {
+        BinOp::Lt => ordering.is_lt(),
+        BinOp::Le => ordering.is_le(),
+        BinOp::Gt => ordering.is_gt(),
+        _ => ordering.is_ge(),
+    }))
 }
 
 /// Equality where 1 and 1.0 are the same number.
@@ -752,6 +890,7 @@ fn equal(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::budget::{MAX_TEXT_BYTES, RunLimits};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -763,6 +902,7 @@ mod tests {
         Template::parse(text)?.evaluate(&Scope {
             body: &body,
             vars: &vars,
+            budget: &Budget::start(RunLimits::default()),
         })
     }
 
@@ -883,7 +1023,7 @@ mod tests {
 
     #[test]
     fn produced_text_is_bounded() {
-        let big = "x".repeat(MAX_VALUE_BYTES / 2 + 1);
+        let big = "x".repeat(MAX_TEXT_BYTES / 2 + 1);
         let body = json!({ "big": big });
         assert!(
             eval("${body.big + body.big}", body)
@@ -901,7 +1041,8 @@ mod tests {
             if let Ok(template) = Template::parse(&text) {
                 let body = json!({"a": [1, {"b": "c"}], "origin": "aGk="});
                 let vars = Map::new();
-                let _ = template.evaluate(&Scope { body: &body, vars: &vars });
+                let budget = Budget::start(RunLimits::default());
+                let _ = template.evaluate(&Scope { body: &body, vars: &vars, budget: &budget });
             }
         }
 
@@ -922,7 +1063,8 @@ mod tests {
             if let Ok(template) = Template::parse(&text) {
                 let body = json!({"a": [1, {"b": "c"}], "origin": "aGk="});
                 let vars = Map::new();
-                let _ = template.evaluate(&Scope { body: &body, vars: &vars });
+                let budget = Budget::start(RunLimits::default());
+                let _ = template.evaluate(&Scope { body: &body, vars: &vars, budget: &budget });
             }
         }
     }

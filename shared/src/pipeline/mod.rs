@@ -13,6 +13,7 @@
 //! The first step is the trigger; the body starts as the event and each step may
 //! replace it; the final body is the pipeline's result value.
 
+pub mod budget;
 pub mod commands;
 pub mod expr;
 pub mod users;
@@ -20,12 +21,15 @@ pub mod worker;
 mod yaml;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::domain::EventKey;
+use crate::limits::{MAX_JSON_DEPTH, json_depth};
+use budget::{Budget, Exhausted, ITEM_BYTES, RunLimits, too_deep};
 use commands::{Args, Command, RunState, Services, StepError, registry};
-use expr::{Scope, Template};
+use expr::{Scope, Template, TemplateError};
 use users::{ANONYMOUS_USER, Users};
 use yaml::{Kind, Node};
 
@@ -85,23 +89,49 @@ impl ParamValue {
         }
     }
 
-    fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, expr::TemplateError> {
-        Ok(match self {
-            ParamValue::Literal(v) => v.clone(),
-            ParamValue::Template(t) => t.evaluate(scope)?,
-            ParamValue::List(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|i| i.evaluate(scope))
-                    .collect::<Result<_, _>>()?,
-            ),
-            ParamValue::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), v.evaluate(scope)?)))
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
+    /// The parameter's value, paid for from the run's budget as it is built,
+    /// and refused when it nests deeper than [`MAX_JSON_DEPTH`] (a list or map
+    /// around the body nests the body deeper on every step).
+    fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, TemplateError> {
+        let value = self.build(scope)?;
+        if matches!(value, Value::Array(_) | Value::Object(_))
+            && json_depth(&value) > MAX_JSON_DEPTH
+        {
+            return Err(TemplateError::exhausted(too_deep()));
+        }
+        Ok(value)
+    }
+
+    /// Recurses as deep as the YAML nests, which the parser bounds.
+    fn build(&self, scope: &Scope<'_>) -> Result<Value, TemplateError> {
+        let pay = |bytes| scope.budget.charge(bytes).map_err(TemplateError::exhausted);
+        match self {
+            ParamValue::Literal(v) => {
+                scope
+                    .budget
+                    .charge_value(v)
+                    .map_err(TemplateError::exhausted)?;
+                Ok(v.clone())
+            }
+            ParamValue::Template(t) => t.evaluate(scope),
+            ParamValue::List(items) => {
+                pay(ITEM_BYTES)?;
+                let mut list = Vec::with_capacity(items.len());
+                for item in items {
+                    list.push(item.build(scope)?);
+                }
+                Ok(Value::Array(list))
+            }
+            ParamValue::Map(entries) => {
+                pay(ITEM_BYTES)?;
+                let mut map = Map::with_capacity(entries.len());
+                for (key, value) in entries {
+                    pay(ITEM_BYTES + key.len())?;
+                    map.insert(key.clone(), value.build(scope)?);
+                }
+                Ok(Value::Object(map))
+            }
+        }
     }
 }
 
@@ -139,6 +169,56 @@ pub struct RunFailure {
     pub message: String,
     pub step: Option<String>,
     pub transient: bool,
+}
+
+impl RunFailure {
+    /// The run went past `HOOKFLOW_PIPELINE_TIMEOUT_MS` (in `step`, when known).
+    pub fn timed_out(timeout: Duration, step: Option<String>) -> Self {
+        RunFailure {
+            code: "timeout".into(),
+            message: format!(
+                "the pipeline did not finish within {} ms",
+                timeout.as_millis()
+            ),
+            step,
+            transient: true,
+        }
+    }
+
+    /// How a parameter (`what`) failed to evaluate in `step`.
+    fn of_expression(error: TemplateError, what: &str, step: String, limits: RunLimits) -> Self {
+        let expression = excerpt(&error.expression);
+        match error.exhausted {
+            Some(Exhausted::Timeout) => RunFailure::timed_out(limits.timeout, Some(step)),
+            Some(Exhausted::Limit(limit)) => RunFailure {
+                code: "limit_exceeded".into(),
+                message: if expression.is_empty() {
+                    format!("{what}: {limit}")
+                } else {
+                    format!("{what}: {limit}, in {expression}")
+                },
+                step: Some(step),
+                transient: false,
+            },
+            None => RunFailure {
+                code: "expression_failed".into(),
+                message: format!("{what}: expression {expression} failed: {}", error.reason),
+                step: Some(step),
+                transient: false,
+            },
+        }
+    }
+}
+
+/// Longest piece of an expression quoted in a failure: enough to find it in
+/// the pipeline, not a copy of a pipeline-sized chain.
+const MAX_QUOTED_CHARS: usize = 200;
+
+fn excerpt(expression: &str) -> String {
+    match expression.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!("{}…", &expression[..end]),
+        None => expression.to_owned(),
+    }
 }
 
 /// Most steps a pipeline may have.
@@ -245,8 +325,18 @@ impl Pipeline {
         })
     }
 
-    /// Runs the pipeline on an event body; the final body is the result.
-    pub async fn run(&self, event_body: Value, services: &Services) -> Result<Value, RunFailure> {
+    /// Runs the pipeline on an event body within `limits`; the final body is the result.
+    ///
+    /// Every value the run produces is paid for from one [`Budget`]; a step
+    /// that would overspend it fails with `limit_exceeded`, and one that
+    /// starts, evaluates or waits (mail, HTTP) past the deadline with `timeout`.
+    pub async fn run(
+        &self,
+        event_body: Value,
+        services: &Services,
+        limits: RunLimits,
+    ) -> Result<Value, RunFailure> {
+        let budget = Budget::start(limits);
         let mut state = RunState {
             pipeline: self.name.clone(),
             correlation_id: event_body
@@ -259,18 +349,8 @@ impl Pipeline {
             user: ANONYMOUS_USER.to_owned(),
         };
         for (name, value) in &self.vars {
-            let scope = Scope {
-                body: &state.body,
-                vars: &state.vars,
-            };
-            let value = value.evaluate(&scope).map_err(|e| RunFailure {
-                code: "expression_failed".into(),
-                message: format!(
-                    "vars.{name}: expression {} failed: {}",
-                    e.expression, e.reason
-                ),
-                step: Some("vars".into()),
-                transient: false,
+            let value = evaluate(value, &state, &budget).map_err(|e| {
+                RunFailure::of_expression(e, &format!("vars.{name}"), "vars".into(), limits)
             })?;
             state.vars.insert(name.clone(), value);
         }
@@ -281,6 +361,9 @@ impl Pipeline {
                 step: Some(step.label()),
                 transient: e.transient,
             };
+            budget
+                .check_deadline()
+                .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?;
             if let Some(permission) = step.command.permission()
                 && !services.users.allows(&state.user, permission)
             {
@@ -293,31 +376,40 @@ impl Pipeline {
                     ),
                 )));
             }
-            let scope = Scope {
-                body: &state.body,
-                vars: &state.vars,
-            };
             let mut args = Args::new();
             for (name, value) in &step.args {
-                let value = value.evaluate(&scope).map_err(|e| {
-                    failure(StepError::permanent(
-                        "expression_failed",
-                        format!(
-                            "parameter '{name}': expression {} failed: {}",
-                            e.expression, e.reason
-                        ),
-                    ))
+                let value = evaluate(value, &state, &budget).map_err(|e| {
+                    RunFailure::of_expression(
+                        e,
+                        &format!("parameter '{name}'"),
+                        step.label(),
+                        limits,
+                    )
                 })?;
                 args.insert(name.clone(), value);
             }
             state.step = step.number;
-            step.command
-                .run(args, &mut state, services)
+            let deadline = tokio::time::Instant::from_std(budget.deadline());
+            tokio::time::timeout_at(deadline, step.command.run(args, &mut state, services))
                 .await
+                .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?
                 .map_err(failure)?;
+            // Steps never wait on their own: let the runtime's other tasks
+            // have their turn between them.
+            tokio::task::yield_now().await;
         }
         Ok(state.body)
     }
+}
+
+/// A parameter's value against the run's body and vars. A plain function, so
+/// that no borrow of the (single-threaded) budget is held across an await.
+fn evaluate(value: &ParamValue, state: &RunState, budget: &Budget) -> Result<Value, TemplateError> {
+    value.evaluate(&Scope {
+        body: &state.body,
+        vars: &state.vars,
+        budget,
+    })
 }
 
 fn literal_args(step: &Step) -> Args {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::budget::RunLimits;
 use super::commands::Services;
 use super::users::Users;
 use super::{CompileError, Pipeline};
@@ -53,7 +54,11 @@ async fn hello_world() {
     .unwrap();
     assert_eq!(p.listens_to.as_str(), "webhook.lead.created");
     let out = p
-        .run(event("hello world"), &services(Default::default()))
+        .run(
+            event("hello world"),
+            &services(Default::default()),
+            RunLimits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(out, json!("HELLO WORLD"));
@@ -67,7 +72,11 @@ async fn vars_and_var_set_thread_through_steps() {
     .unwrap();
     assert_eq!(p.listens_to.as_str(), "webhook.x");
     let out = p
-        .run(event("Ada"), &services(Default::default()))
+        .run(
+            event("Ada"),
+            &services(Default::default()),
+            RunLimits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -84,7 +93,7 @@ async fn permissions_guard_mail_send() {
     )
     .unwrap();
     let failure = refused
-        .run(event("x"), &services(mailer.clone()))
+        .run(event("x"), &services(mailer.clone()), RunLimits::default())
         .await
         .unwrap_err();
     assert_eq!(failure.code, "permission_denied");
@@ -98,7 +107,11 @@ async fn permissions_guard_mail_send() {
         ))
         .unwrap();
         let out = allowed
-            .run(event("the lead"), &services(mailer.clone()))
+            .run(
+                event("the lead"),
+                &services(mailer.clone()),
+                RunLimits::default(),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -135,7 +148,10 @@ async fn mail_failures_are_transient_or_permanent() {
             fail_with: Some(error),
             ..Default::default()
         });
-        let failure = p.run(event("x"), &services(mailer)).await.unwrap_err();
+        let failure = p
+            .run(event("x"), &services(mailer), RunLimits::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             (failure.code.as_str(), failure.transient),
             (code, transient)
@@ -148,7 +164,10 @@ async fn mail_failures_are_transient_or_permanent() {
         outgoing: None,
     };
     assert_eq!(
-        p.run(event("x"), &no_mailer).await.unwrap_err().code,
+        p.run(event("x"), &no_mailer, RunLimits::default())
+            .await
+            .unwrap_err()
+            .code,
         "mail_not_configured"
     );
 }
@@ -157,7 +176,11 @@ async fn mail_failures_are_transient_or_permanent() {
 async fn evaluation_errors_name_step_and_expression() {
     let p = compile("pipeline:\n  - event.listen: {eventKey: a.b}\n  - log: starting\n  - body.set:\n      value: ${@convert.fromJson(body.origin)}\n").unwrap();
     let failure = p
-        .run(event("not json"), &services(Default::default()))
+        .run(
+            event("not json"),
+            &services(Default::default()),
+            RunLimits::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(failure.code, "expression_failed");
@@ -279,4 +302,478 @@ fn compile_errors_carry_line_and_reason() {
         assert_eq!(err.line, line, "{source}: {err}");
         assert!(err.reason.contains(fragment), "{source}: {err}");
     }
+}
+
+// ---- Runaway pipelines: every limit of a run, at its bound ----
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::budget::{Budget, MAX_TEXT_BYTES};
+use super::expr::Scope;
+use super::{RunFailure, Step};
+use crate::limits::MAX_JSON_DEPTH;
+
+/// Pipeline `p` listening to `a.b`, with `steps` (YAML list items) after the trigger.
+fn with_steps(steps: impl IntoIterator<Item = String>) -> String {
+    let mut yaml = "pipeline:\n  - event.listen: {eventKey: a.b}\n".to_owned();
+    for step in steps {
+        yaml.push_str("  - ");
+        yaml.push_str(&step);
+        yaml.push('\n');
+    }
+    yaml
+}
+
+fn limits(budget_bytes: usize, timeout: Duration) -> RunLimits {
+    RunLimits {
+        budget_bytes,
+        timeout,
+    }
+}
+
+async fn run_with(source: &str, body: Value, limits: RunLimits) -> Result<Value, RunFailure> {
+    compile(source)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .run(body, &services(Default::default()), limits)
+        .await
+}
+
+fn assert_limit(failure: &RunFailure, step: &str, fragment: &str) {
+    assert_eq!(failure.code, "limit_exceeded", "{failure:?}");
+    assert!(!failure.transient, "{failure:?}");
+    assert_eq!(failure.step.as_deref(), Some(step), "{failure:?}");
+    assert!(failure.message.contains(fragment), "{failure:?}");
+}
+
+/// What evaluating the parameters of `step` spends from a budget.
+fn spend_of(step: &Step, body: &Value) -> usize {
+    let budget = Budget::start(RunLimits::default());
+    let vars = serde_json::Map::new();
+    let scope = Scope {
+        body,
+        vars: &vars,
+        budget: &budget,
+    };
+    for (_, value) in &step.args {
+        value.evaluate(&scope).unwrap();
+    }
+    RunLimits::default().budget_bytes - budget.remaining()
+}
+
+#[tokio::test]
+async fn the_size_budget_holds_to_its_last_byte() {
+    let source = with_steps(["body.set: {value: ['${body}', '${body.payload}', {n: 1}]}".into()]);
+    let body = event("a lead");
+    let spend = spend_of(&compile(&source).unwrap().steps[1], &body);
+    let long = Duration::from_secs(60);
+    assert!(
+        run_with(&source, body.clone(), limits(spend, long))
+            .await
+            .is_ok()
+    );
+    let failure = run_with(&source, body, limits(spend - 1, long))
+        .await
+        .unwrap_err();
+    assert_limit(
+        &failure,
+        "body.set (step 2, line 3)",
+        &format!("exceed {} bytes", spend - 1),
+    );
+}
+
+#[tokio::test]
+async fn values_multiplying_on_every_step_stop_at_the_size_budget() {
+    let eight = ["'${body}'"; 8].join(", ");
+    let source = with_steps((0..12).map(|_| format!("body.set: {{value: [{eight}]}}")));
+    let failure = run_with(&source, event("a lead"), RunLimits::default())
+        .await
+        .unwrap_err();
+    assert_eq!(failure.code, "limit_exceeded", "{failure:?}");
+    assert!(
+        failure.message.contains("exceed 67108864 bytes"),
+        "{failure:?}"
+    );
+    // Each step holds eight copies of the last: the sixth would take 8^6 copies of the event.
+    let step = failure.step.unwrap();
+    assert!(step.starts_with("body.set (step "), "{step}");
+}
+
+#[tokio::test]
+async fn values_nest_no_deeper_than_the_json_bound() {
+    // `{a: …}` around the body: one level more than the body.
+    let source = with_steps(["body.set: {value: {a: '${body}'}}".into()]);
+    let nested = |levels: usize| (1..levels).fold(json!([]), |inner, _| json!([inner]));
+    let at_bound = run_with(&source, nested(MAX_JSON_DEPTH - 1), RunLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(crate::limits::json_depth(&at_bound), MAX_JSON_DEPTH);
+    let failure = run_with(&source, nested(MAX_JSON_DEPTH), RunLimits::default())
+        .await
+        .unwrap_err();
+    assert_limit(&failure, "body.set (step 2, line 3)", "64 levels");
+
+    // Text parsed as JSON is held to the same bound while it is read.
+    let source = with_steps(["body.set: '${@convert.fromJson(body)}'".into()]);
+    let text = |levels: usize| json!(format!("{}{}", "[".repeat(levels), "]".repeat(levels)));
+    let parsed = run_with(&source, text(MAX_JSON_DEPTH), RunLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(crate::limits::json_depth(&parsed), MAX_JSON_DEPTH);
+    let failure = run_with(&source, text(MAX_JSON_DEPTH + 1), RunLimits::default())
+        .await
+        .unwrap_err();
+    assert_limit(&failure, "body.set (step 2, line 3)", "64 levels");
+}
+
+#[tokio::test]
+async fn steps_nesting_the_body_deeper_each_time_stop_at_the_json_bound() {
+    let nest = |inner: &str| format!("{}{inner}{}", "{a: ".repeat(30), "}".repeat(30));
+    let source =
+        with_steps((0..190).map(|_| format!("body.set: {{value: {}}}", nest("'${body}'"))));
+    let failure = run_with(&source, json!({}), RunLimits::default())
+        .await
+        .unwrap_err();
+    // 31 levels after step 2, 61 after step 3, 91 after step 4.
+    assert_limit(&failure, "body.set (step 4, line 5)", "64 levels");
+}
+
+#[tokio::test]
+async fn parsed_json_is_paid_for_as_it_is_read() {
+    // A short text that reads as a long list: refused while being read.
+    let source = with_steps(["body.set: '${@convert.fromJson(body)}'".into()]);
+    let zeros = json!(format!("[{}0]", "0,".repeat(1024 * 1024)));
+    let failure = run_with(
+        &source,
+        zeros,
+        limits(8 * 1024 * 1024, Duration::from_secs(60)),
+    )
+    .await
+    .unwrap_err();
+    assert_limit(
+        &failure,
+        "body.set (step 2, line 3)",
+        "exceed 8388608 bytes",
+    );
+}
+
+#[tokio::test]
+async fn to_json_text_stops_at_the_text_cap() {
+    let source = with_steps(["body.set: '${@convert.toJson(body)}'".into()]);
+    let text = |len: usize| json!("x".repeat(len));
+    // The quotes make the text two bytes longer.
+    let at_cap = run_with(&source, text(MAX_TEXT_BYTES - 2), RunLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(at_cap.as_str().unwrap().len(), MAX_TEXT_BYTES);
+    let failure = run_with(&source, text(MAX_TEXT_BYTES - 1), RunLimits::default())
+        .await
+        .unwrap_err();
+    assert_limit(
+        &failure,
+        "body.set (step 2, line 3)",
+        "text would exceed 8388608 bytes",
+    );
+
+    // Each toJson escapes the last one's quotes: the text doubles, and stops at the cap.
+    let expression = format!("{}body{}", "@convert.toJson(".repeat(40), ")".repeat(40));
+    let source = with_steps([format!("body.set: '${{{expression}}}'")]);
+    let failure = run_with(&source, event("a lead"), RunLimits::default())
+        .await
+        .unwrap_err();
+    assert_limit(&failure, "body.set (step 2, line 3)", "8388608 bytes");
+    assert!(
+        failure.message.len() < 400,
+        "the 40 calls are quoted in part: {}",
+        failure.message
+    );
+}
+
+/// Upper-cases one MiB of text on every step: a long run that produces little at a time.
+fn busy_pipeline() -> String {
+    let mut steps = vec!["var.set: {key: text, value: '${body.text}'}".to_owned()];
+    steps.extend(
+        (0..190).map(|_| "var.set: {key: upper, value: '${@text.upperCase(vars.text)}'}".into()),
+    );
+    with_steps(steps)
+}
+
+#[tokio::test]
+async fn a_long_run_stops_at_its_deadline() {
+    let body = json!({"text": "abcdefgh".repeat(128 * 1024)});
+    let unbounded = limits(usize::MAX / 2, Duration::from_secs(3600));
+    assert!(
+        run_with(&busy_pipeline(), body.clone(), unbounded)
+            .await
+            .is_ok()
+    );
+    let failure = run_with(
+        &busy_pipeline(),
+        body,
+        limits(usize::MAX / 2, Duration::from_millis(20)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.code, "timeout", "{failure:?}");
+    assert!(failure.transient);
+    assert!(failure.message.contains("within 20 ms"), "{failure:?}");
+    assert!(
+        failure
+            .step
+            .as_deref()
+            .unwrap()
+            .starts_with("var.set (step "),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_long_evaluation_stops_at_its_deadline() {
+    // One step: 5,000 comparisons of a 64 KiB text with itself.
+    let chain = vec!["body.t == body.t"; 5000].join(" and ");
+    let source = with_steps([format!("body.set: '${{{chain}}}'")]);
+    let body = json!({"t": "x".repeat(64 * 1024)});
+    let unbounded = limits(usize::MAX / 2, Duration::from_secs(3600));
+    assert_eq!(
+        run_with(&source, body.clone(), unbounded).await.unwrap(),
+        json!(true)
+    );
+    let failure = run_with(
+        &source,
+        body,
+        limits(usize::MAX / 2, Duration::from_millis(5)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.code, "timeout", "{failure:?}");
+    assert_eq!(failure.step.as_deref(), Some("body.set (step 2, line 3)"));
+}
+
+/// A mail server that never answers.
+struct SilentMailer;
+
+#[async_trait]
+impl Mailer for SilentMailer {
+    async fn send(&self, _: &Mail) -> Result<(), MailError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_step_waiting_on_the_outside_stops_at_the_deadline() {
+    let source = with_steps([
+        "iam.run.as: systemuser".into(),
+        "mail.send: {to: x@example.com}".into(),
+    ]);
+    let services = Services {
+        mailer: Some(Arc::new(SilentMailer)),
+        ..services(Default::default())
+    };
+    let pipeline = compile(&source).unwrap();
+    let run = pipeline.run(
+        json!({}),
+        &services,
+        limits(1 << 20, Duration::from_millis(50)),
+    );
+    // Without its deadline the run would wait for ever; the test gives up instead.
+    let failure = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run stops at its deadline")
+        .unwrap_err();
+    assert_eq!(failure.code, "timeout", "{failure:?}");
+    assert_eq!(failure.step.as_deref(), Some("mail.send (step 3, line 4)"));
+}
+
+// ---- No accepted pipeline overflows the stack ----
+
+/// Half the 2 MiB of a tokio worker thread. The deepest expression accepted
+/// (48 levels of parentheses, calls or indexes) needs about 740 KiB of it in
+/// an unoptimised build; operator chains of any length need no more.
+const SMALL_STACK: usize = 1024 * 1024;
+
+/// Compiles `source` and runs it on `body`, both on a thread with [`SMALL_STACK`].
+fn compile_and_run_on_small_stack(
+    source: String,
+    body: Value,
+    limits: RunLimits,
+) -> Result<Result<Value, RunFailure>, CompileError> {
+    std::thread::Builder::new()
+        .stack_size(SMALL_STACK)
+        .spawn(move || {
+            let pipeline = compile(&source)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            Ok(runtime.block_on(pipeline.run(body, &services(Default::default()), limits)))
+        })
+        .unwrap()
+        .join()
+        .expect("no panic")
+}
+
+/// Terms that are booleans, with the value each has.
+fn boolean_term() -> impl Strategy<Value = (&'static str, bool)> {
+    prop_oneof![
+        Just(("true", true)),
+        Just(("false", false)),
+        Just(("1 + 2 < 4", true)),
+        Just(("'a' + 'b' == 'ab'", true)),
+        Just(("3 >= 2 + 2", false)),
+        Just(("not (1 != 1)", true)),
+        Just(("!true", false)),
+        Just(("body.n > 0", true)),
+        Just(("(body.n + 1 <= 1 or body.n == 1)", true)),
+    ]
+}
+
+fn logical_operator() -> impl Strategy<Value = (&'static str, bool)> {
+    // (text, whether it is an `and`)
+    prop_oneof![
+        Just((" and ", true)),
+        Just((" && ", true)),
+        Just((" or ", false)),
+        Just((" || ", false)),
+    ]
+}
+
+/// Evaluates `terms` joined by `operators` with `and` binding tighter than `or`.
+fn expected_logic(terms: &[(&str, bool)], operators: &[(&str, bool)]) -> bool {
+    let mut any = false;
+    let mut all = terms[0].1;
+    for ((_, is_and), (_, value)) in operators.iter().zip(&terms[1..]) {
+        if *is_and {
+            all = all && *value;
+        } else {
+            any = any || all;
+            all = *value;
+        }
+    }
+    any || all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn chains_of_five_thousand_logical_terms_run_on_a_small_stack(
+        terms in proptest::collection::vec(boolean_term(), 5000),
+        operators in proptest::collection::vec(logical_operator(), 4999),
+    ) {
+        let mut expression = terms[0].0.to_owned();
+        for ((op, _), (term, _)) in operators.iter().zip(&terms[1..]) {
+            expression.push_str(op);
+            expression.push_str(term);
+        }
+        let source = with_steps([format!("body.set: \"${{{expression}}}\"")]);
+        let result = compile_and_run_on_small_stack(source, json!({"n": 1}), RunLimits::default());
+        prop_assert_eq!(result.unwrap().unwrap(), json!(expected_logic(&terms, &operators)));
+    }
+
+    #[test]
+    fn sums_and_comparisons_of_five_thousand_terms_run_on_a_small_stack(
+        numbers in proptest::collection::vec(0i64..1000, 5000),
+        texts in proptest::collection::vec("[a-z]{0,3}", 5000),
+        comparisons in proptest::collection::vec(0usize..6, 5000),
+    ) {
+        let sum = numbers.iter().map(i64::to_string).collect::<Vec<_>>().join(" + ");
+        let concatenation = texts.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" + ");
+        let ops = ["==", "!=", "<", "<=", ">", ">="];
+        let mixed = comparisons
+            .iter()
+            .zip(&numbers)
+            .map(|(op, n)| format!("{n} + 1 {} {n}", ops[*op]))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let source = with_steps([
+            format!("var.set: {{key: sum, value: \"${{{sum}}}\"}}"),
+            format!("var.set: {{key: text, value: \"${{{concatenation}}}\"}}"),
+            format!("var.set: {{key: mixed, value: \"${{{mixed}}}\"}}"),
+            "body.set: '${vars}'".into(),
+        ]);
+        let result = compile_and_run_on_small_stack(source, json!({}), RunLimits::default());
+        let expected_mixed = comparisons.iter().all(|op| matches!(op, 1 | 4 | 5));
+        prop_assert_eq!(result.unwrap().unwrap(), json!({
+            "sum": numbers.iter().sum::<i64>(),
+            "text": texts.concat(),
+            "mixed": expected_mixed,
+        }));
+    }
+
+    #[test]
+    fn deep_parentheses_run_or_are_refused_on_a_small_stack(
+        wrappers in proptest::collection::vec(0usize..6, 1..60),
+        chain in 1usize..2000,
+    ) {
+        // Each wrapper nests a chain of `+` one or two levels deeper.
+        let mut expression = vec!["1"; chain].join(" + ");
+        let mut levels = 1; // the expression itself
+        for wrapper in &wrappers {
+            let (wrapped, deeper) = match wrapper {
+                0 => (format!("({expression})"), 1),
+                1 => (format!("(({expression}) + 0)"), 2),
+                2 => (format!("@convert.fromJson(@convert.toJson({expression}))"), 2),
+                3 => (format!("body.map[@convert.toJson({expression})]"), 2),
+                4 => (format!("!({expression} > 0)"), 2),
+                _ => (format!("(1 + ({expression}))"), 2),
+            };
+            expression = wrapped;
+            levels += deeper;
+        }
+        let source = with_steps([format!("body.set: \"${{{expression}}}\"")]);
+        let body = json!({"map": {"1": 2}});
+        match compile_and_run_on_small_stack(source, body, RunLimits::default()) {
+            Ok(run) => {
+                prop_assert!(levels <= super::expr::MAX_NESTING, "{}", levels);
+                // `!` of a number, or adding null, fails; nothing else may.
+                if let Err(failure) = run {
+                    prop_assert_eq!(failure.code.as_str(), "expression_failed");
+                }
+            }
+            Err(refused) => {
+                prop_assert!(levels > super::expr::MAX_NESTING, "{}: {}", levels, refused);
+                prop_assert_eq!(refused.line, 3);
+                prop_assert!(refused.reason.contains("nested too deeply"), "{}", refused);
+            }
+        }
+    }
+
+    #[test]
+    fn steps_nesting_the_body_deeper_stop_on_a_small_stack(
+        levels in proptest::collection::vec(1usize..=60, 190),
+    ) {
+        let steps = levels.iter().map(|n| {
+            format!("body.set: {{value: {}'${{body}}'{}}}", "{a: ".repeat(*n), "}".repeat(*n))
+        });
+        let source = with_steps(steps);
+        let result = compile_and_run_on_small_stack(source, json!({}), RunLimits::default());
+        let failure = result.unwrap().unwrap_err();
+        prop_assert_eq!(failure.code.as_str(), "limit_exceeded");
+        // The first step that takes the body past the bound fails.
+        let mut depth = 1;
+        let failing = levels.iter().position(|n| { depth += n; depth > MAX_JSON_DEPTH }).unwrap();
+        let step = failing + 2;
+        prop_assert_eq!(failure.step.unwrap(), format!("body.set (step {step}, line {})", step + 1));
+    }
+}
+
+#[test]
+fn chains_as_long_as_the_largest_pipeline_run_on_a_small_stack() {
+    // HOOKFLOW_MAX_PIPELINE_BYTES allows 4 MiB: one expression of a million terms.
+    let largest = 4 * 1024 * 1024;
+    let terms = (largest - 100) / 4;
+    let sum = vec!["1"; terms].join(" + ");
+    let source = with_steps([format!("body.set: '${{{sum}}}'")]);
+    assert!(source.len() <= largest);
+    // Each term is a value paid for: enough allowance to run them all.
+    let ample = limits(1 << 30, Duration::from_secs(3600));
+    let result = compile_and_run_on_small_stack(source, json!({}), ample);
+    assert_eq!(result.unwrap().unwrap(), json!(terms));
+
+    let all = vec!["!false"; (largest - 100) / 11].join(" and ");
+    let source = with_steps([format!("body.set: '${{{all}}}'")]);
+    assert!(source.len() <= largest);
+    let result = compile_and_run_on_small_stack(source, json!({}), ample);
+    assert_eq!(result.unwrap().unwrap(), json!(true));
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
-use super::Pipeline;
+use super::budget::RunLimits;
 use super::commands::Services;
+use super::{Pipeline, RunFailure};
 use crate::api::Ports;
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
+use crate::limits::MAX_OUTCOME_BYTES;
 use crate::ports::JobQueue;
 
 /// How the worker retries and bounds runs.
@@ -24,6 +26,8 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
     /// Longest one run may take; past it the run counts as a transient failure.
     pub pipeline_timeout: Duration,
+    /// Bytes the values of one run may take, all steps together.
+    pub pipeline_budget_bytes: usize,
 }
 
 /// What to do with the queue message after processing.
@@ -45,6 +49,12 @@ pub struct Worker {
 
 /// Delay before retrying after the storage itself failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// How long one receive of [`Worker::run_queue`] waits for a job. A stopping
+/// worker lets a receive that outlives its caller finish (see
+/// [`JobQueue::receive_outlives_its_caller`]), so this also bounds how long
+/// stopping takes.
+pub const QUEUE_POLL_WAIT: Duration = Duration::from_secs(5);
 
 impl Worker {
     /// A worker over `ports`.
@@ -107,25 +117,19 @@ impl Worker {
         };
 
         // Own task: a panic in a command fails this job only, never the worker.
+        // The run keeps its own deadline (steps and long evaluations check it,
+        // waits on the outside end at it), so a timeout names its step.
         let services = self.services.clone();
-        let timeout = self.settings.pipeline_timeout;
+        let limits = RunLimits {
+            budget_bytes: self.settings.pipeline_budget_bytes,
+            timeout: self.settings.pipeline_timeout,
+        };
         let body = event.body();
-        let run = tokio::spawn(async move {
-            tokio::time::timeout(timeout, pipeline.run(body, &services)).await
-        });
+        let run = tokio::spawn(async move { pipeline.run(body, &services, limits).await });
         let failure = match run.await {
-            Ok(Ok(Ok(value))) => return self.record(job, PipelineOutcome::Ok { value }).await,
-            Ok(Ok(Err(failure))) => failure,
-            Ok(Err(_elapsed)) => super::RunFailure {
-                code: "timeout".into(),
-                message: format!(
-                    "the pipeline did not finish within {} ms",
-                    timeout.as_millis()
-                ),
-                step: None,
-                transient: true,
-            },
-            Err(_panicked) => super::RunFailure {
+            Ok(Ok(value)) => return self.record(job, PipelineOutcome::Ok { value }).await,
+            Ok(Err(failure)) => failure,
+            Err(_panicked) => RunFailure {
                 code: "internal_error".into(),
                 message: "the pipeline stopped unexpectedly".into(),
                 step: None,
@@ -152,8 +156,26 @@ impl Worker {
         self.record(job, outcome).await
     }
 
-    /// Records the outcome (first write wins) and wakes whoever waits for it.
+    /// Records the outcome (first write wins) and wakes whoever waits for it. An
+    /// outcome larger than [`MAX_OUTCOME_BYTES`] is recorded as a small
+    /// `result_too_large` error instead, so the result still ends.
     async fn record(&self, job: &PipelineJob, outcome: PipelineOutcome) -> Disposition {
+        let size = serde_json::to_vec(&outcome).map_or(usize::MAX, |json| json.len());
+        let outcome = if size > MAX_OUTCOME_BYTES {
+            tracing::warn!(
+                pipeline = %job.pipeline, correlation_id = %job.correlation_id, size,
+                "pipeline result too large to keep"
+            );
+            PipelineOutcome::Error {
+                code: "result_too_large".into(),
+                message: format!(
+                    "the pipeline's result ({size} bytes as JSON) is larger than the {MAX_OUTCOME_BYTES} bytes a result may hold"
+                ),
+                step: None,
+            }
+        } else {
+            outcome
+        };
         match self
             .ports
             .events
@@ -219,9 +241,17 @@ impl Worker {
                 _ = stop.wait_for(|s| *s) => return,
             };
             let free = 1 + slots.available_permits();
+            let receiving = queue.receive_jobs(free.min(10), QUEUE_POLL_WAIT, visibility);
+            tokio::pin!(receiving);
             let received = tokio::select! {
-                received = queue.receive_jobs(free.min(10), Duration::from_secs(20), visibility) => received,
-                _ = stop.wait_for(|s| *s) => return,
+                received = &mut receiving => Some(received),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            let Some(received) = received else {
+                if queue.receive_outlives_its_caller() {
+                    hand_back(queue.as_ref(), receiving.await).await;
+                }
+                return;
             };
             let deliveries = match received {
                 Ok(deliveries) => deliveries,
@@ -254,6 +284,19 @@ impl Worker {
                     drop(permit);
                 });
             }
+        }
+    }
+}
+
+/// Makes what a receive brought after the worker stopped visible again at once,
+/// for the next process, instead of hidden for the visibility timeout.
+async fn hand_back(
+    queue: &dyn JobQueue,
+    received: Result<Vec<crate::ports::Delivery>, StoreError>,
+) {
+    for delivery in received.unwrap_or_default() {
+        if let Err(err) = queue.release_job(&delivery.receipt, Duration::ZERO).await {
+            tracing::warn!(error = %err, "handing back a job on stop failed");
         }
     }
 }

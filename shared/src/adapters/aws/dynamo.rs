@@ -1,5 +1,5 @@
 //! DynamoDB stores (see the module docs of `aws` for the keys), with S3 claim
-//! checks for events too large for an item.
+//! checks for events and outcomes too large for an item.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,11 +10,13 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 
 use crate::domain::{
-    CorrelationId, Event, EventKey, EventRecord, PipelineDefinition, PipelineOutcome, ResultRecord,
+    CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineOutcome, ResultRecord,
     Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
 use crate::ports::{EventStore, PipelineStore, Recorded, StoreResult, WebhookStore};
+
+pub(super) use super::unavailable;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -22,9 +24,13 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 const DATA: &str = "data";
 
 /// Events whose JSON is larger than this go to S3 (an item holds 400 KB in all).
-const MAX_INLINE_EVENT_BYTES: usize = 300_000;
+pub const MAX_INLINE_EVENT_BYTES: usize = 300_000;
+/// Outcomes whose JSON is larger than this go to S3, for the same reason.
+pub const MAX_INLINE_OUTCOME_BYTES: usize = 300_000;
 /// Object key prefix of claim-checked events; the bucket's lifecycle rule expires it.
-const PAYLOAD_PREFIX: &str = "events/";
+pub(super) const PAYLOAD_PREFIX: &str = "events/";
+/// Object key prefix of claim-checked outcomes; expired by the same kind of rule.
+pub(super) const OUTCOME_PAYLOAD_PREFIX: &str = "outcomes/";
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -118,11 +124,6 @@ fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option
         ),
         _ => None,
     }
-}
-
-pub(super) fn unavailable<E: std::error::Error>(err: E) -> StoreError {
-    // The whole chain, with the service's error code; logged, never answered.
-    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string())
 }
 
 /// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims.
@@ -403,7 +404,11 @@ impl DynamoEventStore {
         Ok(number(item, "expiresAtMs")? > now.0)
     }
 
-    async fn load_claim_checked(&self, key: &str) -> StoreResult<Event> {
+    /// The JSON document kept in the bucket under `key`.
+    async fn load_claim_checked<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> StoreResult<T> {
         let object = self
             .s3
             .get_object()
@@ -419,6 +424,20 @@ impl DynamoEventStore {
             .map_err(StoreError::unavailable)?
             .into_bytes();
         serde_json::from_slice(&bytes).map_err(StoreError::unavailable)
+    }
+
+    /// Keeps `data` in the bucket under `key`.
+    async fn claim_check(&self, key: &str, data: String) -> StoreResult<()> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(data.into_bytes().into())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 
@@ -439,15 +458,7 @@ impl EventStore for DynamoEventStore {
             .condition_expression("attribute_not_exists(correlationId)");
         if data.len() > MAX_INLINE_EVENT_BYTES {
             let key = format!("{PAYLOAD_PREFIX}{id}.json");
-            self.s3
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(data.into_bytes().into())
-                .send()
-                .await
-                .map_err(unavailable)?;
+            self.claim_check(&key, data).await?;
             put = put.item("s3Key", s(key));
         } else {
             put = put.item(DATA, s(data));
@@ -502,7 +513,7 @@ impl EventStore for DynamoEventStore {
             .key_condition_expression("correlationId = :id")
             .expression_attribute_values(":id", s(id.to_string()))
             // The event's payload is not needed for a result.
-            .projection_expression("sk, listeners, expiresAtMs, outcome")
+            .projection_expression("sk, listeners, expiresAtMs, outcome, outcomeS3Key")
             .consistent_read(true)
             .into_paginator()
             .items()
@@ -522,10 +533,11 @@ impl EventStore for DynamoEventStore {
         let mut outcomes = BTreeMap::new();
         for item in &items {
             if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
-                outcomes.insert(
-                    pipeline.to_owned(),
-                    json::<PipelineOutcome>(item, "outcome")?,
-                );
+                let outcome = match item.get("outcomeS3Key") {
+                    Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
+                    _ => json::<PipelineOutcome>(item, "outcome")?,
+                };
+                outcomes.insert(pipeline.to_owned(), outcome);
             }
         }
         Ok(Some(ResultRecord {
@@ -557,18 +569,29 @@ impl EventStore for DynamoEventStore {
             Some(item) => number(&item, "expiresAt")?,
             None => return Err(StoreError::NotFound),
         };
-        let put = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("correlationId", s(id.to_string()))
             .item("sk", s(format!("{OUTCOME_PREFIX}{pipeline}")))
-            .item("outcome", s(to_json(outcome)?))
             .item("expiresAt", n(expires_at))
             // First write wins: a redelivered job must not replace the outcome.
-            .condition_expression("attribute_not_exists(sk)")
-            .send()
-            .await;
+            .condition_expression("attribute_not_exists(sk)");
+        let data = to_json(outcome)?;
+        if data.len() > MAX_INLINE_OUTCOME_BYTES {
+            // A key of its own per write: a redelivery that loses the race for
+            // the item must not overwrite the object the winner points to.
+            let key = format!(
+                "{OUTCOME_PAYLOAD_PREFIX}{id}/{pipeline}-{}.json",
+                uuid::Uuid::new_v4().simple()
+            );
+            self.claim_check(&key, data).await?;
+            put = put.item("outcomeS3Key", s(key));
+        } else {
+            put = put.item("outcome", s(data));
+        }
+        let put = put.send().await;
         match put {
             Ok(_) => Ok(Recorded::New),
             Err(err)

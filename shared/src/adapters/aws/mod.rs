@@ -23,15 +23,25 @@
 mod dynamo;
 mod outgoing;
 mod provision;
+mod secrets;
+mod settings;
 mod sqs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use dynamo::{DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+pub use dynamo::{
+    DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore, MAX_INLINE_EVENT_BYTES,
+    MAX_INLINE_OUTCOME_BYTES,
+};
 pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WEBHOOK};
 pub use provision::provision;
-pub use sqs::SqsJobQueue;
+pub use secrets::{SECRET_CACHE, SecretsManagerSecret};
+pub use settings::missing_aws_settings;
+
+pub use sqs::{MAX_RELEASE_DELAY, SqsJobQueue};
 
 use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
 use crate::adapters::signal::PollingSignal;
@@ -59,6 +69,17 @@ pub struct AwsResources {
     pub invocations_table: String,
 }
 
+/// The settings that name the resources, in the order they are reported.
+const RESOURCE_SETTINGS: [&str; 7] = [
+    "HOOKFLOW_WEBHOOKS_TABLE",
+    "HOOKFLOW_PIPELINES_TABLE",
+    "HOOKFLOW_EVENTS_TABLE",
+    "HOOKFLOW_OUTGOING_TABLE",
+    "HOOKFLOW_INVOCATIONS_TABLE",
+    "HOOKFLOW_QUEUE_URL",
+    "HOOKFLOW_PAYLOAD_BUCKET",
+];
+
 /// Names `--provision` uses when the environment names none.
 pub const DEFAULT_PREFIX: &str = "hookflow";
 
@@ -66,6 +87,14 @@ impl AwsResources {
     /// Reads the resource names; every one is required.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The names of the resource settings `lookup` does not give.
+    pub fn missing(lookup: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+        RESOURCE_SETTINGS
+            .into_iter()
+            .filter(|name| lookup(name).is_none_or(|v| v.trim().is_empty()))
+            .collect()
     }
 
     /// Reads the resource names through `lookup`; every one is required.
@@ -97,6 +126,8 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    /// What the clients were built from, for the clients only some functions need.
+    pub config: aws_config::SdkConfig,
 }
 
 impl AwsClients {
@@ -111,8 +142,57 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            config,
         }
     }
+
+    /// A Secrets Manager client (only the functions that read a secret build one).
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.config)
+    }
+}
+
+/// Longest description of a failed AWS call that is kept (and so logged).
+const MAX_FAILURE_TEXT: usize = 240;
+
+/// A failed AWS call in one short line: the service's error code and message,
+/// or what kind of failure it was and its causes. Never the SDK's debug chain,
+/// which holds the raw response (kilobytes of headers) and can echo the request.
+pub fn describe_failure<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let text = match err {
+        SdkError::ServiceError(_) => format!(
+            "{}: {}",
+            err.code().unwrap_or("unknown service error"),
+            err.message().unwrap_or("no message")
+        ),
+        _ => {
+            let mut text = err.to_string();
+            let mut cause = std::error::Error::source(err);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
+    };
+    match text.char_indices().nth(MAX_FAILURE_TEXT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A failed AWS call as a store error (a retry may help).
+pub(crate) fn unavailable<E, R>(err: SdkError<E, R>) -> crate::error::StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    crate::error::StoreError::Unavailable(describe_failure(&err))
 }
 
 /// How long a Lambda's long poll waits between two reads of a result.

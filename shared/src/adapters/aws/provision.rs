@@ -2,7 +2,6 @@
 //! `template.yaml`: for `serve --backend aws --provision` against moto,
 //! LocalStack or a sandbox account. Deployments use the SAM template instead.
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -13,9 +12,10 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::dynamo::PIPELINES_BY_EVENT_KEY;
+use super::dynamo::{OUTCOME_PAYLOAD_PREFIX, PAYLOAD_PREFIX, PIPELINES_BY_EVENT_KEY};
 use super::outgoing::INVOCATIONS_BY_WEBHOOK;
-use super::{AwsClients, AwsResources};
+use super::{AwsClients, AwsResources, describe_failure};
+use crate::config::DEFAULT_QUEUE_RETENTION;
 
 /// Deliveries of a job before SQS moves it to the dead-letter queue, as in
 /// template.yaml: the worker ends jobs itself (pipeline jobs after
@@ -61,7 +61,7 @@ async fn enable_ttl(db: &aws_sdk_dynamodb::Client, table: &str) -> Provisioned<(
         )
         .send()
         .await
-        .map_err(|e| format!("enabling TTL on {table}: {}", DisplayErrorContext(e)))?;
+        .map_err(|e| format!("enabling TTL on {table}: {}", describe_failure(&e)))?;
     Ok(())
 }
 
@@ -74,7 +74,7 @@ async fn table_exists(db: &aws_sdk_dynamodb::Client, name: &str) -> Provisioned<
         {
             Ok(false)
         }
-        Err(e) => Err(format!("describing {name}: {}", DisplayErrorContext(e))),
+        Err(e) => Err(format!("describing {name}: {}", describe_failure(&e))),
     }
 }
 
@@ -96,7 +96,7 @@ fn created(
         {
             Ok(())
         }
-        Err(e) => Err(format!("creating {table}: {}", DisplayErrorContext(e))),
+        Err(e) => Err(format!("creating {table}: {}", describe_failure(&e))),
     }
 }
 
@@ -213,7 +213,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
         .send()
         .await
-        .map_err(|e| format!("creating the dead-letter queue: {}", DisplayErrorContext(e)))?
+        .map_err(|e| format!("creating the dead-letter queue: {}", describe_failure(&e)))?
         .queue_url
         .unwrap_or_default();
     let dlq_arn = sqs
@@ -222,7 +222,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| format!("reading the dead-letter queue: {}", DisplayErrorContext(e)))?
+        .map_err(|e| format!("reading the dead-letter queue: {}", describe_failure(&e)))?
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .unwrap_or_default();
@@ -235,11 +235,14 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
             QueueAttributeName::VisibilityTimeout,
             QUEUE_VISIBILITY_SECONDS.to_string(),
         )
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "345600")
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DEFAULT_QUEUE_RETENTION.as_secs().to_string(),
+        )
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
         .send()
         .await
-        .map_err(|e| format!("creating the job queue: {}", DisplayErrorContext(e)))?
+        .map_err(|e| format!("creating the job queue: {}", describe_failure(&e)))?
         .queue_url
         .unwrap_or_default();
 
@@ -271,21 +274,28 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                 format!(
                     "creating bucket {}: {}",
                     resources.payload_bucket,
-                    DisplayErrorContext(e)
+                    describe_failure(&e)
                 )
             })?;
-        let rule = LifecycleRule::builder()
-            .id("expire-claim-checked-events")
-            .filter(LifecycleRuleFilter::builder().prefix("events/").build())
-            .expiration(LifecycleExpiration::builder().days(1).build())
-            .status(ExpirationStatus::Enabled)
-            .build()
-            .map_err(|e| e.to_string())?;
+        // Claim-checked events and outcomes live as long as their result at most.
+        let expire = |id: &str, prefix: &str| {
+            LifecycleRule::builder()
+                .id(id)
+                .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                .expiration(LifecycleExpiration::builder().days(1).build())
+                .status(ExpirationStatus::Enabled)
+                .build()
+                .map_err(|e| e.to_string())
+        };
         s3.put_bucket_lifecycle_configuration()
             .bucket(&resources.payload_bucket)
             .lifecycle_configuration(
                 BucketLifecycleConfiguration::builder()
-                    .rules(rule)
+                    .rules(expire("expire-claim-checked-events", PAYLOAD_PREFIX)?)
+                    .rules(expire(
+                        "expire-claim-checked-outcomes",
+                        OUTCOME_PAYLOAD_PREFIX,
+                    )?)
                     .build()
                     .map_err(|e| e.to_string())?,
             )
@@ -295,7 +305,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                 format!(
                     "setting the lifecycle of {}: {}",
                     resources.payload_bucket,
-                    DisplayErrorContext(e)
+                    describe_failure(&e)
                 )
             })?;
     }

@@ -6,9 +6,22 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
+use super::unavailable;
 use crate::domain::Job;
 use crate::error::StoreError;
 use crate::ports::{Delivery, JobQueue, StoreResult};
+
+/// SQS's longest visibility timeout.
+const SQS_MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// Longest delay [`SqsJobQueue::release_job`] sets. SQS counts its 12 hours from
+/// the receive and refuses a change past them, so the delay leaves room for the
+/// longest a job is held between its receive and its release: a Lambda runs at
+/// most 15 minutes, and so does a pipeline run in `serve`
+/// (`HOOKFLOW_PIPELINE_TIMEOUT_MS`); an outgoing attempt takes at most 10. A
+/// job released for longer comes back early and is released again for the rest
+/// (an outgoing delivery keeps its `nextAttemptAt` for that).
+pub const MAX_RELEASE_DELAY: Duration = Duration::from_secs(SQS_MAX_VISIBILITY.as_secs() - 20 * 60);
 
 /// The job queue of the AWS shape.
 pub struct SqsJobQueue {
@@ -25,15 +38,10 @@ impl SqsJobQueue {
     }
 }
 
-fn unavailable<E: std::error::Error>(err: E) -> StoreError {
-    // The whole chain, with the service's error code; logged, never answered.
-    StoreError::Unavailable(aws_sdk_sqs::error::DisplayErrorContext(err).to_string())
-}
-
 /// SQS counts whole seconds; round up so a delay is never shorter than asked.
-fn whole_seconds(d: Duration, max: u64) -> i32 {
+fn whole_seconds(d: Duration, max: Duration) -> i32 {
     let secs = d.as_millis().div_ceil(1000) as u64;
-    secs.min(max) as i32
+    secs.min(max.as_secs()) as i32
 }
 
 #[async_trait]
@@ -85,7 +93,7 @@ impl JobQueue for SqsJobQueue {
             .max_number_of_messages(max.clamp(1, 10) as i32)
             // Whole seconds, rounded down: a short wait becomes a short poll.
             .wait_time_seconds(wait.as_secs().min(20) as i32)
-            .visibility_timeout(whole_seconds(visibility, 43_200))
+            .visibility_timeout(whole_seconds(visibility, SQS_MAX_VISIBILITY))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
@@ -135,13 +143,17 @@ impl JobQueue for SqsJobQueue {
         }
     }
 
+    fn receive_outlives_its_caller(&self) -> bool {
+        true
+    }
+
     async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()> {
         let changed = self
             .client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt)
-            .visibility_timeout(whole_seconds(delay, 43_200))
+            .visibility_timeout(whole_seconds(delay, MAX_RELEASE_DELAY))
             .send()
             .await;
         match changed {

@@ -1,0 +1,216 @@
+//! The Lambda functions' start-up and secrets against moto's Secrets Manager,
+//! DynamoDB and SQS (`make test` starts moto and the SMTP test server).
+#![cfg(feature = "lambda")]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
+use hookflow_core::Gateway;
+use hookflow_core::adapters::aws::{AwsClients, AwsResources, provision};
+use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
+use hookflow_core::lambda::{
+    ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET, handle_http, handle_sqs,
+};
+use serde_json::{Value, json};
+
+/// The admin token of the events in `events/`.
+const FIXTURE_TOKEN: &str = "local-admin-token-0123456789";
+
+async fn moto() -> (AwsClients, AwsResources, String) {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "no AWS endpoint: run the tests with `make test` (it starts moto)"
+    );
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("fn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    (clients, resources, prefix)
+}
+
+/// The settings a function gets from the template, plus `extra`.
+fn function_env(resources: &AwsResources, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("HOOKFLOW_WEBHOOKS_TABLE", &resources.webhooks_table),
+        ("HOOKFLOW_PIPELINES_TABLE", &resources.pipelines_table),
+        ("HOOKFLOW_EVENTS_TABLE", &resources.events_table),
+        ("HOOKFLOW_OUTGOING_TABLE", &resources.outgoing_table),
+        ("HOOKFLOW_INVOCATIONS_TABLE", &resources.invocations_table),
+        ("HOOKFLOW_QUEUE_URL", &resources.queue_url),
+        ("HOOKFLOW_PAYLOAD_BUCKET", &resources.payload_bucket),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .collect();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn call(gateway: &Gateway, event: &str) -> (u16, Value) {
+    let request: ApiGatewayV2httpRequest = serde_json::from_str(event).unwrap();
+    let response = handle_http(gateway, request).await;
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap(),
+        other => panic!("JSON answers are text, got {other:?}"),
+    };
+    (response.status_code as u16, body)
+}
+
+/// `webhook-admin` reads its token from Secrets Manager when the first
+/// management request arrives (not at start: here the secret does not even
+/// exist yet when the function starts), then keeps it for a while.
+#[tokio::test]
+async fn the_admin_token_comes_from_secrets_manager_on_first_use_and_is_kept() {
+    let (clients, resources, prefix) = moto().await;
+    let secret = format!("{prefix}/admin-token");
+    let env = function_env(&resources, &[(ADMIN_TOKEN_SECRET, &secret)]);
+    let gateway = FunctionContext::from_lookup(|name| env.get(name).cloned())
+        .await
+        .unwrap()
+        .gateway(true)
+        .unwrap();
+    let list = include_str!("../../events/admin-webhook-get.json");
+
+    let (status, answer) = call(&gateway, list).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{answer}"
+    );
+
+    let secrets = clients.secrets_manager();
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(FIXTURE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = call(&gateway, list).await;
+    assert_eq!(status, 200, "{answer}");
+    let wrong = list.replace(FIXTURE_TOKEN, "not-the-admin-token-at-all");
+    let (status, answer) = call(&gateway, &wrong).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (401, &json!("unauthorized"))
+    );
+    assert!(!answer.to_string().contains(FIXTURE_TOKEN));
+
+    // Kept: a changed secret takes effect after SECRET_CACHE, not at once.
+    secrets
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string("a-rotated-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = call(&gateway, list).await;
+    assert_eq!(status, 200, "the token read first is kept: {answer}");
+
+    // Neither a token nor a secret: the function does not start, and says why.
+    let env = function_env(&resources, &[]);
+    let err = FunctionContext::from_lookup(|name| env.get(name).cloned())
+        .await
+        .unwrap()
+        .gateway(true)
+        .err()
+        .expect("no admin token");
+    assert_eq!(err.name, ADMIN_TOKEN_SECRET);
+}
+
+/// The SMTP test server of `make test` and its mail folder.
+fn mail_sink() -> (String, PathBuf) {
+    match (
+        std::env::var("HOOKFLOW_TEST_SMTP_URL"),
+        std::env::var("HOOKFLOW_TEST_MAIL_DIR"),
+    ) {
+        (Ok(url), Ok(dir)) => (url, PathBuf::from(dir)),
+        _ => panic!("no SMTP test server: run the tests with `make test` (it starts one)"),
+    }
+}
+
+/// `pipeline-worker` logs in to the mail server with the login kept in
+/// Secrets Manager, read when the first mail is sent.
+#[tokio::test]
+async fn the_smtp_login_comes_from_secrets_manager() {
+    let (clients, resources, prefix) = moto().await;
+    let (smtp_url, mail_dir) = mail_sink();
+    let secret = format!("{prefix}/smtp-login");
+    let env = function_env(
+        &resources,
+        &[
+            ("HOOKFLOW_SMTP_URL", &smtp_url),
+            (SMTP_LOGIN_SECRET, &secret),
+        ],
+    );
+    let context = FunctionContext::from_lookup(|name| env.get(name).cloned())
+        .await
+        .unwrap();
+    let ports = context.ports.clone();
+    let (worker, queue) = context.worker().unwrap();
+    // Created after the start: nothing was read then.
+    clients
+        .secrets_manager()
+        .create_secret()
+        .name(&secret)
+        .secret_string(r#"{"username": "hookflow", "password": "sink-password"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let subject = format!("login {prefix}");
+    let key = EventKey::parse("webhook.lead.created").unwrap();
+    ports
+        .pipelines
+        .put_pipeline(&PipelineDefinition {
+            name: "hello".into(),
+            listens_to: key.clone(),
+            source: format!(
+                "pipeline:\n  - event.listen: {{eventKey: webhook.lead.created}}\n  - iam.run.as: systemuser\n  - mail.send: {{to: ops@example.com, subject: '{subject}'}}\n"
+            ),
+            updated_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let mut record = hookflow_core::testkit::sample_event(&key, &["hello"], 60_000);
+    record.event.correlation_id = CorrelationId::generate();
+    ports.intake.accept(&record, &[]).await.unwrap();
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    event.records.truncate(1);
+    event.records[0].body = Some(format!(
+        r#"{{"correlationId":"{}","pipeline":"hello"}}"#,
+        record.event.correlation_id
+    ));
+    let response = handle_sqs(&worker, queue.as_ref(), event).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let result = ports
+        .events
+        .get_result(&record.event.correlation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.error(), None);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mail = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
+            .find(|mail| mail["subject"] == subject.as_str());
+        if let Some(mail) = found {
+            break mail;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(mail["login"], "hookflow", "{mail}");
+}
