@@ -107,7 +107,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot open {}", database.display()))?,
             );
             (
-                Ports::sqlite(store.clone()),
+                Ports::sqlite(store.clone()).with_lookup_cache(settings.lookup_cache),
                 Some(store),
                 database.display().to_string(),
             )

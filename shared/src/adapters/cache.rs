@@ -77,8 +77,12 @@ impl WebhookStore for CachedWebhooks {
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        // Dropped after the write as well: a lookup between the two would
+        // otherwise put the old webhook back for a whole TTL.
         self.cache.forget(&webhook.token);
-        self.inner.update_webhook(webhook).await
+        let written = self.inner.update_webhook(webhook).await;
+        self.cache.forget(&webhook.token);
+        written
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
@@ -98,7 +102,9 @@ impl WebhookStore for CachedWebhooks {
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
         self.cache.forget(token);
-        self.inner.delete_webhook(token).await
+        let deleted = self.inner.delete_webhook(token).await;
+        self.cache.forget(token);
+        deleted
     }
 }
 
@@ -121,7 +127,9 @@ impl CachedPipelines {
 impl PipelineStore for CachedPipelines {
     async fn put_pipeline(&self, pipeline: &PipelineDefinition) -> StoreResult<()> {
         self.cache.clear();
-        self.inner.put_pipeline(pipeline).await
+        let written = self.inner.put_pipeline(pipeline).await;
+        self.cache.clear();
+        written
     }
 
     async fn get_pipeline(&self, name: &str) -> StoreResult<Option<PipelineDefinition>> {
@@ -134,7 +142,9 @@ impl PipelineStore for CachedPipelines {
 
     async fn delete_pipeline(&self, name: &str) -> StoreResult<bool> {
         self.cache.clear();
-        self.inner.delete_pipeline(name).await
+        let deleted = self.inner.delete_pipeline(name).await;
+        self.cache.clear();
+        deleted
     }
 
     async fn listeners_of(&self, key: &EventKey) -> StoreResult<Vec<String>> {

@@ -10,7 +10,7 @@
 //! The write-ahead log stays bounded: a background thread copies it into the
 //! database file (PASSIVE checkpoints, which never block anyone), and once the
 //! log passes its size bound the writer thread checkpoints it completely and
-//! truncates it, holding the next commit for that moment. Under steady load a
+//! restarts it from its first byte, holding the next commit for that moment. Under steady load a
 //! PASSIVE checkpoint alone never catches up (a new commit lands before it is
 //! done), so without that reset the log would grow for ever.
 
@@ -479,7 +479,7 @@ fn group_commit_loop(conn: Connection, mut wal: WalBound, tasks: mpsc::Receiver<
     }
     if let Some(done) = closing {
         // Every write queued before the close is committed: leave the WAL empty.
-        if wal.reset(&conn) != Reset::Emptied {
+        if wal.reset(&conn, ResetMode::Truncate) != Reset::Emptied {
             tracing::warn!("sqlite: the WAL could not be emptied on shutdown");
         }
         let _ = done.send(());
@@ -506,10 +506,17 @@ struct WalBound {
     held: bool,
 }
 
+/// How a reset leaves the WAL file: see [`WalBound::reset`].
+#[derive(Clone, Copy)]
+enum ResetMode {
+    Restart,
+    Truncate,
+}
+
 /// What a reset achieved.
 #[derive(PartialEq, Eq)]
 enum Reset {
-    /// Copied into the database file and truncated to zero bytes.
+    /// Copied into the database file: the next commit starts the log over.
     Emptied,
     /// A lock or a reader in another process kept it from finishing.
     Blocked,
@@ -525,7 +532,7 @@ impl WalBound {
             return Ok(());
         }
         if self.retry_at.is_none_or(|at| Instant::now() >= at) {
-            if self.reset(conn) == Reset::Failed {
+            if self.reset(conn, ResetMode::Truncate) == Reset::Failed {
                 self.retry_at = Some(Instant::now() + RESET_RETRY);
             } else {
                 self.held = false;
@@ -547,24 +554,32 @@ impl WalBound {
         if std::fs::metadata(&self.path).map_or(0, |m| m.len()) <= self.max_bytes {
             return;
         }
-        self.retry_at = match self.reset(conn) {
+        self.retry_at = match self.reset(conn, ResetMode::Restart) {
             Reset::Emptied => None,
             Reset::Blocked | Reset::Failed => Some(Instant::now() + RESET_RETRY),
         };
     }
 
-    /// Copies the whole WAL into the database file, waits for the readers still
-    /// on it, and truncates it to zero bytes (TRUNCATE checkpoint). Runs between
-    /// commits on the writer's connection, so no commit lands meanwhile.
-    fn reset(&mut self, conn: &Connection) -> Reset {
+    /// Copies the whole WAL into the database file and waits for the readers
+    /// still on it, so the next commit starts the log over from its first byte.
+    /// Runs between commits on the writer's connection, so no commit lands
+    /// meanwhile.
+    ///
+    /// `Restart` keeps the file's blocks (the next commits overwrite them, and
+    /// `journal_size_limit` trims anything past the bound): under load, a log
+    /// that must grow again from zero pays for block allocation in every fsync.
+    /// `Truncate` gives the space back: on shutdown, and on a full disk.
+    fn reset(&mut self, conn: &Connection, mode: ResetMode) -> Reset {
         let _turn = self
             .checkpoint_turn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let _ = conn.busy_timeout(RESET_WAIT);
-        let outcome = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        });
+        let pragma = match mode {
+            ResetMode::Restart => "PRAGMA wal_checkpoint(RESTART)",
+            ResetMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        let outcome = conn.query_row(pragma, [], |r| r.get::<_, i64>(0));
         let _ = conn.busy_timeout(BUSY_TIMEOUT);
         let reset = match &outcome {
             Ok(0) => Reset::Emptied,

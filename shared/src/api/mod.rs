@@ -11,6 +11,7 @@ mod receive;
 mod result;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -18,6 +19,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
+use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
 use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore, SqliteStore};
 use crate::config::Settings;
 use crate::domain::Webhook;
@@ -124,6 +126,17 @@ impl Ports {
             queue: store,
             signal: Arc::new(LocalSignal::new()),
         }
+    }
+
+    /// The receive path's lookups (webhook by token, listeners by event key)
+    /// cached per process for `ttl`; zero leaves them uncached. Changes made
+    /// through these ports drop the entries at once.
+    pub fn with_lookup_cache(mut self, ttl: Duration) -> Self {
+        if !ttl.is_zero() {
+            self.webhooks = Arc::new(CachedWebhooks::new(self.webhooks, ttl));
+            self.pipelines = Arc::new(CachedPipelines::new(self.pipelines, ttl));
+        }
+        self
     }
 
     /// Everything in memory (unit tests).

@@ -43,7 +43,6 @@ pub use settings::missing_aws_settings;
 
 pub use sqs::{MAX_RELEASE_DELAY, SqsJobQueue};
 
-use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
 use crate::adapters::signal::PollingSignal;
 use crate::api::Ports;
 use crate::config::ConfigError;
@@ -215,18 +214,14 @@ impl Ports {
             &resources.payload_bucket,
         ));
         let queue = Arc::new(SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url));
-        let mut webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
             clients.dynamodb.clone(),
             &resources.webhooks_table,
         ));
-        let mut pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
+        let pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
             clients.dynamodb.clone(),
             &resources.pipelines_table,
         ));
-        if !lookup_cache.is_zero() {
-            webhooks = Arc::new(CachedWebhooks::new(webhooks, lookup_cache));
-            pipelines = Arc::new(CachedPipelines::new(pipelines, lookup_cache));
-        }
         Ports {
             webhooks,
             events: events.clone(),
@@ -246,5 +241,6 @@ impl Ports {
                 &resources.invocations_table,
             )),
         }
+        .with_lookup_cache(lookup_cache)
     }
 }
