@@ -49,6 +49,9 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<std::process::ExitCode
     println!("HOOKFLOW_OUTGOING_TABLE={}", resources.outgoing_table);
     println!("HOOKFLOW_INVOCATIONS_TABLE={}", resources.invocations_table);
     println!("HOOKFLOW_QUEUE_URL={}", resources.queue_url);
+    if let Some(url) = &resources.dead_letter_queue_url {
+        println!("HOOKFLOW_DEAD_LETTER_QUEUE_URL={url}");
+    }
     println!("HOOKFLOW_PAYLOAD_BUCKET={}", resources.payload_bucket);
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -165,9 +165,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
 
     if let Some(store) = &sqlite {
+        // No other process runs on this file (the lock above): a job still
+        // marked as taken was taken by a process that is gone. Handing it out
+        // now, not after its visibility timeout, also counts its next attempt.
+        let reclaimed = store
+            .reclaim_taken_jobs()
+            .await
+            .context("cannot requeue the jobs of the previous run")?;
+        if reclaimed > 0 {
+            tracing::info!(
+                jobs = reclaimed,
+                "jobs the previous run left unfinished are queued again"
+            );
+        }
         tokio::spawn(purge_expired_events(store.clone()));
     }
     let (stop_worker, stopping) = watch::channel(false);
+    // The worker starts stopping when the signal comes, while open connections
+    // drain: both take seconds, and together they must fit in the grace period
+    // a supervisor gives (systemd and Docker: 10 s before SIGKILL).
+    let stop_worker = Arc::new(stop_worker);
+    tokio::spawn({
+        let stop_worker = stop_worker.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop_worker.send(true);
+        }
+    });
     let worker_runtime = (concurrency > 0).then(worker_runtime).transpose()?;
     let worker = worker_runtime
         .as_ref()
@@ -183,7 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _ = stop_worker.send(true);
     if let Some(worker) = worker {
         // It may first finish a receive that would otherwise hide jobs from the next process.
-        let _ = tokio::time::timeout(QUEUE_POLL_WAIT + Duration::from_secs(5), worker).await;
+        let _ = tokio::time::timeout(QUEUE_POLL_WAIT + Duration::from_secs(3), worker).await;
     }
     if let Some(rt) = worker_runtime {
         rt.shutdown_background();

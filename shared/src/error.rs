@@ -16,6 +16,9 @@ pub enum StoreError {
     /// The backing service failed; a retry may help.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A stored record cannot be decoded; no retry will help.
+    #[error("stored record unreadable: {0}")]
+    Corrupt(String),
 }
 
 /// Which uniqueness rule a write would break.
@@ -109,6 +112,14 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "store unavailable");
                 ApiError::unavailable()
+            }
+            StoreError::Corrupt(detail) => {
+                tracing::error!(%detail, "stored record unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "a stored record could not be read",
+                )
             }
         }
     }

@@ -17,11 +17,10 @@ use crate::adapters::aws::{AwsClients, AwsResources, SecretsManagerSecret};
 use crate::adapters::smtp::SecretLoginMailer;
 use crate::api::{Gateway, Ports, error_response};
 use crate::config::{ConfigError, Settings};
-use crate::domain::Job;
 use crate::error::ApiError;
 use crate::pipeline::commands::Services;
-use crate::pipeline::worker::{Disposition, Worker};
-use crate::ports::JobQueue;
+use crate::pipeline::worker::{Acknowledge, Worker, settle};
+use crate::ports::{Delivery, JobQueue};
 
 /// Names the Secrets Manager secret holding the admin token (`webhook-admin`).
 pub const ADMIN_TOKEN_SECRET: &str = "HOOKFLOW_ADMIN_TOKEN_SECRET";
@@ -209,32 +208,18 @@ pub async fn handle_sqs(
     response
 }
 
-/// True when the message is done with.
+/// True when the message is done with (finished or dead-lettered); the event
+/// source mapping deletes those, and hands the others out again.
 async fn process_message(worker: &Worker, queue: &dyn JobQueue, message: SqsMessage) -> bool {
-    let Some(job) = message
-        .body
-        .as_deref()
-        .and_then(|b| serde_json::from_str::<Job>(b).ok())
-    else {
-        // Reported as failed: after maxReceiveCount it rests in the dead-letter queue.
-        tracing::error!(message_id = ?message.message_id, "unreadable job message");
-        return false;
+    let delivery = Delivery {
+        body: message.body.unwrap_or_default(),
+        receipt: message.receipt_handle.unwrap_or_default(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
     };
-    let attempt = message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    match worker.process(&job, attempt).await {
-        Disposition::Done => true,
-        Disposition::RetryAfter(delay) => {
-            if let Some(receipt) = &message.receipt_handle
-                && let Err(err) = queue.release_job(receipt, delay).await
-            {
-                // The message still comes back, after the queue's visibility timeout.
-                tracing::warn!(error = %err, "could not set the retry delay");
-            }
-            false
-        }
-    }
+    let disposition = worker.handle(&delivery).await;
+    settle(queue, &delivery, disposition, Acknowledge::ByTheCaller).await
 }

@@ -103,14 +103,23 @@ pub trait PipelineStore: Send + Sync {
 }
 
 /// A job handed out by [`JobQueue::receive`]; invisible to others until it is
-/// deleted, released, or its visibility timeout passes.
+/// deleted, released, dead-lettered, or its visibility timeout passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    pub job: Job,
+    /// The message as it was queued. Kept raw, so a message no worker can read
+    /// still reaches the one policy that decides its fate ([`Delivery::job`]).
+    pub body: String,
     /// Names this delivery for `delete`/`release`; a redelivery gets a new one.
     pub receipt: String,
     /// How many times the job has been handed out, this time included.
     pub receive_count: u32,
+}
+
+impl Delivery {
+    /// The job this message carries, or why it cannot be read.
+    pub fn job(&self) -> Result<Job, String> {
+        serde_json::from_str(&self.body).map_err(|e| e.to_string())
+    }
 }
 
 /// At-least-once queue of pipeline jobs and outgoing deliveries (SQS in AWS, a
@@ -132,6 +141,9 @@ pub trait JobQueue: Send + Sync {
     /// Makes a delivered job visible again after `delay` (a retry with backoff),
     /// or sooner when the queue cannot hide it that long.
     async fn release_job(&self, receipt: &str, delay: Duration) -> StoreResult<()>;
+    /// Moves a delivered message out of the queue into its dead letters, with
+    /// the reason, where an operator can look at it; it is never handed out again.
+    async fn dead_letter_job(&self, delivery: &Delivery, reason: &str) -> StoreResult<()>;
     /// Whether a receive dropped while it waits can still take jobs out of sight
     /// (an SQS long poll goes on at the service after its caller has gone): a
     /// stopping worker then lets it finish and hands back what it brought.

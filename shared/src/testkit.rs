@@ -393,11 +393,18 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 1, "in-flight jobs are invisible");
-    let mut seen: Vec<String> = first.iter().chain(&rest).map(|d| label(&d.job)).collect();
+    let mut seen: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|d| label(&d.job().unwrap()))
+        .collect();
     seen.sort();
     assert_eq!(seen, ["a", "b", "delivery"], "every job delivered once");
     assert!(
-        first.iter().chain(&rest).any(|d| d.job == delivery),
+        first
+            .iter()
+            .chain(&rest)
+            .any(|d| d.job().unwrap() == delivery),
         "a delivery job arrives as it was sent"
     );
 
@@ -430,7 +437,7 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
-    assert_eq!(again[0].job, d);
+    assert_eq!(again[0].job().unwrap(), d);
     assert_eq!(again[0].receive_count, 2);
     assert_ne!(
         again[0].receipt, taken[0].receipt,
@@ -457,6 +464,27 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
     assert_eq!(retried.len(), 1, "released job returns after its delay");
     assert_eq!(retried[0].receive_count, 3);
     queue.delete_job(&retried[0].receipt).await.unwrap();
+
+    // Dead-lettered: out of the queue for good, even past its visibility timeout.
+    let f = job("f");
+    queue.send_jobs(std::slice::from_ref(&f)).await.unwrap();
+    let taken = queue
+        .receive_jobs(1, Duration::from_secs(3), Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    queue
+        .dead_letter_job(&taken[0], "conformance: given up")
+        .await
+        .unwrap();
+    assert!(
+        queue
+            .receive_jobs(1, Duration::from_secs(1), Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a dead-lettered job is never handed out again"
+    );
 
     // A waiting receive wakes up when a job arrives.
     let e = job("e");
@@ -502,7 +530,7 @@ pub async fn event_intake_conformance(
     for d in &queued {
         queue.delete_job(&d.receipt).await.unwrap();
     }
-    let mut queued: Vec<Job> = queued.into_iter().map(|d| d.job).collect();
+    let mut queued: Vec<Job> = queued.into_iter().map(|d| d.job().unwrap()).collect();
     queued.sort_by_key(|j| format!("{j:?}"));
     let mut expected: Vec<Job> = jobs.iter().cloned().map(Job::from).collect();
     expected.sort_by_key(|j| format!("{j:?}"));

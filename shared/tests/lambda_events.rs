@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
+use hookflow_core::adapters::MemoryQueue;
 use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
@@ -204,7 +205,9 @@ async fn sqs_batches_run_pipelines_and_redeliveries_record_nothing_new() {
 
 #[tokio::test]
 async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
-    let ports = Ports::memory();
+    let mut ports = Ports::memory();
+    let queue = Arc::new(MemoryQueue::new());
+    ports.queue = queue.clone();
     stored_event_for_fixture(&ports).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -233,13 +236,13 @@ async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(
-        failed,
-        [
-            event.records[0].message_id.as_deref().unwrap(),
-            "unreadable"
-        ]
-    );
+    // The unreadable message is not retried: it is dead-lettered, as `serve` does.
+    assert_eq!(failed, [event.records[0].message_id.as_deref().unwrap()]);
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "not a job");
+    assert!(dead[0].1.starts_with("unreadable message: "), "{dead:?}");
+    event.records.pop();
     let id = CorrelationId::parse(CORRELATION_ID).unwrap();
     let result = ports.events.get_result(&id).await.unwrap().unwrap();
     assert!(result.outcomes.contains_key("lower") && !result.outcomes.contains_key("hello"));
@@ -249,13 +252,43 @@ async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
         .attributes
         .insert("ApproximateReceiveCount".into(), "3".into());
     let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
-    assert_eq!(
-        response.batch_item_failures.len(),
-        1,
-        "only the unreadable message is left"
-    );
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let result = ports.events.get_result(&id).await.unwrap().unwrap();
     assert_eq!(result.error().unwrap()["code"], "mail_unavailable");
+}
+
+#[tokio::test]
+async fn an_sqs_job_past_its_attempts_is_dead_lettered_with_an_error_outcome() {
+    let mut ports = Ports::memory();
+    let queue = Arc::new(MemoryQueue::new());
+    ports.queue = queue.clone();
+    stored_event_for_fixture(&ports).await;
+    put_pipeline(
+        &ports,
+        "hello",
+        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+    )
+    .await;
+    let worker = worker(ports.clone(), None);
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    event.records.truncate(1);
+    // Handed out a fourth time with three attempts allowed: the earlier runs
+    // never came back (each ended its Lambda), so this one does not run.
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "4".into());
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    let error = result.error().unwrap();
+    assert_eq!(error["code"], "internal_error");
+    assert_eq!(error["message"], "the run ended the process");
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(Some(dead[0].0.as_str()), event.records[0].body.as_deref());
+    assert!(dead[0].1.contains("handed out 4 times"), "{dead:?}");
 }
 
 #[tokio::test]
@@ -282,7 +315,7 @@ async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
         .await
         .unwrap();
     assert_eq!(taken.len(), 1, "one delivery queued");
-    let message = serde_json::to_string(&taken[0].job).unwrap();
+    let message = taken[0].body.clone();
     assert_eq!(message, format!(r#"{{"referenceId":"{reference_id}"}}"#));
 
     // The fixture's delivery names a record that does not exist: finished, not retried.

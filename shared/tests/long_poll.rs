@@ -113,10 +113,14 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1, "one job per listening pipeline");
-    assert_eq!(jobs[0].job.as_pipeline().unwrap().pipeline, "upper");
+    assert_eq!(
+        jobs[0].job().unwrap().as_pipeline().unwrap().pipeline,
+        "upper"
+    );
     assert_eq!(
         jobs[0]
-            .job
+            .job()
+            .unwrap()
             .as_pipeline()
             .unwrap()
             .correlation_id
@@ -127,7 +131,7 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
     ports
         .events
         .record_outcome(
-            &jobs[0].job.as_pipeline().unwrap().correlation_id,
+            &jobs[0].job().unwrap().as_pipeline().unwrap().correlation_id,
             "upper",
             &PipelineOutcome::Ok {
                 value: json!("HELLO WORLD"),
@@ -137,7 +141,7 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
         .unwrap();
     ports
         .signal
-        .notify(&jobs[0].job.as_pipeline().unwrap().correlation_id);
+        .notify(&jobs[0].job().unwrap().as_pipeline().unwrap().correlation_id);
 
     let ((status, _, answer), waited) = poller.await.unwrap();
     let latency = landed.elapsed();
@@ -167,7 +171,7 @@ async fn receive_answers_with_the_result_when_it_lands_within_the_wait() {
                 .receive_jobs(1, Duration::from_secs(5), Duration::from_secs(30))
                 .await
                 .unwrap();
-            let id = jobs[0].job.as_pipeline().unwrap().correlation_id;
+            let id = jobs[0].job().unwrap().as_pipeline().unwrap().correlation_id;
             ports
                 .events
                 .record_outcome(

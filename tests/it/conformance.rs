@@ -67,7 +67,7 @@ async fn sqlite_data_survives_reopening() {
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1, "queued jobs survive a restart");
-    assert_eq!(jobs[0].job, job);
+    assert_eq!(jobs[0].job().unwrap(), job);
 }
 
 #[tokio::test]
@@ -173,7 +173,10 @@ async fn aws_adapters_on_moto() {
         &resources.payload_bucket,
     ));
     let pipelines = DynamoPipelineStore::new(clients.dynamodb.clone(), &resources.pipelines_table);
-    let queue = std::sync::Arc::new(SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url));
+    let queue = std::sync::Arc::new(
+        SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+            .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
+    );
     webhook_store_conformance(&webhooks).await;
     event_store_conformance(events.as_ref()).await;
     pipeline_store_conformance(&pipelines).await;

@@ -6,7 +6,8 @@
 //!
 //! Replay a run with the seed it prints:
 //! `HOOKFLOW_FUZZ_SEED=<seed> cargo nextest run -p hookflow -E 'test(/fuzz::/)'`
-//! (`HOOKFLOW_FUZZ_REQUESTS` sets the number of requests, default 3000).
+//! (`HOOKFLOW_FUZZ_REQUESTS` sets the number of requests, default 3000; 800 on
+//! the AWS backend).
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ use crate::harness::{ADMIN, Server};
 
 const DEFAULT_SEED: u64 = 0x5eed_2026_1125;
 const DEFAULT_REQUESTS: usize = 3000;
+/// On the AWS backend each request is a few calls to moto, ten times slower:
+/// fewer requests keep the suite's time in bounds (the same code paths answer).
+const DEFAULT_REQUESTS_ON_AWS: usize = 800;
 /// Concurrent connections sending the requests.
 const CLIENTS: usize = 8;
 /// The server's peak resident memory may not exceed this.
@@ -477,7 +481,10 @@ async fn random_requests_never_get_a_5xx_other_than_503_and_the_server_stays_up(
     let requests: usize = std::env::var("HOOKFLOW_FUZZ_REQUESTS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_REQUESTS);
+        .unwrap_or(match crate::harness::backend() {
+            crate::harness::Backend::Embedded => DEFAULT_REQUESTS,
+            crate::harness::Backend::Aws => DEFAULT_REQUESTS_ON_AWS,
+        });
     println!(
         "fuzz: seed {seed}, {requests} requests; replay with \
          HOOKFLOW_FUZZ_SEED={seed} HOOKFLOW_FUZZ_REQUESTS={requests} cargo nextest run -p hookflow -E 'test(/fuzz::/)'"

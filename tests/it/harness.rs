@@ -344,6 +344,7 @@ pub struct Storage {
     pub ports: hookflow_core::api::Ports,
     sqlite: Option<PathBuf>,
     sqs: Option<(aws_sdk_sqs::Client, String)>,
+    dead_letter_queue: Option<String>,
 }
 
 impl Server {
@@ -359,6 +360,7 @@ impl Server {
                     ports,
                     sqlite: Some(self.database()),
                     sqs: None,
+                    dead_letter_queue: None,
                 }
             }
             Backend::Aws => {
@@ -373,6 +375,7 @@ impl Server {
                     ports,
                     sqlite: None,
                     sqs: Some((clients.sqs.clone(), resources.queue_url)),
+                    dead_letter_queue: resources.dead_letter_queue_url,
                 }
             }
         }
@@ -419,6 +422,50 @@ impl Storage {
                 .unwrap_or(0)
         })
         .sum()
+    }
+
+    /// The dead-lettered messages (body, reason), oldest first. On SQS they are
+    /// read without being hidden (visibility 0), so a second call sees them too.
+    pub async fn dead_letters(&self) -> Vec<(String, String)> {
+        if let Some(db) = &self.sqlite {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            let mut rows = conn
+                .prepare("SELECT data, reason FROM dead_letters ORDER BY id")
+                .unwrap();
+            return rows
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        }
+        let (sqs, _) = self.sqs.as_ref().expect("sqs");
+        let url = self
+            .dead_letter_queue
+            .as_deref()
+            .expect("dead-letter queue");
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        received
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let reason = m
+                    .message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(hookflow_core::adapters::aws::DEAD_LETTER_REASON_ATTRIBUTE))
+                    .and_then(|v| v.string_value.clone())
+                    .unwrap_or_default();
+                (m.body.unwrap_or_default(), reason)
+            })
+            .collect()
     }
 
     /// Queues a message no worker can read.

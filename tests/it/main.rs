@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod conformance;
 mod data_dir_lock;
+mod dead_letters;
 mod deep_json;
 mod disk_full;
 mod durability;

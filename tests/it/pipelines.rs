@@ -554,7 +554,7 @@ async fn a_job_interrupted_by_a_crash_is_run_after_restart() {
 }
 
 #[tokio::test]
-async fn an_unreadable_job_does_not_block_the_others() {
+async fn an_unreadable_job_is_dead_lettered_and_blocks_nothing() {
     let server = Server::start().await;
     let token = webhook_token(&server, "webhook.lead.created").await;
     server.put_pipeline("hello", HELLO).await;
@@ -570,5 +570,13 @@ async fn an_unreadable_job_does_not_block_the_others() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         left = storage.pending_jobs().await;
     }
-    assert_eq!(left, 0, "the unreadable job was dropped");
+    assert_eq!(left, 0, "the unreadable job left the queue");
+    let dead = storage.dead_letters().await;
+    assert_eq!(
+        dead.len(),
+        1,
+        "kept as a dead letter, not dropped: {dead:?}"
+    );
+    assert_eq!(dead[0].0, "not a job");
+    assert!(dead[0].1.starts_with("unreadable message: "), "{dead:?}");
 }

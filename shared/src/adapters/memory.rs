@@ -243,7 +243,8 @@ impl InvocationStore for MemoryStore {
 
 struct QueuedJob {
     seq: u64,
-    job: Job,
+    /// The message as queued (JSON of a [`Job`], or anything a test queued).
+    body: String,
     visible_at: Instant,
     receive_count: u32,
     receipt: Option<String>,
@@ -254,12 +255,43 @@ struct QueuedJob {
 pub struct MemoryQueue {
     jobs: Mutex<(u64, Vec<QueuedJob>)>,
     arrived: Notify,
+    /// Dead-lettered messages and why, oldest first.
+    dead_letters: Mutex<Vec<(String, String)>>,
 }
 
 impl MemoryQueue {
     /// An empty queue.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Queues a raw message, readable or not (tests of the unreadable case).
+    pub fn send_raw(&self, body: &str) {
+        self.push(vec![body.to_owned()]);
+    }
+
+    /// The dead-lettered messages and their reasons, oldest first.
+    pub fn dead_letters(&self) -> Vec<(String, String)> {
+        self.dead_letters.lock().expect("queue lock").clone()
+    }
+
+    fn push(&self, bodies: Vec<String>) {
+        let now = Instant::now();
+        {
+            let mut guard = self.jobs.lock().expect("queue lock");
+            let (seq, jobs) = &mut *guard;
+            for body in bodies {
+                *seq += 1;
+                jobs.push(QueuedJob {
+                    seq: *seq,
+                    body,
+                    visible_at: now,
+                    receive_count: 0,
+                    receipt: None,
+                });
+            }
+        }
+        self.arrived.notify_waiters();
     }
 
     /// Takes up to `max` visible jobs, or tells when the next one becomes visible.
@@ -279,7 +311,7 @@ impl MemoryQueue {
             let receipt = uuid::Uuid::new_v4().to_string();
             queued.receipt = Some(receipt.clone());
             taken.push(Delivery {
-                job: queued.job.clone(),
+                body: queued.body.clone(),
                 receipt,
                 receive_count: queued.receive_count,
             });
@@ -295,22 +327,12 @@ impl MemoryQueue {
 #[async_trait]
 impl JobQueue for MemoryQueue {
     async fn send_jobs(&self, new_jobs: &[Job]) -> StoreResult<()> {
-        let now = Instant::now();
-        {
-            let mut guard = self.jobs.lock().expect("queue lock");
-            let (seq, jobs) = &mut *guard;
-            for job in new_jobs {
-                *seq += 1;
-                jobs.push(QueuedJob {
-                    seq: *seq,
-                    job: job.clone(),
-                    visible_at: now,
-                    receive_count: 0,
-                    receipt: None,
-                });
-            }
-        }
-        self.arrived.notify_waiters();
+        let bodies = new_jobs
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::unavailable)?;
+        self.push(bodies);
         Ok(())
     }
 
@@ -355,6 +377,21 @@ impl JobQueue for MemoryQueue {
             }
         }
         self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn dead_letter_job(&self, delivery: &Delivery, reason: &str) -> StoreResult<()> {
+        // Kept from the delivery itself, as SQS keeps it: a message handed to a
+        // Lambda never was in this queue.
+        self.jobs
+            .lock()
+            .expect("queue lock")
+            .1
+            .retain(|j| j.receipt.as_deref() != Some(delivery.receipt.as_str()));
+        self.dead_letters
+            .lock()
+            .expect("queue lock")
+            .push((delivery.body.clone(), reason.to_owned()));
         Ok(())
     }
 }

@@ -89,6 +89,18 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_webhook ON invocations(webhook_id, created_at);
 CREATE INDEX IF NOT EXISTS invocations_by_expiry ON invocations(expires_at);
 ",
+    // 2: jobs the worker gave up on (unreadable, or they kept ending the
+    // process), kept for an operator to look at and requeue.
+    "
+CREATE TABLE dead_letters (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id        INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    reason        TEXT NOT NULL,
+    dead_at       INTEGER NOT NULL,
+    data          TEXT NOT NULL
+);
+",
 ];
 
 /// Most writes committed in one transaction.
@@ -297,9 +309,27 @@ impl SqliteStore {
                 let _ = tx.send(f(conn));
             }))
             .map_err(|_| StoreError::unavailable("sqlite readers stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::unavailable("sqlite reader stopped"))?
-            .map_err(StoreError::unavailable)
+        Ok(rx
+            .await
+            .map_err(|_| StoreError::unavailable("sqlite reader stopped"))??)
+    }
+
+    /// Makes every job an earlier process took, and never settled, visible at
+    /// once instead of after its visibility timeout. Only for the process that
+    /// owns the file (`serve` holds the data dir's lock), before its worker
+    /// starts: then no taken job can be running anywhere. The receive counts
+    /// stay, so a job whose runs end the process still runs out of attempts.
+    pub async fn reclaim_taken_jobs(&self) -> StoreResult<usize> {
+        let reclaimed = self
+            .write(|c| {
+                Ok(c.execute(
+                    "UPDATE jobs SET visible_at = 0, receipt = NULL WHERE receipt IS NOT NULL",
+                    [],
+                )?)
+            })
+            .await?;
+        self.jobs_arrived.notify_waiters();
+        Ok(reclaimed)
     }
 
     /// Deletes events (and their outcomes) and invocation records past their
@@ -361,7 +391,11 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> StoreResult<()> {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        StoreError::unavailable(err)
+        match err {
+            // Raised by `from_json`: the row is there but cannot be decoded.
+            rusqlite::Error::FromSqlConversionFailure(..) => StoreError::Corrupt(err.to_string()),
+            other => StoreError::unavailable(other),
+        }
     }
 }
 
@@ -1078,30 +1112,22 @@ impl JobQueue for SqliteStore {
             let (taken, next_visible) = self
                 .write_with(Durability::Relaxed, move |c| {
                     let now = Timestamp::now().0;
-                    let rows = c
+                    let taken = c
                         .prepare_cached(
                             "UPDATE jobs SET visible_at = ?1, receive_count = receive_count + 1,
                                  receipt = lower(hex(randomblob(16)))
                              WHERE id IN (SELECT id FROM jobs WHERE visible_at <= ?2
                                           ORDER BY visible_at, id LIMIT ?3)
-                             RETURNING id, data, receipt, receive_count",
+                              RETURNING data, receipt, receive_count",
                         )?
                         .query_map(params![now + visibility, now, max], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                            Ok(Delivery {
+                                body: r.get(0)?,
+                                receipt: r.get(1)?,
+                                receive_count: r.get(2)?,
+                            })
                         })?
-                        .collect::<rusqlite::Result<Vec<(i64, String, String, u32)>>>()?;
-                    let mut taken = Vec::with_capacity(rows.len());
-                    for (id, data, receipt, receive_count) in rows {
-                        match serde_json::from_str(&data) {
-                            Ok(job) => taken.push(Delivery { job, receipt, receive_count }),
-                            // A row nobody can read would block nothing but itself
-                            // forever: drop it rather than hand it out again and again.
-                            Err(err) => {
-                                tracing::error!(job_id = id, error = %err, "dropping an unreadable job");
-                                c.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
-                            }
-                        }
-                    }
+                        .collect::<rusqlite::Result<Vec<Delivery>>>()?;
                     let next: Option<i64> = if taken.is_empty() {
                         c.query_row("SELECT min(visible_at) FROM jobs", [], |r| r.get(0))?
                     } else {
@@ -1150,6 +1176,23 @@ impl JobQueue for SqliteStore {
         self.jobs_arrived.notify_waiters();
         Ok(())
     }
+
+    async fn dead_letter_job(&self, delivery: &Delivery, reason: &str) -> StoreResult<()> {
+        let receipt = delivery.receipt.clone();
+        let reason = reason.to_owned();
+        // Durable: a dead letter is the only trace left of the job.
+        self.write(move |c| {
+            // A stale receipt (the job was handed out again meanwhile) moves nothing.
+            c.execute(
+                "INSERT INTO dead_letters (job_id, receive_count, reason, dead_at, data)
+                 SELECT id, receive_count, ?2, ?3, data FROM jobs WHERE receipt = ?1",
+                params![receipt, reason, Timestamp::now().0],
+            )?;
+            c.execute("DELETE FROM jobs WHERE receipt = ?1", [&receipt])?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -1193,7 +1236,8 @@ mod tests {
             assert_eq!(user_version(&path), 0);
         }
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(user_version(&path), 1);
+        // Adopted as version 1, then migrated on to the newest.
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
         assert_eq!(
             store.get_by_token(&webhook.token).await.unwrap(),
             Some(webhook),
@@ -1237,12 +1281,12 @@ mod tests {
     #[test]
     fn a_migration_appended_to_the_list_upgrades_existing_files() {
         let (_dir, path, next) = current_file_and_one_more_migration(
-            "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
+            "CREATE TABLE later_feature (id INTEGER PRIMARY KEY, data TEXT NOT NULL);",
         );
         let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn, &next).unwrap();
         assert_eq!(user_version(&path), next.len() as i64);
-        conn.execute("INSERT INTO dead_letters (data) VALUES ('x')", [])
+        conn.execute("INSERT INTO later_feature (data) VALUES ('x')", [])
             .unwrap();
         // Opening again with the same list is a no-op; with the old list, a refusal.
         migrate(&mut conn, &next).unwrap();
@@ -1256,8 +1300,9 @@ mod tests {
         );
         let mut conn = Connection::open(&path).unwrap();
         let err = migrate(&mut conn, &next).unwrap_err().to_string();
-        assert!(err.contains("version 2"), "{err}");
-        assert_eq!(user_version(&path), 1);
+        let current = MIGRATIONS.len() as i64;
+        assert!(err.contains(&format!("version {}", current + 1)), "{err}");
+        assert_eq!(user_version(&path), current);
         let half: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",

@@ -370,6 +370,18 @@ impl Outgoing {
         Duration::from_millis((keep_until - Timestamp::now().0).max(0) as u64)
     }
 
+    /// Ends a queued delivery without another attempt (its attempts keep ending
+    /// the process): the invocation is failed with `why`.
+    pub async fn abandon(&self, id: &ReferenceId, why: &str) -> Disposition {
+        match self.invocations.get_invocation(id).await {
+            Ok(Some(record)) if record.state == InvocationState::Processing => {
+                self.finish(record, why).await
+            }
+            Ok(_) => Disposition::Done,
+            Err(err) => store_failed(&err),
+        }
+    }
+
     /// Ends a delivery that cannot be attempted any more.
     async fn finish(&self, mut record: Invocation, why: &str) -> Disposition {
         record.state = InvocationState::Failed;

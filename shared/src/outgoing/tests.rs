@@ -205,7 +205,7 @@ async fn queued_delivery(ports: &Ports) -> ReferenceId {
         .delete_job(&deliveries[0].receipt)
         .await
         .unwrap();
-    match &deliveries[0].job {
+    match &deliveries[0].job().unwrap() {
         Job::Delivery(d) => d.reference_id,
         other => panic!("expected a delivery, got {other:?}"),
     }

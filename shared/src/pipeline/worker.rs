@@ -15,7 +15,7 @@ use crate::api::Ports;
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
-use crate::ports::JobQueue;
+use crate::ports::{Delivery, JobQueue};
 
 /// How the worker retries and bounds runs.
 #[derive(Debug, Clone)]
@@ -31,13 +31,29 @@ pub struct WorkerSettings {
 }
 
 /// What to do with the queue message after processing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// Finished (outcome recorded, or nothing left to do): delete the message.
     Done,
     /// Not finished: make the message visible again after this delay.
     RetryAfter(Duration),
+    /// Never to be handed out again (unreadable, or it keeps ending the process):
+    /// move it to the dead letters, for the reason given. A pipeline job has its
+    /// error outcome recorded first, so its result ends.
+    DeadLetter(String),
 }
+
+/// The most deliveries of any message; the worker dead-letters it past them
+/// (the SQS queue's redrive policy does the same). Pipeline jobs end long
+/// before (`HOOKFLOW_MAX_ATTEMPTS`), asynchronous outgoing deliveries after
+/// their retry schedule (at most 21 attempts); this bounds a delivery whose
+/// attempts keep ending the process, which its schedule never sees.
+pub const MAX_RECEIVES: u32 = 25;
+
+/// The outcome of a job that was handed out more than `HOOKFLOW_MAX_ATTEMPTS`
+/// times without finishing: each run ended the process (an abort, the OOM
+/// killer, a Lambda timeout) before it could record anything.
+const ENDED_THE_PROCESS: &str = "the run ended the process";
 
 /// Runs pipelines for queued jobs.
 pub struct Worker {
@@ -67,11 +83,30 @@ impl Worker {
         }
     }
 
+    /// The one policy for a delivered message, whatever the queue (SQLite, SQS
+    /// under `serve`, SQS under Lambda): read it, run it, say what becomes of it.
+    pub async fn handle(&self, delivery: &Delivery) -> Disposition {
+        match delivery.job() {
+            Ok(job) => self.process(&job, delivery.receive_count).await,
+            // No run can read it later either; kept for an operator, not retried.
+            Err(reason) => Disposition::DeadLetter(format!("unreadable message: {reason}")),
+        }
+    }
+
     /// Processes one queue message; `attempt` counts its deliveries, from 1.
     pub async fn process(&self, job: &Job, attempt: u32) -> Disposition {
         match job {
             Job::Pipeline(job) => self.run_pipeline(job, attempt).await,
             Job::Delivery(delivery) => match &self.services.outgoing {
+                Some(outgoing) if attempt > MAX_RECEIVES => {
+                    let reason = format!(
+                        "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
+                    );
+                    outgoing
+                        .abandon(&delivery.reference_id, ENDED_THE_PROCESS)
+                        .await
+                        .then_dead_letter(reason)
+                }
                 Some(outgoing) => outgoing.deliver(&delivery.reference_id).await,
                 None => {
                     // Only a misconfigured deployment gets here; keep the message.
@@ -95,9 +130,37 @@ impl Worker {
             }
             Ok(Some(_)) => {}
         }
+        // The attempt was counted when the job was handed out, before any run:
+        // a job past its attempts here is one whose runs never came back.
+        if attempt > self.settings.max_attempts {
+            tracing::error!(
+                pipeline = %job.pipeline, correlation_id = %id, attempt,
+                "a job kept ending the process; dead-lettered"
+            );
+            let outcome = PipelineOutcome::Error {
+                code: "internal_error".into(),
+                message: ENDED_THE_PROCESS.into(),
+                step: None,
+            };
+            return self.record(job, outcome).await.then_dead_letter(format!(
+                "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
+            ));
+        }
         let event = match self.ports.events.get_event(&id).await {
             Ok(Some(record)) => record.event,
             Ok(None) => return Disposition::Done,
+            Err(StoreError::Corrupt(detail)) => {
+                tracing::error!(correlation_id = %id, %detail, "stored event unreadable; dead-lettered");
+                let outcome = PipelineOutcome::Error {
+                    code: "internal_error".into(),
+                    message: "the stored event could not be read".into(),
+                    step: None,
+                };
+                return self
+                    .record(job, outcome)
+                    .await
+                    .then_dead_letter(format!("stored event unreadable: {detail}"));
+            }
             Err(err) => return store_failed(&err),
         };
         let pipeline = match self.pipeline(&job.pipeline).await {
@@ -270,17 +333,8 @@ impl Worker {
                 let worker = self.clone();
                 let queue = queue.clone();
                 tokio::spawn(async move {
-                    let disposition = worker.process(&delivery.job, delivery.receive_count).await;
-                    let acknowledged = match disposition {
-                        Disposition::Done => queue.delete_job(&delivery.receipt).await,
-                        Disposition::RetryAfter(delay) => {
-                            queue.release_job(&delivery.receipt, delay).await
-                        }
-                    };
-                    if let Err(err) = acknowledged {
-                        // The message comes back after its visibility timeout.
-                        tracing::warn!(error = %err, "acknowledging a job failed");
-                    }
+                    let disposition = worker.handle(&delivery).await;
+                    settle(queue.as_ref(), &delivery, disposition, Acknowledge::Delete).await;
                     drop(permit);
                 });
             }
@@ -288,12 +342,60 @@ impl Worker {
     }
 }
 
+impl Disposition {
+    /// After recording a pipeline job's error outcome: dead-letter the job once
+    /// the outcome is stored (else retry, so no result stays `processing`).
+    pub(crate) fn then_dead_letter(self, reason: String) -> Disposition {
+        match self {
+            Disposition::Done => Disposition::DeadLetter(reason),
+            retry_or_other => retry_or_other,
+        }
+    }
+}
+
+/// Who deletes a finished message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledge {
+    /// The worker's own queue loop: [`settle`] deletes it.
+    Delete,
+    /// An SQS event source mapping deletes the messages a Lambda reports done.
+    ByTheCaller,
+}
+
+/// Carries out `disposition` on the queue. True when the message is done with
+/// (finished or dead-lettered); false when it comes back (a retry, or settling
+/// failed and it reappears after its visibility timeout).
+pub async fn settle(
+    queue: &dyn JobQueue,
+    delivery: &Delivery,
+    disposition: Disposition,
+    acknowledge: Acknowledge,
+) -> bool {
+    let (settled, finished) = match disposition {
+        Disposition::Done if acknowledge == Acknowledge::ByTheCaller => (Ok(()), true),
+        Disposition::Done => (queue.delete_job(&delivery.receipt).await, true),
+        Disposition::RetryAfter(delay) => {
+            (queue.release_job(&delivery.receipt, delay).await, false)
+        }
+        Disposition::DeadLetter(reason) => {
+            tracing::warn!(receive_count = delivery.receive_count, %reason, "job dead-lettered");
+            (queue.dead_letter_job(delivery, &reason).await, true)
+        }
+    };
+    match settled {
+        Ok(()) => finished,
+        Err(err) => {
+            // The message comes back after its visibility timeout, and the same
+            // policy decides again.
+            tracing::warn!(error = %err, "settling a job on the queue failed");
+            false
+        }
+    }
+}
+
 /// Makes what a receive brought after the worker stopped visible again at once,
 /// for the next process, instead of hidden for the visibility timeout.
-async fn hand_back(
-    queue: &dyn JobQueue,
-    received: Result<Vec<crate::ports::Delivery>, StoreError>,
-) {
+async fn hand_back(queue: &dyn JobQueue, received: Result<Vec<Delivery>, StoreError>) {
     for delivery in received.unwrap_or_default() {
         if let Err(err) = queue.release_job(&delivery.receipt, Duration::ZERO).await {
             tracing::warn!(error = %err, "handing back a job on stop failed");

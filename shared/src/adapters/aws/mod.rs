@@ -41,7 +41,7 @@ pub use provision::provision;
 pub use secrets::{SECRET_CACHE, SecretsManagerSecret};
 pub use settings::missing_aws_settings;
 
-pub use sqs::{MAX_RELEASE_DELAY, SqsJobQueue};
+pub use sqs::{DEAD_LETTER_REASON_ATTRIBUTE, MAX_RELEASE_DELAY, SqsJobQueue};
 
 use crate::adapters::signal::PollingSignal;
 use crate::api::Ports;
@@ -66,6 +66,10 @@ pub struct AwsResources {
     pub outgoing_table: String,
     /// `HOOKFLOW_INVOCATIONS_TABLE`
     pub invocations_table: String,
+    /// `HOOKFLOW_DEAD_LETTER_QUEUE_URL` (optional): where the worker moves a job
+    /// it gives up on at once. Without it such a job is left to the queue's
+    /// redrive policy, which moves it after its `maxReceiveCount` deliveries.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 /// The settings that name the resources, in the order they are reported.
@@ -114,6 +118,8 @@ impl AwsResources {
             payload_bucket: get("HOOKFLOW_PAYLOAD_BUCKET")?,
             outgoing_table: get("HOOKFLOW_OUTGOING_TABLE")?,
             invocations_table: get("HOOKFLOW_INVOCATIONS_TABLE")?,
+            dead_letter_queue_url: lookup("HOOKFLOW_DEAD_LETTER_QUEUE_URL")
+                .filter(|v| !v.trim().is_empty()),
         })
     }
 }
@@ -213,7 +219,10 @@ impl Ports {
             &resources.events_table,
             &resources.payload_bucket,
         ));
-        let queue = Arc::new(SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url));
+        let queue = Arc::new(
+            SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+                .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
+        );
         let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
             clients.dynamodb.clone(),
             &resources.webhooks_table,

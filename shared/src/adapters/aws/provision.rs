@@ -16,12 +16,11 @@ use super::dynamo::{OUTCOME_PAYLOAD_PREFIX, PAYLOAD_PREFIX, PIPELINES_BY_EVENT_K
 use super::outgoing::INVOCATIONS_BY_WEBHOOK;
 use super::{AwsClients, AwsResources, describe_failure};
 use crate::config::DEFAULT_QUEUE_RETENTION;
+use crate::pipeline::worker::MAX_RECEIVES;
 
 /// Deliveries of a job before SQS moves it to the dead-letter queue, as in
-/// template.yaml: the worker ends jobs itself (pipeline jobs after
-/// HOOKFLOW_MAX_ATTEMPTS, asynchronous deliveries after their retry schedule);
-/// the dead-letter queue catches only messages it cannot handle.
-pub const MAX_RECEIVE_COUNT: u32 = 25;
+/// template.yaml: the worker ends jobs itself (see [`MAX_RECEIVES`]).
+pub const MAX_RECEIVE_COUNT: u32 = MAX_RECEIVES;
 /// Six times the worker's 30 s timeout, as AWS advises for Lambda event sources.
 pub const QUEUE_VISIBILITY_SECONDS: u32 = 180;
 
@@ -111,6 +110,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         payload_bucket: format!("{prefix}-payloads"),
         outgoing_table: format!("{prefix}-outgoing"),
         invocations_table: format!("{prefix}-invocations"),
+        dead_letter_queue_url: None,
     };
     let db = &clients.dynamodb;
 
@@ -311,6 +311,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
     }
     Ok(AwsResources {
         queue_url,
+        dead_letter_queue_url: Some(dlq_url),
         ..resources
     })
 }

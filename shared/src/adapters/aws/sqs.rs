@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 
 use super::unavailable;
 use crate::domain::Job;
@@ -27,14 +29,25 @@ pub const MAX_RELEASE_DELAY: Duration = Duration::from_secs(SQS_MAX_VISIBILITY.a
 pub struct SqsJobQueue {
     client: Client,
     queue_url: String,
+    dead_letter_queue_url: Option<String>,
 }
+
+/// The message attribute that tells an operator why a job was dead-lettered.
+pub const DEAD_LETTER_REASON_ATTRIBUTE: &str = "hookflow-dead-letter-reason";
 
 impl SqsJobQueue {
     pub fn new(client: Client, queue_url: &str) -> Self {
         SqsJobQueue {
             client,
             queue_url: queue_url.to_owned(),
+            dead_letter_queue_url: None,
         }
+    }
+
+    /// Dead-lettered jobs go to `url` (see [`JobQueue::dead_letter_job`]).
+    pub fn with_dead_letter_queue(mut self, url: Option<String>) -> Self {
+        self.dead_letter_queue_url = url;
+        self
     }
 }
 
@@ -98,27 +111,20 @@ impl JobQueue for SqsJobQueue {
             .send()
             .await
             .map_err(unavailable)?;
-        let mut deliveries = Vec::new();
-        for message in received.messages.unwrap_or_default() {
-            let receipt = message.receipt_handle.clone().unwrap_or_default();
-            match message.body().map(serde_json::from_str::<Job>) {
-                Some(Ok(job)) => deliveries.push(Delivery {
-                    job,
-                    receipt,
-                    receive_count: message
-                        .attributes()
-                        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(1),
-                }),
-                _ => {
-                    // Unreadable: drop it rather than let it come back forever.
-                    tracing::error!(message_id = ?message.message_id, "dropping an unreadable job message");
-                    self.delete_job(&receipt).await?;
-                }
-            }
-        }
-        Ok(deliveries)
+        Ok(received
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|message| Delivery {
+                receive_count: message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                body: message.body.unwrap_or_default(),
+                receipt: message.receipt_handle.unwrap_or_default(),
+            })
+            .collect())
     }
 
     async fn delete_job(&self, receipt: &str) -> StoreResult<()> {
@@ -167,5 +173,34 @@ impl JobQueue for SqsJobQueue {
             }
             Err(err) => Err(unavailable(err)),
         }
+    }
+
+    /// Sends the message to the dead-letter queue with its reason, then deletes
+    /// it here. Not atomic: if the delete fails the message comes back, is
+    /// dead-lettered again, and the dead-letter queue holds it twice (never
+    /// none). Without a dead-letter queue URL it fails, and the message is left
+    /// to the queue's redrive policy.
+    async fn dead_letter_job(&self, delivery: &Delivery, reason: &str) -> StoreResult<()> {
+        let Some(dead_letters) = &self.dead_letter_queue_url else {
+            return Err(StoreError::Unavailable(
+                "HOOKFLOW_DEAD_LETTER_QUEUE_URL is not set: the queue's redrive policy will move the job"
+                    .into(),
+            ));
+        };
+        let reason: String = reason.chars().take(1000).collect();
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        self.client
+            .send_message()
+            .queue_url(dead_letters)
+            .message_body(&delivery.body)
+            .message_attributes(DEAD_LETTER_REASON_ATTRIBUTE, attribute)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.delete_job(&delivery.receipt).await
     }
 }

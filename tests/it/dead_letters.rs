@@ -1,0 +1,105 @@
+//! One dead-letter policy, in `serve` on either backend: a job whose runs keep
+//! ending the process stops after `HOOKFLOW_MAX_ATTEMPTS` deliveries with an
+//! error outcome, and an unreadable message is moved aside, not dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{ADMIN, Server, client, json_of};
+use crate::outgoing::ALLOW;
+
+/// An endpoint that accepts connections and never answers: a run calling it
+/// stays in its step until the process is killed. Counts the connections.
+fn endpoint_that_never_answers() -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (port, calls)
+}
+
+async fn wait_for_calls(calls: &AtomicUsize, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls.load(Ordering::SeqCst) < count {
+        assert!(
+            Instant::now() < deadline,
+            "run {count} did not reach the endpoint within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_ending_the_process_is_dead_lettered_with_an_error_outcome() {
+    let (port, calls) = endpoint_that_never_answers();
+    let mut server = Server::start_with(&[
+        ALLOW,
+        ("HOOKFLOW_MAX_ATTEMPTS", "2"),
+        ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
+        // SQS hands a killed run's job out again after its visibility timeout
+        // (the embedded shape at once, on restart).
+        ("HOOKFLOW_PIPELINE_TIMEOUT_MS", "2500"),
+        ("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", "3"),
+    ])
+    .await;
+    let res = client()
+        .post(server.at("/api/v3/command/outgoing.put"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": "silent", "url": format!("http://127.0.0.1:{port}/hook"), "method": "POST"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(res).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let (status, body) = server
+        .put_pipeline(
+            "stuck",
+            "pipeline:\n  - event.listen: {eventKey: webhook.stuck}\n  - iam.run.as: systemuser\n  - webhook.send: silent\n",
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    let token = server.create_webhook("webhook.stuck", &[]).await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, id, answer) = server.trigger(&token, "{}", "").await;
+    assert_eq!(answer["status"], "processing", "{answer}");
+
+    // Each of the allowed deliveries ends with the process (as an abort or the
+    // OOM killer would end it): the run is inside its step when kill -9 comes.
+    for run in 1..=2 {
+        wait_for_calls(&calls, run).await;
+        server.kill9().await;
+        server.restart().await;
+    }
+
+    let result = server.final_result(&id).await;
+    assert_eq!(result["status"], "error", "{result}");
+    assert_eq!(result["error"]["code"], "internal_error", "{result}");
+    assert_eq!(result["error"]["message"], "the run ended the process");
+    let storage = server.storage().await;
+    let dead = storage.dead_letters().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].0.contains(&id),
+        "the job's message is kept: {dead:?}"
+    );
+    assert!(dead[0].1.contains("handed out 3 times"), "{dead:?}");
+    // Taken off the queue, and its third delivery never ran.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while storage.pending_jobs().await != 0 {
+        assert!(Instant::now() < deadline, "the job is still queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
