@@ -516,3 +516,45 @@ fn the_release_profile_unwinds() {
         "{release}"
     );
 }
+
+#[tokio::test]
+async fn a_job_whose_stored_event_cannot_be_decoded_is_dead_lettered_with_an_error_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookflow.db");
+    let store = Arc::new(hookflow_core::adapters::SqliteStore::open(&path).unwrap());
+    let mut ports = Ports::sqlite(store);
+    let queue = Arc::new(MemoryQueue::new());
+    ports.queue = queue.clone();
+    stored_event_for_fixture(&ports).await;
+    put_pipeline(
+        &ports,
+        "hello",
+        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+    )
+    .await;
+    // Damaged behind the store's back (a bad disk, a hand edit).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE events SET data = '{\"not\": \"an event' WHERE correlation_id = ?1",
+            [CORRELATION_ID],
+        )
+        .unwrap();
+    let worker = worker(ports.clone(), None);
+    let mut event: SqsEvent =
+        serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
+    event.records.truncate(1);
+    let response = handle_sqs(&worker, ports.queue.as_ref(), event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "not retried: no retry can read it either: {response:?}"
+    );
+    let id = CorrelationId::parse(CORRELATION_ID).unwrap();
+    let result = ports.events.get_result(&id).await.unwrap().unwrap();
+    let error = result.error().unwrap();
+    assert_eq!(error["code"], "internal_error");
+    assert_eq!(error["message"], "the stored event could not be read");
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.starts_with("stored event unreadable"), "{dead:?}");
+}
