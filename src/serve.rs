@@ -83,6 +83,9 @@ enum Backend {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     return_large_buffers_to_the_system();
+    // The worker stops when the signal comes, while open connections drain:
+    // together they must fit the grace a supervisor gives (systemd, Docker: 10 s).
+    let stopping = stop_on_signal()?;
     let mut settings = Settings::from_env()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data dir {}", args.data_dir.display()))?;
@@ -180,31 +183,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         tokio::spawn(purge_expired_events(store.clone()));
     }
-    let (stop_worker, stopping) = watch::channel(false);
-    // The worker starts stopping when the signal comes, while open connections
-    // drain: both take seconds, and together they must fit in the grace period
-    // a supervisor gives (systemd and Docker: 10 s before SIGKILL).
-    let stop_worker = Arc::new(stop_worker);
-    tokio::spawn({
-        let stop_worker = stop_worker.clone();
-        async move {
-            shutdown_signal().await;
-            let _ = stop_worker.send(true);
-        }
-    });
     let worker_runtime = (concurrency > 0).then(worker_runtime).transpose()?;
     let worker = worker_runtime
         .as_ref()
-        .map(|rt| rt.spawn(worker.run_queue(queue, concurrency, visibility, stopping)));
+        .map(|rt| rt.spawn(worker.run_queue(queue, concurrency, visibility, stopping.clone())));
     let door = Arc::new(FrontDoor {
         gateway,
         bodies: Budget::new(front_door.body_budget_bytes),
         answers: Budget::new(front_door.answer_budget_bytes),
         limits: front_door,
     });
-    serve_http(listener, door, max_connections).await;
+    serve_http(listener, door, max_connections, stopping).await;
     // Jobs still running are abandoned, not lost: they come back after their visibility timeout.
-    let _ = stop_worker.send(true);
     if let Some(worker) = worker {
         // It may first finish a receive that would otherwise hide jobs from the next process.
         let _ = tokio::time::timeout(QUEUE_POLL_WAIT + Duration::from_secs(3), worker).await;
@@ -481,10 +471,16 @@ impl AcceptBackoff {
     }
 }
 
-/// Serves HTTP/1.1 until Ctrl-C or SIGTERM, then lets open requests finish (5 s at most).
-async fn serve_http(listener: TcpListener, door: Arc<FrontDoor>, max_connections: usize) {
+/// Serves HTTP/1.1 until `stopping` turns true (Ctrl-C or SIGTERM), then lets
+/// open requests finish (5 s at most).
+async fn serve_http(
+    listener: TcpListener,
+    door: Arc<FrontDoor>,
+    max_connections: usize,
+    mut stopping: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(stopping.wait_for(|stop| *stop));
     let slots = Arc::new(Semaphore::new(max_connections));
     let mut backoff = AcceptBackoff {
         pause: Duration::ZERO,
@@ -654,18 +650,30 @@ fn busy(what: &str) -> Response<AnswerBody> {
     answer
 }
 
-async fn shutdown_signal() {
+/// Turns true on the first SIGTERM or Ctrl-C.
+fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    let (stop, stopping) = watch::channel(false);
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        // Installed now, not when first awaited: a SIGTERM that comes right
+        // after start-up must stop the server cleanly, not kill it.
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            let _ = stop.send(true);
+        });
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    Ok(stopping)
 }
 
 /// Reads already ignore expired events; this reclaims their space once a minute.

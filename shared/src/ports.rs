@@ -44,9 +44,25 @@ pub enum Recorded {
     AlreadyThere,
 }
 
-/// Received events and the outcomes that make up their results.
+/// Claims on side effects of an event that must happen at most once (the mail
+/// of one pipeline step), kept with the event: a redelivered job finds the
+/// claim of its first run and does not repeat the effect.
 #[async_trait]
-pub trait EventStore: Send + Sync {
+pub trait EffectLog: Send + Sync {
+    /// Claims the side effect named `effect` of event `id`, before doing it:
+    /// `true` for the first claim only, `false` if it was claimed before (a
+    /// conditional write, so two runs at once cannot both get `true`).
+    /// `NotFound` if the event is unknown. Claims expire with their event.
+    async fn claim_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<bool>;
+    /// Gives a claim back when its effect certainly did not happen, so that a
+    /// retry may claim it again. Releasing what is not claimed does nothing.
+    async fn release_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<()>;
+}
+
+/// Received events, the outcomes that make up their results, and the claims
+/// on their side effects.
+#[async_trait]
+pub trait EventStore: EffectLog {
     /// Stores a new event durably; `Conflict(AlreadyExists)` if its id is taken.
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()>;
     /// The event, if stored and not expired at the time of reading.

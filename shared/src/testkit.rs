@@ -270,6 +270,8 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
         Some(json!({"code": "step_failed", "message": "boom", "pipeline": "gamma", "step": "2"}))
     );
 
+    effect_claims_conformance(store, &id2).await;
+
     let expired = sample_event(&key, &[], -1);
     store.put_event(&expired).await.unwrap();
     assert_eq!(
@@ -288,6 +290,57 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
         None,
         "expired result is gone on read"
     );
+}
+
+/// The rules of [`EffectLog`](crate::ports::EffectLog), on the stored
+/// event `id` (finished, with outcomes) and a fresh one.
+async fn effect_claims_conformance(store: &dyn EventStore, id: &CorrelationId) {
+    let mail = "alpha/3/mail.send";
+    assert!(store.claim_effect(id, mail).await.unwrap(), "first claim");
+    assert!(
+        !store.claim_effect(id, mail).await.unwrap(),
+        "a second claim of the same effect is refused"
+    );
+    assert!(
+        store.claim_effect(id, "alpha/4/mail.send").await.unwrap(),
+        "another effect of the same event is claimed on its own"
+    );
+    let other = sample_event(&unique_key("webhook.effects"), &["alpha"], 60_000);
+    store.put_event(&other).await.unwrap();
+    assert!(
+        store
+            .claim_effect(&other.event.correlation_id, mail)
+            .await
+            .unwrap(),
+        "the same effect of another event is claimed on its own"
+    );
+    store.release_effect(id, mail).await.unwrap();
+    assert!(
+        store.claim_effect(id, mail).await.unwrap(),
+        "a released claim can be taken again"
+    );
+    assert!(
+        !store.claim_effect(id, mail).await.unwrap(),
+        "and then only once"
+    );
+    store
+        .release_effect(&other.event.correlation_id, "never/1/claimed")
+        .await
+        .expect("releasing what was never claimed does nothing");
+    assert!(
+        matches!(
+            store.claim_effect(&CorrelationId::generate(), mail).await,
+            Err(StoreError::NotFound)
+        ),
+        "a claim for an unknown event"
+    );
+    let result = store.get_result(id).await.unwrap().expect("result");
+    assert_eq!(
+        result.outcomes.keys().collect::<Vec<_>>(),
+        ["alpha", "beta"],
+        "claims are not outcomes"
+    );
+    assert_eq!(result.status(), ResultStatus::Ok);
 }
 
 /// The rules of [`PipelineStore`].

@@ -546,11 +546,17 @@ async fn a_job_interrupted_by_a_crash_is_run_after_restart() {
     let result = server.final_result(&id).await;
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(result["value"], "survived");
+    // mail.send is at most once: the run after the restart finds the claim
+    // the killed run took before sending and goes on without sending. A real
+    // server may have accepted the mail before the crash, so it is not sent
+    // again; this test server drops a message whose connection broke before
+    // it answered, so here none may arrive. (Killed before the worker reached
+    // mail.send, the run after the restart sends it: one.)
     let mails = mails_matching(&mail_dir, Duration::from_secs(2), |m| {
         m["subject"] == subject.as_str()
     })
     .await;
-    assert!(!mails.is_empty(), "the mail was sent (at least once)");
+    assert!(mails.len() <= 1, "the mail was not sent twice: {mails:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! In-memory adapters: the reference behaviour of every port, for unit tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ use crate::domain::{
 use crate::error::{Conflict, StoreError};
 use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{
-    Delivery, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, Recorded,
-    StoreResult, WebhookStore,
+    Delivery, EffectLog, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
+    Recorded, StoreResult, WebhookStore,
 };
 
 #[derive(Default)]
@@ -24,6 +24,7 @@ struct Tables {
     webhooks: BTreeMap<Token, Webhook>,
     events: HashMap<CorrelationId, EventRecord>,
     outcomes: HashMap<CorrelationId, BTreeMap<String, PipelineOutcome>>,
+    effects: HashSet<(CorrelationId, String)>,
     pipelines: BTreeMap<String, PipelineDefinition>,
     outgoing: BTreeMap<String, OutgoingWebhook>,
     invocations: HashMap<ReferenceId, Invocation>,
@@ -146,6 +147,22 @@ impl EventStore for MemoryStore {
         }
         outcomes.insert(pipeline.to_owned(), outcome.clone());
         Ok(Recorded::New)
+    }
+}
+
+#[async_trait]
+impl EffectLog for MemoryStore {
+    async fn claim_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<bool> {
+        let mut t = self.tables();
+        if !t.events.contains_key(id) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(t.effects.insert((*id, effect.to_owned())))
+    }
+
+    async fn release_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<()> {
+        self.tables().effects.remove(&(*id, effect.to_owned()));
+        Ok(())
     }
 }
 

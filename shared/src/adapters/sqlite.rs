@@ -30,8 +30,8 @@ use crate::domain::{
 use crate::error::{Conflict, StoreError};
 use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{
-    Delivery, EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
-    Recorded, StoreResult, WebhookStore,
+    Delivery, EffectLog, EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore,
+    PipelineStore, Recorded, StoreResult, WebhookStore,
 };
 
 /// The schema, version by version: entry `i` takes a file from `user_version`
@@ -89,9 +89,17 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_webhook ON invocations(webhook_id, created_at);
 CREATE INDEX IF NOT EXISTS invocations_by_expiry ON invocations(expires_at);
 ",
-    // 2: jobs the worker gave up on (unreadable, or they kept ending the
+    // 2: claims on the side effects done at most once per event (a pipeline
+    // step's mail), which go with their event (`purge_expired` deletes both);
+    // and the jobs the worker gave up on (unreadable, or they kept ending the
     // process), kept for an operator to look at and requeue.
     "
+CREATE TABLE effects (
+    correlation_id TEXT NOT NULL,
+    effect         TEXT NOT NULL,
+    claimed_at     INTEGER NOT NULL,
+    PRIMARY KEY (correlation_id, effect)
+) WITHOUT ROWID;
 CREATE TABLE dead_letters (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id        INTEGER NOT NULL,
@@ -332,16 +340,20 @@ impl SqliteStore {
         Ok(reclaimed)
     }
 
-    /// Deletes events (and their outcomes) and invocation records past their
-    /// expiry; returns how many events and invocations went.
+    /// Deletes events (with their outcomes and effect claims) and invocation
+    /// records past their expiry; returns how many events and invocations went.
     /// Reads already ignore them; this only reclaims space.
     pub async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write_with(Durability::Relaxed, move |c| {
-            c.execute(
-                "DELETE FROM outcomes WHERE correlation_id IN
-                   (SELECT correlation_id FROM events WHERE expires_at <= ?1)",
-                [now.0],
-            )?;
+            for dependent in ["outcomes", "effects"] {
+                c.execute(
+                    &format!(
+                        "DELETE FROM {dependent} WHERE correlation_id IN
+                           (SELECT correlation_id FROM events WHERE expires_at <= ?1)"
+                    ),
+                    [now.0],
+                )?;
+            }
             let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?;
             let invocations =
                 c.execute("DELETE FROM invocations WHERE expires_at <= ?1", [now.0])?;
@@ -845,13 +857,7 @@ impl EventStore for SqliteStore {
         let pipeline = pipeline.to_owned();
         let data = to_json(outcome)?;
         self.write(move |c| {
-            let known: Option<i64> = c
-                .prepare_cached("SELECT 1 FROM events WHERE correlation_id = ?1")?
-                .query_row([&key], |r| r.get(0))
-                .optional()?;
-            if known.is_none() {
-                return Err(StoreError::NotFound);
-            }
+            event_must_exist(c, &key)?;
             let inserted = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO outcomes (correlation_id, pipeline, data) VALUES (?1, ?2, ?3)",
@@ -862,6 +868,46 @@ impl EventStore for SqliteStore {
             } else {
                 Recorded::AlreadyThere
             })
+        })
+        .await
+    }
+}
+
+/// `NotFound` unless the event `key` is stored (expired or not).
+fn event_must_exist(c: &Connection, key: &str) -> StoreResult<()> {
+    let known: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM events WHERE correlation_id = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    known.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+#[async_trait]
+impl EffectLog for SqliteStore {
+    async fn claim_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<bool> {
+        let key = id.to_string();
+        let effect = effect.to_owned();
+        // A durable write: the claim is on disk before the effect happens, so
+        // no crash or power cut can forget an effect that may have happened.
+        self.write(move |c| {
+            event_must_exist(c, &key)?;
+            let inserted = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO effects (correlation_id, effect, claimed_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, effect, Timestamp::now().0])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn release_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<()> {
+        let key = id.to_string();
+        let effect = effect.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM effects WHERE correlation_id = ?1 AND effect = ?2")?
+                .execute(params![key, effect])?;
+            Ok(())
         })
         .await
     }
@@ -1236,13 +1282,66 @@ mod tests {
             assert_eq!(user_version(&path), 0);
         }
         let store = SqliteStore::open(&path).unwrap();
-        // Adopted as version 1, then migrated on to the newest.
-        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+        assert_eq!(
+            user_version(&path),
+            MIGRATIONS.len() as i64,
+            "adopted as version 1, then migrated on"
+        );
         assert_eq!(
             store.get_by_token(&webhook.token).await.unwrap(),
             Some(webhook),
             "the adopted file keeps its data"
         );
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_gets_the_effects_table_and_keeps_its_events() {
+        use crate::ports::{EffectLog, EventStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let key = EventKey::parse("webhook.v1").unwrap();
+        let record = crate::testkit::sample_event(&key, &["p"], 60_000);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
+            EventRow::of(&record).unwrap().insert(&conn).unwrap();
+            assert_eq!(user_version(&path), 1);
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+        let id = record.event.correlation_id;
+        assert_eq!(store.get_event(&id).await.unwrap(), Some(record));
+        assert!(store.claim_effect(&id, "p/3/mail.send").await.unwrap());
+        assert!(!store.claim_effect(&id, "p/3/mail.send").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn purging_an_expired_event_drops_its_effect_claims() {
+        use crate::ports::{EffectLog, EventStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("purge.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let key = EventKey::parse("webhook.purge").unwrap();
+        let expired = crate::testkit::sample_event(&key, &["p"], -1);
+        let alive = crate::testkit::sample_event(&key, &["p"], 60_000);
+        for record in [&expired, &alive] {
+            store.put_event(record).await.unwrap();
+            let id = record.event.correlation_id;
+            assert!(store.claim_effect(&id, "p/3/mail.send").await.unwrap());
+        }
+        assert_eq!(store.purge_expired(Timestamp::now()).await.unwrap(), 1);
+        let claims_of = |record: &EventRecord| -> i64 {
+            Connection::open(&path)
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM effects WHERE correlation_id = ?1",
+                    [record.event.correlation_id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(claims_of(&expired), 0, "gone with its event");
+        assert_eq!(claims_of(&alive), 1, "a live event keeps its claims");
     }
 
     #[test]
@@ -1300,9 +1399,8 @@ mod tests {
         );
         let mut conn = Connection::open(&path).unwrap();
         let err = migrate(&mut conn, &next).unwrap_err().to_string();
-        let current = MIGRATIONS.len() as i64;
-        assert!(err.contains(&format!("version {}", current + 1)), "{err}");
-        assert_eq!(user_version(&path), current);
+        assert!(err.contains(&format!("version {}", next.len())), "{err}");
+        assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
         let half: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name = 'half'",

@@ -166,6 +166,10 @@ pub struct Gateway {
     outgoing: Arc<Outgoing>,
     /// Where the admin token is kept when the settings do not hold it.
     admin_token_secret: Option<Arc<dyn SecretSource>>,
+    /// Turns to hold a read result until its answer is built: a result can be
+    /// megabytes, and polls read it faster than answers are written, so without
+    /// turns every poll at once would hold its own copies.
+    result_turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
@@ -177,6 +181,10 @@ impl Gateway {
             settings,
             outgoing,
             admin_token_secret: None,
+            // As many as threads that can build answers at once.
+            result_turns: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 

@@ -133,17 +133,16 @@ impl Gateway {
             // The event is accepted: from here on the caller must not be told to
             // retry (a retry would store it twice). A failed read answers
             // `processing`; the result can still be polled.
-            let result = match self
+            match self
                 .await_result(&correlation_id, self.settings.receive_wait)
                 .await
             {
-                Ok(result) => result,
+                Ok(read) => ResultAnswer::from_record(correlation_id, read.record.as_ref()),
                 Err(_) => {
                     tracing::warn!(%correlation_id, "accepted, but its result could not be read yet");
-                    None
+                    ResultAnswer::from_record(correlation_id, None)
                 }
-            };
-            ResultAnswer::from_record(correlation_id, result.as_ref())
+            }
         };
         Ok(answer
             .with_polling_redirect(polling_redirect)

@@ -8,6 +8,7 @@ use http::header::LOCATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::params::Params;
@@ -129,6 +130,13 @@ fn gone() -> ApiError {
     )
 }
 
+/// A result as read, with the turn that lets it be in memory: keep it until
+/// the answer is built from the record.
+pub(super) struct ReadResult {
+    pub record: Option<ResultRecord>,
+    _turn: OwnedSemaphorePermit,
+}
+
 impl Gateway {
     /// Reads the result of `id` until it is finished or `wait` has passed.
     /// Woken by the result signal, not by a sleep loop; `None` if unknown or expired.
@@ -136,16 +144,29 @@ impl Gateway {
         &self,
         id: &CorrelationId,
         wait: Duration,
-    ) -> Result<Option<ResultRecord>, ApiError> {
+    ) -> Result<ReadResult, ApiError> {
         let deadline = Instant::now() + wait;
         loop {
             // Armed before the read, so a result landing in between still wakes us.
             let wakeup = self.ports.signal.subscribe(id);
+            let turn = self
+                .result_turns
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the result turns are never closed");
             let record = self.ports.events.get_result(id).await?;
             match &record {
+                // A processing record is small: give the turn back while waiting.
                 Some(r) if r.status() == ResultStatus::Processing && Instant::now() < deadline => {}
-                _ => return Ok(record),
+                _ => {
+                    return Ok(ReadResult {
+                        record,
+                        _turn: turn,
+                    });
+                }
             }
+            drop(turn);
             let _ = tokio::time::timeout_at(deadline, wakeup).await;
         }
     }
@@ -188,11 +209,12 @@ impl Gateway {
         let polling_redirect = params.flag("pollingRedirectEnabled");
 
         let id = CorrelationId::parse(&id_text).ok_or_else(gone)?;
-        let record = self.await_result(&id, wait).await?.ok_or_else(gone)?;
+        let read = self.await_result(&id, wait).await?;
+        let record = read.record.as_ref().ok_or_else(gone)?;
         let answer =
-            ResultAnswer::from_record(id, Some(&record)).with_polling_redirect(polling_redirect);
+            ResultAnswer::from_record(id, Some(record)).with_polling_redirect(polling_redirect);
         // The answer holds its own copy of the value: a large result is not kept twice.
-        drop(record);
+        drop(read);
         Ok(answer.to_response(max_wait_ms))
     }
 }

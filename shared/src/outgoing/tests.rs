@@ -448,6 +448,7 @@ async fn a_rerun_pipeline_step_calls_once() {
         mailer: None,
         mail_from: "a@b".into(),
         outgoing: Some(Arc::new(outgoing)),
+        effects: None,
     };
     let pipeline = Pipeline::compile(
         "notify",

@@ -9,12 +9,12 @@ use serde_json::{Map, Value};
 
 use super::expr::to_text;
 use super::users::Users;
-use crate::domain::{EventKey, MESSAGE_KEY_PREFIX};
+use crate::domain::{CorrelationId, EventKey, MESSAGE_KEY_PREFIX};
 use crate::outgoing::Outgoing;
 use crate::outgoing::ReferenceId;
 use crate::outgoing::registry::Trigger;
 use crate::outgoing::service::Caller;
-use crate::ports::{Mail, MailError, Mailer};
+use crate::ports::{EffectLog, Mail, MailError, Mailer};
 
 /// A command's parameters after their expressions were evaluated.
 pub type Args = Map<String, Value>;
@@ -61,6 +61,9 @@ pub struct Services {
     pub mail_from: String,
     /// Outgoing webhooks (`webhook.send`), and the deliveries queued for them.
     pub outgoing: Option<Arc<Outgoing>>,
+    /// Where `mail.send` claims its mail before sending it, so a redelivered
+    /// job does not send it again. Without it, every run sends.
+    pub effects: Option<Arc<dyn EffectLog>>,
 }
 
 impl Services {
@@ -80,11 +83,13 @@ impl Services {
             )),
             None => None,
         };
+        let effects: Arc<dyn EffectLog> = ports.events.clone();
         Ok(Services {
             users: settings.users.clone(),
             mailer,
             mail_from: settings.mail_from.clone(),
             outgoing: Some(Arc::new(Outgoing::new(ports, &settings.outgoing))),
+            effects: Some(effects),
         })
     }
 }
@@ -424,7 +429,7 @@ impl Command for MailSend {
     async fn run(
         &self,
         args: Args,
-        _: &mut RunState,
+        state: &mut RunState,
         services: &Services,
     ) -> Result<(), StepError> {
         let mailer = services.mailer.as_ref().ok_or_else(|| {
@@ -453,10 +458,75 @@ impl Command for MailSend {
             subject: text_arg(&args, "subject").unwrap_or_default(),
             body,
         };
-        mailer.send(&mail).await.map_err(|e| match e {
-            MailError::Unavailable(m) => StepError::transient("mail_unavailable", m),
-            MailError::Rejected(m) => StepError::permanent("mail_rejected", m),
+        let claim = MailClaim::of(state, services);
+        if let Some(claim) = &claim
+            && !claim.take().await?
+        {
+            tracing::info!(
+                pipeline = %state.pipeline, step = state.step, correlation_id = %claim.id,
+                "mail.send skipped: an earlier delivery of this job sent or attempted this step's mail"
+            );
+            return Ok(());
+        }
+        match mailer.send(&mail).await {
+            Ok(()) => Ok(()),
+            Err(MailError::Unavailable(m)) => {
+                // Refused or unreachable: the mail did not go out, so the
+                // retry this error asks for may send it.
+                if let Some(claim) = &claim {
+                    claim.give_back().await;
+                }
+                Err(StepError::transient("mail_unavailable", m))
+            }
+            // Kept claimed: a rejected mail is not retried.
+            Err(MailError::Rejected(m)) => Err(StepError::permanent("mail_rejected", m)),
+        }
+    }
+}
+
+/// The at-most-once record of one `mail.send` step for one event: taken
+/// before the mail goes out, so a crash, a timeout or a later step's failure
+/// that runs the job again cannot send the mail twice.
+struct MailClaim<'a> {
+    effects: &'a dyn EffectLog,
+    id: CorrelationId,
+    effect: String,
+}
+
+impl<'a> MailClaim<'a> {
+    /// The claim for the step running now; none for a run without an event.
+    fn of(state: &RunState, services: &'a Services) -> Option<Self> {
+        let effects = services.effects.as_deref()?;
+        let id = CorrelationId::parse(state.correlation_id.as_deref()?)?;
+        Some(MailClaim {
+            effects,
+            id,
+            effect: format!("{}/{}/mail.send", state.pipeline, state.step),
         })
+    }
+
+    /// Whether this run is the first to send the mail. A claim that cannot be
+    /// written fails the step transiently, the mail unsent.
+    async fn take(&self) -> Result<bool, StepError> {
+        self.effects
+            .claim_effect(&self.id, &self.effect)
+            .await
+            .map_err(|err| {
+                tracing::error!(correlation_id = %self.id, effect = %self.effect, error = %err,
+                    "claiming a mail before sending it failed");
+                StepError::transient(
+                    "store_unavailable",
+                    "the mail was not sent: the record that it is being sent could not be stored",
+                )
+            })
+    }
+
+    /// Gives the claim back after a mail that certainly did not go out.
+    async fn give_back(&self) {
+        if let Err(err) = self.effects.release_effect(&self.id, &self.effect).await {
+            tracing::error!(correlation_id = %self.id, effect = %self.effect, error = %err,
+                "giving back the claim of an unsent mail failed: a retry will not send it");
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use super::budget::RunLimits;
 use super::commands::Services;
 use super::users::Users;
 use super::{CompileError, Pipeline};
-use crate::ports::{Mail, MailError, Mailer};
+use crate::adapters::MemoryStore;
+use crate::domain::{CorrelationId, EventKey};
+use crate::error::StoreError;
+use crate::ports::{EffectLog, EventStore, Mail, MailError, Mailer, StoreResult};
 
 #[derive(Default)]
 struct RecordingMailer {
@@ -34,6 +37,7 @@ fn services(mailer: Arc<RecordingMailer>) -> Services {
         mailer: Some(mailer),
         mail_from: "hookflow@localhost".into(),
         outgoing: None,
+        effects: None,
     }
 }
 
@@ -162,6 +166,7 @@ async fn mail_failures_are_transient_or_permanent() {
         mailer: None,
         mail_from: "a@b".into(),
         outgoing: None,
+        effects: None,
     };
     assert_eq!(
         p.run(event("x"), &no_mailer, RunLimits::default())
@@ -170,6 +175,172 @@ async fn mail_failures_are_transient_or_permanent() {
             .code,
         "mail_not_configured"
     );
+}
+
+/// Services whose `mail.send` claims its mails in `effects`.
+fn claiming(mailer: Arc<RecordingMailer>, effects: Arc<dyn EffectLog>) -> Services {
+    Services {
+        effects: Some(effects),
+        ..services(mailer)
+    }
+}
+
+/// A stored event, and the body a run for it starts with.
+async fn stored_event(store: &MemoryStore) -> (CorrelationId, Value) {
+    let key = EventKey::parse("webhook.lead.created").unwrap();
+    let record = crate::testkit::sample_event(&key, &["p"], 60_000);
+    store.put_event(&record).await.unwrap();
+    (record.event.correlation_id, record.event.body())
+}
+
+const TWO_MAILS: &str = "pipeline:\n  - event.listen: {eventKey: a.b}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n  - mail.send: {to: y@example.com}\n";
+
+#[tokio::test]
+async fn each_mail_step_sends_once_per_event_however_often_the_run_repeats() {
+    let p = compile(TWO_MAILS).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let mailer = Arc::new(RecordingMailer::default());
+    let services = claiming(mailer.clone(), store.clone());
+    let (id, body) = stored_event(&store).await;
+    for _ in 0..3 {
+        p.run(body.clone(), &services, RunLimits::default())
+            .await
+            .expect("a repeated run goes on past the mails it already sent");
+    }
+    let sent_to = |mailer: &RecordingMailer| -> Vec<String> {
+        mailer
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.to[0].clone())
+            .collect()
+    };
+    assert_eq!(sent_to(&mailer), ["x@example.com", "y@example.com"]);
+    assert!(
+        !store.claim_effect(&id, "p/3/mail.send").await.unwrap(),
+        "claimed under pipeline and step"
+    );
+
+    let (_, other_event) = stored_event(&store).await;
+    p.run(other_event, &services, RunLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(sent_to(&mailer).len(), 4, "another event sends its own");
+
+    // A run for no stored event (none of the worker's) has nothing to claim by.
+    for _ in 0..2 {
+        p.run(event("x"), &services, RunLimits::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(sent_to(&mailer).len(), 8);
+}
+
+#[tokio::test]
+async fn an_unsent_mail_is_sent_by_the_retry_and_a_rejected_one_is_not() {
+    let p = compile(TWO_MAILS).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let failing = |error: MailError| {
+        Arc::new(RecordingMailer {
+            fail_with: Some(error),
+            ..Default::default()
+        })
+    };
+    let working = Arc::new(RecordingMailer::default());
+
+    let (_, body) = stored_event(&store).await;
+    let unavailable = failing(MailError::Unavailable("451 try later".into()));
+    let failure = p
+        .run(
+            body.clone(),
+            &claiming(unavailable, store.clone()),
+            RunLimits::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (failure.code.as_str(), failure.transient),
+        ("mail_unavailable", true)
+    );
+    p.run(
+        body,
+        &claiming(working.clone(), store.clone()),
+        RunLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        working.sent.lock().unwrap().len(),
+        2,
+        "the retry sends both"
+    );
+
+    let (_, body) = stored_event(&store).await;
+    let rejected = failing(MailError::Rejected("550 no such user".into()));
+    let failure = p
+        .run(
+            body.clone(),
+            &claiming(rejected, store.clone()),
+            RunLimits::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (failure.code.as_str(), failure.transient),
+        ("mail_rejected", false)
+    );
+    p.run(
+        body,
+        &claiming(working.clone(), store.clone()),
+        RunLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        working.sent.lock().unwrap().len(),
+        3,
+        "a run again sends only the second step's mail"
+    );
+}
+
+/// An effect log that cannot be written.
+struct BrokenEffectLog;
+
+#[async_trait]
+impl EffectLog for BrokenEffectLog {
+    async fn claim_effect(&self, _: &CorrelationId, _: &str) -> StoreResult<bool> {
+        Err(StoreError::unavailable("disk I/O error"))
+    }
+    async fn release_effect(&self, _: &CorrelationId, _: &str) -> StoreResult<()> {
+        Err(StoreError::unavailable("disk I/O error"))
+    }
+}
+
+#[tokio::test]
+async fn a_mail_that_cannot_be_claimed_is_not_sent() {
+    let p = compile(TWO_MAILS).unwrap();
+    let mailer = Arc::new(RecordingMailer::default());
+    let store = MemoryStore::new();
+    let (_, body) = stored_event(&store).await;
+    let failure = p
+        .run(
+            body,
+            &claiming(mailer.clone(), Arc::new(BrokenEffectLog)),
+            RunLimits::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (failure.code.as_str(), failure.transient),
+        ("store_unavailable", true)
+    );
+    assert!(
+        !failure.message.contains("disk I/O"),
+        "the store's detail is logged, not answered: {}",
+        failure.message
+    );
+    assert!(mailer.sent.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 
@@ -14,7 +15,7 @@ use crate::domain::{
     Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
-use crate::ports::{EventStore, PipelineStore, Recorded, StoreResult, WebhookStore};
+use crate::ports::{EffectLog, EventStore, PipelineStore, Recorded, StoreResult, WebhookStore};
 
 pub(super) use super::unavailable;
 
@@ -124,6 +125,12 @@ fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option
         ),
         _ => None,
     }
+}
+
+/// Whether a conditional put was refused because its condition failed.
+fn condition_failed<R>(err: &SdkError<PutItemError, R>) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
 /// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims.
@@ -389,6 +396,8 @@ pub struct DynamoEventStore {
 
 const EVENT_SK: &str = "event";
 const OUTCOME_PREFIX: &str = "outcome#";
+/// Claims on side effects (`EffectLog`); a result's Query passes over them.
+const EFFECT_PREFIX: &str = "effect#";
 
 impl DynamoEventStore {
     pub fn new(client: Client, s3: aws_sdk_s3::Client, table: &str, bucket: &str) -> Self {
@@ -402,6 +411,27 @@ impl DynamoEventStore {
 
     fn alive(item: &Item, now: Timestamp) -> StoreResult<bool> {
         Ok(number(item, "expiresAtMs")? > now.0)
+    }
+
+    /// The TTL (`expiresAt`, epoch seconds) of event `id`, which the other
+    /// items of its partition copy so they expire with it; `NotFound` if the
+    /// event is unknown.
+    async fn event_expiry(&self, id: &CorrelationId) -> StoreResult<i64> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("correlationId", s(id.to_string()))
+            .key("sk", s(EVENT_SK))
+            .projection_expression("expiresAt")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match found.item {
+            Some(item) => number(&item, "expiresAt"),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     /// The JSON document kept in the bucket under `key`.
@@ -465,11 +495,7 @@ impl EventStore for DynamoEventStore {
         }
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(err) if condition_failed(&err) => {
                 Err(StoreError::Conflict(Conflict::AlreadyExists))
             }
             Err(err) => Err(unavailable(err)),
@@ -531,6 +557,7 @@ impl EventStore for DynamoEventStore {
             return Ok(None);
         }
         let mut outcomes = BTreeMap::new();
+        // Only `outcome#` items count: effect claims share the partition.
         for item in &items {
             if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
                 let outcome = match item.get("outcomeS3Key") {
@@ -554,21 +581,7 @@ impl EventStore for DynamoEventStore {
         pipeline: &str,
         outcome: &PipelineOutcome,
     ) -> StoreResult<Recorded> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("correlationId", s(id.to_string()))
-            .key("sk", s(EVENT_SK))
-            .projection_expression("expiresAt")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let expires_at = match found.item {
-            Some(item) => number(&item, "expiresAt")?,
-            None => return Err(StoreError::NotFound),
-        };
+        let expires_at = self.event_expiry(id).await?;
         let mut put = self
             .client
             .put_item()
@@ -591,17 +604,45 @@ impl EventStore for DynamoEventStore {
         } else {
             put = put.item("outcome", s(data));
         }
-        let put = put.send().await;
-        match put {
+        match put.send().await {
             Ok(_) => Ok(Recorded::New),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Recorded::AlreadyThere)
-            }
+            Err(err) if condition_failed(&err) => Ok(Recorded::AlreadyThere),
             Err(err) => Err(unavailable(err)),
         }
+    }
+}
+
+#[async_trait]
+impl EffectLog for DynamoEventStore {
+    async fn claim_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<bool> {
+        let expires_at = self.event_expiry(id).await?;
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("correlationId", s(id.to_string()))
+            .item("sk", s(format!("{EFFECT_PREFIX}{effect}")))
+            .item("claimedAtMs", n(Timestamp::now().0))
+            .item("expiresAt", n(expires_at))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn release_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("correlationId", s(id.to_string()))
+            .key("sk", s(format!("{EFFECT_PREFIX}{effect}")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

@@ -11,9 +11,12 @@
 //!   "who listens to this webhook" with one Query on receive.
 //! - events table, `correlationId` + `sk`: `event` holds the event, and each
 //!   `outcome#<pipeline>` one pipeline's outcome, written with a condition so a
-//!   redelivered job cannot write a second one. A result is one Query of the
-//!   partition. `expiresAt` (epoch seconds) is the TTL attribute; reads check
-//!   `expiresAtMs` themselves, because TTL deletion lags by up to days.
+//!   redelivered job cannot write a second one; each `effect#<effect>` claims
+//!   a side effect done at most once (a step's mail), written with the same
+//!   kind of condition. A result is one Query of the partition. `expiresAt`
+//!   (epoch seconds) is the TTL attribute, copied from the event to the other
+//!   items; reads check `expiresAtMs` themselves, because TTL deletion lags by
+//!   up to days.
 //! - outgoing table, `id`: one registered outgoing webhook, its JSON in `doc`.
 //! - invocations table, `referenceId`: one invocation record, its JSON in `doc`;
 //!   GSI `byWebhook` (`webhookId`, sort `createdAt` in ms, projection all)
