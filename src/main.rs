@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod help;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,8 +21,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Subcommands {
     /// Run the whole stack in one process: API, storage and queue in a SQLite file.
+    #[command(after_long_help = help::SETTINGS)]
     Serve(serve::ServeArgs),
     /// Run a management command against a server, like PIPEFORCE's `pi command`.
+    #[command(after_long_help = help::COMMANDS)]
     Command(cli::CommandArgs),
     /// Measure receive throughput, latency and memory of a fresh local server.
     Bench(bench::BenchArgs),

@@ -61,7 +61,7 @@ async fn http_events_run_through_the_core_router() {
     let (status, _, created) = call(&gw, include_str!("../../events/admin-webhook-put.json")).await;
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["uuid"], TOKEN);
-    assert_eq!(created["eventKey"], "webhook.lead.created");
+    assert_eq!(created["eventKey"], "webhook.sample.created");
     // The public URL comes from the API Gateway host and https.
     assert_eq!(
         created["webhookUrl"],
@@ -153,7 +153,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
 async fn put_pipeline(ports: &Ports, name: &str, source: &str) {
     let definition = PipelineDefinition {
         name: name.into(),
-        listens_to: EventKey::parse("webhook.lead.created").unwrap(),
+        listens_to: EventKey::parse("webhook.sample.created").unwrap(),
         source: source.into(),
         updated_at: Timestamp::now(),
     };
@@ -161,7 +161,7 @@ async fn put_pipeline(ports: &Ports, name: &str, source: &str) {
 }
 
 async fn stored_event_for_fixture(ports: &Ports) {
-    let key = EventKey::parse("webhook.lead.created").unwrap();
+    let key = EventKey::parse("webhook.sample.created").unwrap();
     let mut record = hookflow_core::testkit::sample_event(&key, &["hello", "lower"], 60_000);
     record.event.correlation_id = CorrelationId::parse(CORRELATION_ID).unwrap();
     record.event.origin = json!("SGVsbG8gV29ybGQ=");
@@ -174,7 +174,7 @@ async fn sqs_batches_run_pipelines_and_redeliveries_record_nothing_new() {
     stored_event_for_fixture(&ports).await;
     let step = |f: &str| {
         format!(
-            "pipeline:\n  - event.listen: {{eventKey: webhook.lead.created}}\n  - body.set:\n      value: ${{@text.{f}(@convert.fromBase64(body.origin))}}\n"
+            "pipeline:\n  - event.listen: {{eventKey: webhook.sample.created}}\n  - body.set:\n      value: ${{@text.{f}(@convert.fromBase64(body.origin))}}\n"
         )
     };
     put_pipeline(&ports, "hello", &step("upperCase")).await;
@@ -214,12 +214,12 @@ async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
         .local_addr()
         .unwrap()
         .port();
-    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
+    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
     put_pipeline(&ports, "hello", mail).await;
     put_pipeline(
         &ports,
         "lower",
-        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+        "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n",
     )
     .await;
     let worker = worker(ports.clone(), Some(&format!("smtp://127.0.0.1:{closed}")));
@@ -266,7 +266,7 @@ async fn an_sqs_job_past_its_attempts_is_dead_lettered_with_an_error_outcome() {
     put_pipeline(
         &ports,
         "hello",
-        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+        "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n",
     )
     .await;
     let worker = worker(ports.clone(), None);
@@ -385,14 +385,14 @@ async fn a_result_over_the_size_bound_ends_as_result_too_large() {
     put_pipeline(
         &ports,
         "hello",
-        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - body.set: {value: '${body.origin}'}\n",
+        "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n  - body.set: {value: '${body.origin}'}\n",
     )
     .await;
     let worker = worker(ports.clone(), None);
     let overhead = serde_json::to_vec(&PipelineOutcome::Ok { value: json!("") })
         .unwrap()
         .len();
-    let key = EventKey::parse("webhook.lead.created").unwrap();
+    let key = EventKey::parse("webhook.sample.created").unwrap();
     let template: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
     for (size, kept) in [(MAX_OUTCOME_BYTES, true), (MAX_OUTCOME_BYTES + 1, false)] {
@@ -447,12 +447,12 @@ async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
 
     let ports = Ports::memory();
     stored_event_for_fixture(&ports).await;
-    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
+    let mail = "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n  - iam.run.as: systemuser\n  - mail.send: {to: x@example.com}\n";
     put_pipeline(&ports, "hello", mail).await;
     put_pipeline(
         &ports,
         "lower",
-        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n  - body.set: {value: done}\n",
+        "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n  - body.set: {value: done}\n",
     )
     .await;
     let gw = gateway(ports.clone());
@@ -529,7 +529,7 @@ async fn a_job_whose_stored_event_cannot_be_decoded_is_dead_lettered_with_an_err
     put_pipeline(
         &ports,
         "hello",
-        "pipeline:\n  - event.listen: {eventKey: webhook.lead.created}\n",
+        "pipeline:\n  - event.listen: {eventKey: webhook.sample.created}\n",
     )
     .await;
     // Damaged behind the store's back (a bad disk, a hand edit).

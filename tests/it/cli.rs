@@ -147,3 +147,60 @@ fn bad_settings_stop_start_up_naming_the_setting() {
     assert_eq!(code, 1);
     assert!(err.contains("HOOKFLOW_RECEIVE_WAIT_MS"), "{err}");
 }
+
+/// Every `HOOKFLOW_*` name in the text, once each.
+fn setting_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (at, _) in text.match_indices("HOOKFLOW_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if name.len() > "HOOKFLOW_".len() {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// The README section that starts with `heading`, up to the next `## `.
+fn readme_section(heading: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme.find(heading).expect("section");
+    let rest = &readme[start + heading.len()..];
+    rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
+}
+
+#[test]
+fn serve_help_lists_every_setting_of_the_readme() {
+    let (code, help, _) = hookflow(&["serve", "--help"], &[]);
+    assert_eq!(code, 0);
+    let listed = setting_names(&help);
+    let documented = setting_names(&readme_section("\n## Settings"));
+    // The CLI's own setting (`hookflow command --url`) is in `command --help`.
+    let missing: Vec<_> = documented
+        .iter()
+        .filter(|name| *name != "HOOKFLOW_URL" && !listed.contains(*name))
+        .collect();
+    assert!(missing.is_empty(), "not in `serve --help`: {missing:?}");
+}
+
+#[test]
+fn command_help_lists_every_command_of_the_readme() {
+    let (code, help, _) = hookflow(&["command", "--help"], &[]);
+    assert_eq!(code, 0);
+    let reference = readme_section("\n## API reference");
+    let commands: Vec<&str> = reference
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| name.contains('.') && *name != "webhook.receive")
+        .collect();
+    assert!(commands.len() >= 11, "{commands:?}");
+    let missing: Vec<_> = commands
+        .iter()
+        .filter(|name| !help.contains(&format!("  {name} ")))
+        .collect();
+    assert!(missing.is_empty(), "not in `command --help`: {missing:?}");
+    assert!(help.contains("HOOKFLOW_URL"), "{help}");
+}
