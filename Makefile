@@ -1,7 +1,7 @@
 # The one test command: `make test`. It installs what the tests need (a Python
 # venv with the SMTP test server), runs format and lint checks, starts the test
 # services, runs every test, and stops what it started.
-.PHONY: test check bench bench-lambda
+.PHONY: test check bench bench-lambda sam-build
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -25,3 +25,9 @@ bench:
 # Init time, peak memory and size of each Lambda function (release builds, moto).
 bench-lambda: $(VENV)/installed
 	VENV=$(VENV) bench/lambda.sh
+
+# The functions as `sam build` builds them for a deploy (arm64, cargo-lambda),
+# with the size settings of the `lambda-release` profile: SAM always asks for
+# `--release`, so they go in as CARGO_PROFILE_RELEASE_* overrides.
+sam-build:
+	env $$($(PYTHON) bench/profile_env.py lambda-release) sam build

@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-cargo build --release --quiet -p hookflow -p webhook-admin -p webhook-receive -p result-poll -p pipeline-worker -p hello-lambda
+# The functions (and their hello-world baseline) as deployed: the lambda-release
+# profile; `hookflow provision` from the quick release build.
+cargo build --profile lambda-release --quiet -p webhook-admin -p webhook-receive -p result-poll -p pipeline-worker -p hello-lambda
+cargo build --release --quiet -p hookflow
 
 work=$(mktemp -d)
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -18,4 +21,4 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_S
 set -a
 . <(target/release/hookflow provision)
 set +a
-"$VENV/bin/python" bench/lambda_init.py --bin-dir target/release "$@"
+"$VENV/bin/python" bench/lambda_init.py --bin-dir target/lambda-release "$@"

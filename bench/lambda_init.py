@@ -9,7 +9,7 @@ of events/) and records:
 Each binary runs --runs times; medians are printed, with the init ratio to a
 hello-world lambda_runtime binary built the same way.
 
-Usage: bench/lambda_init.py --bin-dir target/release [--runs 15]
+Usage: bench/lambda_init.py --bin-dir target/lambda-release [--runs 15]
 AWS_ENDPOINT_URL must point at an AWS endpoint with the resources provisioned
 (bench/lambda.sh sets this up with moto).
 """

@@ -502,18 +502,31 @@ async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
 #[test]
 fn the_release_profile_unwinds() {
     let manifest = include_str!("../../Cargo.toml");
-    let release = manifest
-        .split("\n[profile.release]\n")
-        .nth(1)
-        .expect("a release profile")
-        .split("\n[")
-        .next()
-        .unwrap();
+    let profile = |name: &str| {
+        manifest
+            .split(&format!("\n[profile.{name}]\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("a {name} profile"))
+            .split("\n[")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let release = profile("release");
     assert!(
         release
             .lines()
             .any(|line| line.trim() == r#"panic = "unwind""#),
         "{release}"
+    );
+    // The functions' own profile keeps it: it inherits release and names no other.
+    let functions = profile("lambda-release");
+    assert!(
+        functions
+            .lines()
+            .any(|line| line.trim() == r#"inherits = "release""#)
+            && !functions.contains("panic"),
+        "{functions}"
     );
 }
 
