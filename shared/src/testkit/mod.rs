@@ -9,6 +9,7 @@ mod invocations;
 mod outgoing;
 mod pipelines;
 mod queue;
+pub mod services;
 mod webhooks;
 
 pub use events::event_store_conformance;
