@@ -7,6 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::engine::Durability;
 use super::{SqliteStore, to_json};
+use crate::adapters::job_wait::receive_within;
 use crate::domain::{Job, Timestamp};
 use crate::ports::{Delivery, JobQueue, StoreResult};
 
@@ -46,11 +47,11 @@ impl JobQueue for SqliteStore {
         wait: Duration,
         visibility: Duration,
     ) -> StoreResult<Vec<Delivery>> {
-        let deadline = tokio::time::Instant::now() + wait;
         let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
         let visibility = millis(visibility);
-        loop {
-            let arrived = self.jobs_arrived.notified();
+        // Jobs sent by another process on the same file raise no in-process
+        // signal; looking again every second picks them up.
+        receive_within(wait, Some(RECHECK_EVERY), &self.jobs_arrived, || async {
             let (taken, next_visible) = self
                 .write_with(Durability::Relaxed, move |c| {
                     let now = Timestamp::now().0;
@@ -79,20 +80,14 @@ impl JobQueue for SqliteStore {
                 })
                 .await?;
             if !taken.is_empty() {
-                return Ok(taken);
+                return Ok(Ok(taken));
             }
             let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            // Jobs sent by another process on the same file raise no in-process
-            // signal; looking again every second picks them up.
-            let until = next_visible
-                .map(|ms| now + Duration::from_millis(ms.max(0) as u64))
-                .map_or(deadline, |t| t.min(deadline))
-                .min(now + RECHECK_EVERY);
-            let _ = tokio::time::timeout_at(until, arrived).await;
-        }
+            Ok(Err(
+                next_visible.map(|ms| now + Duration::from_millis(ms.max(0) as u64))
+            ))
+        })
+        .await
     }
 
     async fn delete_job(&self, receipt: &str) -> StoreResult<()> {
