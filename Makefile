@@ -12,7 +12,7 @@ test: check $(VENV)/installed
 
 check:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 $(VENV)/installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -318,11 +318,8 @@ fn load_or_create_admin_token(data_dir: &Path) -> anyhow::Result<(AdminToken, To
             .with_context(|| format!("invalid token in {}", path.display()))?;
         return Ok((token, TokenSource::Kept));
     }
-    let token = format!(
-        "hf_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    // 32 bytes from the OS RNG: the same 64 hex digits two UUIDs gave, all of them random.
+    let token = format!("hf_{}", hookflow_core::random::secret_hex::<32>());
     write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
     Ok((AdminToken::new(token)?, TokenSource::Created))
 }

@@ -41,6 +41,9 @@ moto_port=$(free_port)
 pids+=($!)
 wait_for "moto" curl -sf "http://127.0.0.1:$moto_port/moto-api/"
 
+# Tests that need these services skip outside this script; here a missing one
+# fails the test instead (testkit::services).
+export HOOKFLOW_TEST_REQUIRE_SERVICES=1
 export HOOKFLOW_TEST_SMTP_URL="smtp://127.0.0.1:$(cat "$work/smtp.port")"
 export HOOKFLOW_TEST_MAIL_DIR="$work/mail"
 # The venv's Python, for the scripts the tests run (tests/verify_signature.py).

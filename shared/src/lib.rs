@@ -22,6 +22,7 @@ pub mod limits;
 pub mod outgoing;
 pub mod pipeline;
 pub mod ports;
+pub mod random;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -111,7 +111,9 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
     let hook: serde_json::Value = serde_json::from_slice(created.body()).unwrap();
     let token = hook["uuid"].as_str().unwrap().to_owned();
     let unknown = uuid::Uuid::new_v4().to_string();
-    let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+    // Method, path, headers, body.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             format!("/api/v3/webhook.receive?token={token}"),
@@ -128,7 +130,7 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
             "POST",
             "/api/v3/webhook.receive".into(),
             vec![("content-type", "application/x-www-form-urlencoded".into())],
-            &"token=",
+            "token=",
         ),
         (
             "POST",

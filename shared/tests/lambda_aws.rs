@@ -15,22 +15,21 @@ use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timesta
 use hookflow_core::lambda::{
     ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET, handle_http, handle_sqs,
 };
+use hookflow_core::testkit::services::service_env;
 use serde_json::{Value, json};
 
 /// The admin token of the events in `events/`.
 const FIXTURE_TOKEN: &str = "local-admin-token-0123456789";
 
-async fn moto() -> (AwsClients, AwsResources, String) {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "no AWS endpoint: run the tests with `make test` (it starts moto)"
-    );
+/// Fresh resources on moto, or `None` (the test skips) outside `make test`.
+async fn moto() -> Option<(AwsClients, AwsResources, String)> {
+    service_env("moto", ["AWS_ENDPOINT_URL"])?;
     let clients = AwsClients::from_env().await;
     let prefix = format!("fn-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let resources = provision(&clients, &prefix)
         .await
         .expect("provision on moto");
-    (clients, resources, prefix)
+    Some((clients, resources, prefix))
 }
 
 /// The settings a function gets from the template, plus `extra`.
@@ -66,7 +65,9 @@ async fn call(gateway: &Gateway, event: &str) -> (u16, Value) {
 /// exist yet when the function starts), then keeps it for a while.
 #[tokio::test]
 async fn the_admin_token_comes_from_secrets_manager_on_first_use_and_is_kept() {
-    let (clients, resources, prefix) = moto().await;
+    let Some((clients, resources, prefix)) = moto().await else {
+        return;
+    };
     let secret = format!("{prefix}/admin-token");
     let env = function_env(&resources, &[(ADMIN_TOKEN_SECRET, &secret)]);
     let gateway = FunctionContext::from_lookup(|name| env.get(name).cloned())
@@ -123,23 +124,26 @@ async fn the_admin_token_comes_from_secrets_manager_on_first_use_and_is_kept() {
     assert_eq!(err.name, ADMIN_TOKEN_SECRET);
 }
 
-/// The SMTP test server of `make test` and its mail folder.
-fn mail_sink() -> (String, PathBuf) {
-    match (
-        std::env::var("HOOKFLOW_TEST_SMTP_URL"),
-        std::env::var("HOOKFLOW_TEST_MAIL_DIR"),
-    ) {
-        (Ok(url), Ok(dir)) => (url, PathBuf::from(dir)),
-        _ => panic!("no SMTP test server: run the tests with `make test` (it starts one)"),
-    }
+/// The SMTP test server of `make test` and its mail folder, or `None` (the
+/// test skips) outside `make test`.
+fn mail_sink() -> Option<(String, PathBuf)> {
+    let [url, dir] = service_env(
+        "the SMTP test server",
+        ["HOOKFLOW_TEST_SMTP_URL", "HOOKFLOW_TEST_MAIL_DIR"],
+    )?;
+    Some((url, PathBuf::from(dir)))
 }
 
 /// `pipeline-worker` logs in to the mail server with the login kept in
 /// Secrets Manager, read when the first mail is sent.
 #[tokio::test]
 async fn the_smtp_login_comes_from_secrets_manager() {
-    let (clients, resources, prefix) = moto().await;
-    let (smtp_url, mail_dir) = mail_sink();
+    let Some((smtp_url, mail_dir)) = mail_sink() else {
+        return;
+    };
+    let Some((clients, resources, prefix)) = moto().await else {
+        return;
+    };
     let secret = format!("{prefix}/smtp-login");
     let env = function_env(
         &resources,

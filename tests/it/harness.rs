@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookflow_core::testkit::services::{service_env, skip_without};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -524,14 +525,14 @@ pub async fn add_listener(server: &Server, name: &str, event_key: &str) {
         .expect("put pipeline");
 }
 
-/// The SMTP test server `make test` starts: its URL and the folder it writes mails to.
-pub fn mail_sink() -> (String, PathBuf) {
-    let url = std::env::var("HOOKFLOW_TEST_SMTP_URL");
-    let dir = std::env::var("HOOKFLOW_TEST_MAIL_DIR");
-    match (url, dir) {
-        (Ok(url), Ok(dir)) => (url, PathBuf::from(dir)),
-        _ => panic!("no SMTP test server: run the tests with `make test` (it starts one)"),
-    }
+/// The SMTP test server `make test` starts: its URL and the folder it writes
+/// mails to; `None` (the test skips) outside `make test`.
+pub fn mail_sink() -> Option<(String, PathBuf)> {
+    let [url, dir] = service_env(
+        "the SMTP test server",
+        ["HOOKFLOW_TEST_SMTP_URL", "HOOKFLOW_TEST_MAIL_DIR"],
+    )?;
+    Some((url, PathBuf::from(dir)))
 }
 
 /// Mails received by the test SMTP server that satisfy `wanted`, waiting up to
@@ -618,17 +619,21 @@ impl Server {
 }
 
 /// The Python of the test venv (`HOOKFLOW_TEST_PYTHON`, set by `tests/run.sh`;
-/// else `.venv/bin/python` of the work tree, as `make test` creates it).
-pub fn venv_python() -> PathBuf {
+/// else `.venv/bin/python` of the work tree, as `make test` creates it);
+/// `None` (the test skips) when there is neither.
+pub fn venv_python() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("HOOKFLOW_TEST_PYTHON") {
-        return PathBuf::from(path);
+        return Some(PathBuf::from(path));
     }
     let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        fallback.exists(),
-        "no test venv: run the tests with `make test` (it sets HOOKFLOW_TEST_PYTHON)"
+    if fallback.exists() {
+        return Some(fallback);
+    }
+    skip_without(
+        "the test venv's Python",
+        "HOOKFLOW_TEST_PYTHON unset and no .venv",
     );
-    fallback
+    None
 }
 
 /// Receive calls sent by concurrent keep-alive clients until [`Load::finish`],

@@ -14,6 +14,7 @@ mod edges;
 mod endpoint;
 mod fuzz;
 mod harness;
+mod infra_agrees;
 mod outgoing;
 mod pipelines;
 mod receive;

@@ -13,7 +13,9 @@ use crate::harness::{Server, mail_sink, mails_matching};
 /// goes out on the first run only, the flaky one on the third.
 #[tokio::test]
 async fn a_mail_goes_out_once_although_a_later_step_makes_the_job_run_again() {
-    let (url, mail_dir) = mail_sink();
+    let Some((url, mail_dir)) = mail_sink() else {
+        return;
+    };
     let server = Server::start_logged(&[
         ("HOOKFLOW_LOG", "info"),
         ("HOOKFLOW_SMTP_URL", url.as_str()),

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::job_wait::receive_within;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome, ResultRecord,
     Timestamp, Token, Webhook,
@@ -359,20 +360,10 @@ impl JobQueue for MemoryQueue {
         wait: Duration,
         visibility: Duration,
     ) -> StoreResult<Vec<Delivery>> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let arrived = self.arrived.notified();
-            let next_visible = match self.take_visible(max.max(1), visibility) {
-                Ok(taken) => return Ok(taken),
-                Err(next) => next,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            let until = next_visible.map_or(deadline, |t| t.min(deadline)).max(now);
-            let _ = tokio::time::timeout_at(until, arrived).await;
-        }
+        receive_within(wait, None, &self.arrived, || async {
+            Ok(self.take_visible(max.max(1), visibility))
+        })
+        .await
     }
 
     async fn delete_job(&self, receipt: &str) -> StoreResult<()> {

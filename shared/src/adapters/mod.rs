@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod cache;
+mod job_wait;
 pub mod memory;
 pub mod signal;
 pub mod smtp;

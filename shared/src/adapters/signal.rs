@@ -74,7 +74,9 @@ impl Future for Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.rx.close();
-        let mut waiters = self.waiters.lock().expect("signal lock");
+        // A drop can run while a panic unwinds; panicking again on a poisoned
+        // lock would abort the process, and the map is still consistent.
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(list) = waiters.get_mut(&self.id) {
             list.retain(|tx| !tx.is_closed());
             if list.is_empty() {

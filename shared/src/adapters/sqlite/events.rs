@@ -1,0 +1,194 @@
+//! [`EventStore`](crate::ports::EventStore), [`EffectLog`](crate::ports::EffectLog) and
+//! [`EventIntake`](crate::ports::EventIntake) on SQLite.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::queue::{insert_jobs, job_rows};
+use super::{SqliteStore, from_json, is_unique_violation, to_json};
+use crate::domain::{
+    CorrelationId, Event, EventRecord, PipelineJob, PipelineOutcome, ResultRecord, Timestamp,
+};
+use crate::error::{Conflict, StoreError};
+use crate::ports::{EffectLog, EventIntake, EventStore, Recorded, StoreResult};
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
+        let row = EventRow::of(record)?;
+        self.write(move |c| row.insert(c)).await
+    }
+
+    async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
+        let now = Timestamp::now().0;
+        let key = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT expires_at, listeners, data FROM events WHERE correlation_id = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![key, now], |r| {
+                Ok(EventRecord {
+                    expires_at: Timestamp(r.get(0)?),
+                    listeners: from_json(&r.get::<_, String>(1)?)?,
+                    event: from_json::<Event>(&r.get::<_, String>(2)?)?,
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
+        let id = *id;
+        let now = Timestamp::now().0;
+        let key = id.to_string();
+        self.read(move |c| {
+            let head = c
+                .prepare_cached(
+                    "SELECT expires_at, listeners FROM events WHERE correlation_id = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![key, now], |r| {
+                    Ok((Timestamp(r.get(0)?), from_json::<Vec<String>>(&r.get::<_, String>(1)?)?))
+                })
+                .optional()?;
+            let Some((expires_at, listeners)) = head else {
+                return Ok(None);
+            };
+            let mut outcomes = BTreeMap::new();
+            if !listeners.is_empty() {
+                let mut stmt =
+                    c.prepare_cached("SELECT pipeline, data FROM outcomes WHERE correlation_id = ?1")?;
+                let rows = stmt.query_map([&key], |r| {
+                    Ok((r.get::<_, String>(0)?, from_json::<PipelineOutcome>(&r.get::<_, String>(1)?)?))
+                })?;
+                for row in rows {
+                    let (pipeline, outcome) = row?;
+                    outcomes.insert(pipeline, outcome);
+                }
+            }
+            Ok(Some(ResultRecord {
+                correlation_id: id,
+                listeners,
+                outcomes,
+                expires_at,
+            }))
+        })
+        .await
+    }
+
+    async fn record_outcome(
+        &self,
+        id: &CorrelationId,
+        pipeline: &str,
+        outcome: &PipelineOutcome,
+    ) -> StoreResult<Recorded> {
+        let key = id.to_string();
+        let pipeline = pipeline.to_owned();
+        let data = to_json(outcome)?;
+        self.write(move |c| {
+            event_must_exist(c, &key)?;
+            let inserted = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outcomes (correlation_id, pipeline, data) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, pipeline, data])?;
+            Ok(if inserted == 1 {
+                Recorded::New
+            } else {
+                Recorded::AlreadyThere
+            })
+        })
+        .await
+    }
+}
+
+/// `NotFound` unless the event `key` is stored (expired or not).
+fn event_must_exist(c: &Connection, key: &str) -> StoreResult<()> {
+    let known: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM events WHERE correlation_id = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    known.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+#[async_trait]
+impl EffectLog for SqliteStore {
+    async fn claim_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<bool> {
+        let key = id.to_string();
+        let effect = effect.to_owned();
+        // A durable write: the claim is on disk before the effect happens, so
+        // no crash or power cut can forget an effect that may have happened.
+        self.write(move |c| {
+            event_must_exist(c, &key)?;
+            let inserted = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO effects (correlation_id, effect, claimed_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![key, effect, Timestamp::now().0])?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn release_effect(&self, id: &CorrelationId, effect: &str) -> StoreResult<()> {
+        let key = id.to_string();
+        let effect = effect.to_owned();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM effects WHERE correlation_id = ?1 AND effect = ?2")?
+                .execute(params![key, effect])?;
+            Ok(())
+        })
+        .await
+    }
+}
+/// An event as stored, serialized before it reaches the writer thread.
+pub(super) struct EventRow {
+    id: String,
+    expires_at: i64,
+    listeners: String,
+    data: String,
+}
+
+impl EventRow {
+    pub(super) fn of(record: &EventRecord) -> StoreResult<Self> {
+        Ok(EventRow {
+            id: record.event.correlation_id.to_string(),
+            expires_at: record.expires_at.0,
+            listeners: to_json(&record.listeners)?,
+            data: to_json(&record.event)?,
+        })
+    }
+
+    pub(super) fn insert(&self, c: &Connection) -> StoreResult<()> {
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO events (correlation_id, expires_at, listeners, data) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![self.id, self.expires_at, self.listeners, self.data]);
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(Conflict::AlreadyExists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+#[async_trait]
+impl EventIntake for SqliteStore {
+    /// The event and its jobs in one transaction: never one without the other.
+    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
+        let row = EventRow::of(record)?;
+        let jobs = job_rows(jobs)?;
+        let any_jobs = !jobs.is_empty();
+        self.write(move |c| {
+            row.insert(c)?;
+            insert_jobs(c, &jobs)
+        })
+        .await?;
+        if any_jobs {
+            self.jobs_arrived.notify_waiters();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! [`WebhookStore`](crate::ports::WebhookStore) on SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{SqliteStore, from_json, is_unique_violation, to_json};
+use crate::domain::{Token, Webhook};
+use crate::error::{Conflict, StoreError};
+use crate::ports::{StoreResult, WebhookStore};
+
+fn webhook_conflict(conn: &Connection, webhook: &Webhook) -> StoreError {
+    let key_owner: Option<String> = conn
+        .query_row(
+            "SELECT token FROM webhooks WHERE event_key = ?1",
+            [webhook.event_key.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    match key_owner {
+        Some(owner) if owner != webhook.token.reveal() => {
+            StoreError::Conflict(Conflict::EventKeyTaken)
+        }
+        _ => StoreError::Conflict(Conflict::TokenTaken),
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let webhook = webhook.clone();
+        let data = to_json(&webhook)?;
+        self.write(move |c| {
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO webhooks (token, event_key, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    webhook.token.reveal(),
+                    webhook.event_key.as_str(),
+                    webhook.created_at.0,
+                    data
+                ]);
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(webhook_conflict(c, &webhook)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let webhook = webhook.clone();
+        let data = to_json(&webhook)?;
+        self.write(move |c| {
+            let updated = c
+                .prepare_cached("UPDATE webhooks SET event_key = ?2, data = ?3 WHERE token = ?1")?
+                .execute(params![
+                    webhook.token.reveal(),
+                    webhook.event_key.as_str(),
+                    data
+                ]);
+            match updated {
+                Ok(0) => Err(StoreError::NotFound),
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => {
+                    Err(StoreError::Conflict(Conflict::EventKeyTaken))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        let token = token.reveal().to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT data FROM webhooks WHERE token = ?1")?
+                .query_row([token], |r| from_json(&r.get::<_, String>(0)?))
+                .optional()
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT data FROM webhooks ORDER BY created_at, event_key")?
+                .query_map([], |r| from_json(&r.get::<_, String>(0)?))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
+        let token = token.reveal();
+        self.write(move |c| Ok(c.execute("DELETE FROM webhooks WHERE token = ?1", [token])? > 0))
+            .await
+    }
+}

@@ -1,0 +1,107 @@
+//! The rules of [`WebhookStore`](crate::ports::WebhookStore).
+
+use super::{sample_webhook, unique_key};
+use crate::domain::{Timestamp, Token};
+use crate::error::{Conflict, StoreError};
+use crate::ports::WebhookStore;
+
+/// The rules of [`WebhookStore`].
+pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
+    let a = sample_webhook();
+    store.insert_webhook(&a).await.expect("insert a");
+    assert_eq!(
+        store.get_by_token(&a.token).await.unwrap(),
+        Some(a.clone()),
+        "get after insert"
+    );
+    assert_eq!(
+        store.get_by_token(&Token::generate()).await.unwrap(),
+        None,
+        "unknown token"
+    );
+
+    let mut same_key = sample_webhook();
+    same_key.event_key = a.event_key.clone();
+    assert!(
+        matches!(
+            store.insert_webhook(&same_key).await,
+            Err(StoreError::Conflict(Conflict::EventKeyTaken))
+        ),
+        "a second webhook with a taken eventKey is a conflict"
+    );
+    let mut same_token = sample_webhook();
+    same_token.token = a.token;
+    assert!(
+        matches!(
+            store.insert_webhook(&same_token).await,
+            Err(StoreError::Conflict(Conflict::TokenTaken))
+        ),
+        "a second webhook with a taken token is a conflict"
+    );
+    assert_eq!(
+        store.get_by_token(&same_token.token).await.unwrap(),
+        Some(a.clone()),
+        "conflict changed nothing"
+    );
+
+    let b = sample_webhook();
+    store.insert_webhook(&b).await.expect("insert b");
+    let mut b2 = b.clone();
+    b2.event_key = a.event_key.clone();
+    assert!(
+        matches!(
+            store.update_webhook(&b2).await,
+            Err(StoreError::Conflict(Conflict::EventKeyTaken))
+        ),
+        "renaming onto a taken eventKey is a conflict"
+    );
+    b2.event_key = unique_key("webhook.renamed");
+    b2.enabled = false;
+    b2.updated_at = Timestamp(b2.updated_at.0 + 1);
+    store.update_webhook(&b2).await.expect("update b");
+    assert_eq!(
+        store.get_by_token(&b.token).await.unwrap(),
+        Some(b2.clone()),
+        "get after update"
+    );
+    // The old key is free again.
+    let mut c = sample_webhook();
+    c.event_key = b.event_key.clone();
+    store
+        .insert_webhook(&c)
+        .await
+        .expect("old key reusable after rename");
+
+    assert!(
+        matches!(
+            store.update_webhook(&sample_webhook()).await,
+            Err(StoreError::NotFound)
+        ),
+        "update of an unknown webhook"
+    );
+
+    let listed = store.list_webhooks().await.unwrap();
+    for w in [&a, &b2, &c] {
+        assert!(listed.contains(w), "list contains every webhook");
+    }
+
+    assert!(
+        store.delete_webhook(&a.token).await.unwrap(),
+        "delete existing"
+    );
+    assert!(
+        !store.delete_webhook(&a.token).await.unwrap(),
+        "delete twice"
+    );
+    assert_eq!(
+        store.get_by_token(&a.token).await.unwrap(),
+        None,
+        "gone after delete"
+    );
+    let mut reuse = sample_webhook();
+    reuse.event_key = a.event_key.clone();
+    store
+        .insert_webhook(&reuse)
+        .await
+        .expect("key of a deleted webhook is free");
+}
