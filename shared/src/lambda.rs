@@ -3,7 +3,6 @@
 //! that every function shares (typed settings, clients built once, no network call).
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -13,94 +12,10 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{COOKIE, HeaderValue};
 
-use crate::adapters::aws::{AwsClients, AwsResources, SecretsManagerSecret};
-use crate::adapters::smtp::SecretLoginMailer;
-use crate::api::{Gateway, Ports, error_response};
-use crate::config::{ConfigError, Settings};
+use crate::api::{Gateway, error_response};
 use crate::error::ApiError;
-use crate::pipeline::commands::Services;
 use crate::pipeline::worker::{Acknowledge, Worker, settle};
 use crate::ports::{Delivery, JobQueue};
-
-/// Names the Secrets Manager secret holding the admin token (`webhook-admin`).
-pub const ADMIN_TOKEN_SECRET: &str = "HOOKFLOW_ADMIN_TOKEN_SECRET";
-/// Names the Secrets Manager secret holding the SMTP login (`pipeline-worker`).
-pub const SMTP_LOGIN_SECRET: &str = "HOOKFLOW_SMTP_LOGIN_SECRET";
-
-/// Settings, resource names and clients of a function, read once at start.
-pub struct FunctionContext {
-    pub settings: Settings,
-    pub ports: Ports,
-    clients: AwsClients,
-    admin_token_secret: Option<String>,
-    smtp_login_secret: Option<String>,
-}
-
-impl FunctionContext {
-    /// Reads and validates every setting of the process environment (failing
-    /// with the setting's name) and builds the clients. Makes no network call.
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok()).await
-    }
-
-    /// [`FunctionContext::from_env`] with the settings read through `lookup`.
-    pub async fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut settings = Settings::from_lookup(&lookup)?;
-        settings.check_for_sqs()?;
-        let resources = AwsResources::from_lookup(&lookup)?;
-        let clients = AwsClients::from_env().await;
-        let ports = Ports::aws(&clients, &resources, None, settings.lookup_cache);
-        let named = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        Ok(FunctionContext {
-            settings,
-            ports,
-            clients,
-            admin_token_secret: named(ADMIN_TOKEN_SECRET),
-            smtp_login_secret: named(SMTP_LOGIN_SECRET),
-        })
-    }
-
-    /// The HTTP gateway; `needs_admin_token` for the management function, whose
-    /// token is `HOOKFLOW_ADMIN_TOKEN` or, failing that, the secret
-    /// `HOOKFLOW_ADMIN_TOKEN_SECRET` names, read when the first management
-    /// request arrives.
-    pub fn gateway(self, needs_admin_token: bool) -> Result<Gateway, ConfigError> {
-        let secret = match (&self.settings.admin_token, &self.admin_token_secret) {
-            (None, Some(name)) if needs_admin_token => Some(SecretsManagerSecret::new(
-                self.clients.secrets_manager(),
-                name,
-            )),
-            (None, None) if needs_admin_token => {
-                return Err(ConfigError {
-                    name: ADMIN_TOKEN_SECRET,
-                    problem: "is required (or HOOKFLOW_ADMIN_TOKEN)".into(),
-                });
-            }
-            _ => None,
-        };
-        let gateway = Gateway::new(self.ports, self.settings);
-        Ok(match secret {
-            Some(secret) => gateway.with_admin_token_secret(Arc::new(secret)),
-            None => gateway,
-        })
-    }
-
-    /// The pipeline worker and the queue it acknowledges on. With
-    /// `HOOKFLOW_SMTP_LOGIN_SECRET`, `mail.send` logs in with the login that
-    /// secret holds, read when the first mail is sent.
-    pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
-        let mut services = Services::from_settings(&self.settings, &self.ports)?;
-        if let (Some(url), Some(name)) = (&self.settings.smtp_url, &self.smtp_login_secret) {
-            let login = SecretsManagerSecret::new(self.clients.secrets_manager(), name);
-            services.mailer = Some(Arc::new(SecretLoginMailer::new(url, Arc::new(login))));
-        }
-        let queue = self.ports.queue.clone();
-        Ok((
-            Worker::new(self.ports, Arc::new(services), self.settings.worker),
-            queue,
-        ))
-    }
-}
 
 /// Answers one API Gateway request with the core router.
 pub async fn handle_http(

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::{Token, Webhook};
+use hookflow_core::ports::Ports;
 use hookflow_core::ports::{StoreResult, WebhookStore};
+use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use http::{Request, Response};
 
@@ -53,7 +54,7 @@ fn gateway() -> (Gateway, Arc<CountingWebhooks>) {
         admin_token: Some(AdminToken::new(ADMIN).unwrap()),
         ..Settings::default()
     };
-    (Gateway::new(ports, settings), webhooks)
+    (wiring::gateway(ports, settings), webhooks)
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Bytes> {
@@ -111,7 +112,9 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
     let hook: serde_json::Value = serde_json::from_slice(created.body()).unwrap();
     let token = hook["uuid"].as_str().unwrap().to_owned();
     let unknown = uuid::Uuid::new_v4().to_string();
-    let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+    // (method, target, headers, body)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             format!("/api/v3/webhook.receive?token={token}"),
@@ -128,7 +131,7 @@ async fn both_ways_give_the_same_answers_and_one_webhook_read() {
             "POST",
             "/api/v3/webhook.receive".into(),
             vec![("content-type", "application/x-www-form-urlencoded".into())],
-            &"token=",
+            "token=",
         ),
         (
             "POST",

@@ -7,7 +7,6 @@
 //! - [`registry`]: validation of `outgoing.put` and of a trigger against a registration.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`guard`]: which addresses calls may reach.
-//! - [`transport`]: the port that makes one HTTP call, and its guarded HTTP adapter.
 //! - [`service`]: trigger, send, record, retry: what both callers share.
 
 pub mod guard;
@@ -16,7 +15,6 @@ pub mod registry;
 pub mod schedule;
 pub mod service;
 pub mod signing;
-pub mod transport;
 
 #[cfg(test)]
 mod tests;

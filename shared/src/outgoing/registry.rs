@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use reqwest::Url;
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::guard::Guard;
 use super::model::{
@@ -17,9 +17,9 @@ use super::model::{
     SigningSecret,
 };
 use super::signing;
-use super::transport::OutgoingRequest;
 use crate::domain::Timestamp;
 use crate::error::ApiError;
+use crate::ports::OutgoingRequest;
 
 /// Most headers or query parameters a registration may list.
 const MAX_NAMES: usize = 50;

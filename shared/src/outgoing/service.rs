@@ -1,10 +1,9 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -14,13 +13,13 @@ use super::model::{
 };
 use super::registry::{self, Trigger};
 use super::schedule::MAX_DELAY;
-use super::transport::{CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport};
-use crate::api::Ports;
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::{ApiError, StoreError};
 use crate::pipeline::worker::Disposition;
-use crate::ports::{InvocationStore, JobQueue, OutgoingStore};
+use crate::ports::{
+    CallError, InvocationStore, JobQueue, OutgoingResponse, OutgoingStore, Transport,
+};
 
 /// Who triggered a call; recorded in the invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,29 +113,18 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The service over `ports`, calling out over guarded HTTP (the client is
-    /// built on first use, so functions that never call out never pay for it).
-    pub fn new(ports: &Ports, settings: &OutgoingSettings) -> Self {
-        Self::with_transport(
-            ports,
-            settings,
-            Arc::new(LazyHttpTransport {
-                settings: settings.clone(),
-                client: OnceLock::new(),
-            }),
-        )
-    }
-
-    /// The service over `ports` with another transport (tests).
-    pub fn with_transport(
-        ports: &Ports,
-        settings: &OutgoingSettings,
+    /// The service over its stores and queue, calling out through `transport`.
+    pub fn new(
+        registry: Arc<dyn OutgoingStore>,
+        invocations: Arc<dyn InvocationStore>,
+        queue: Arc<dyn JobQueue>,
         transport: Arc<dyn Transport>,
+        settings: &OutgoingSettings,
     ) -> Self {
         Outgoing {
-            registry: ports.outgoing.clone(),
-            invocations: ports.invocations.clone(),
-            queue: ports.queue.clone(),
+            registry,
+            invocations,
+            queue,
             transport,
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
@@ -525,25 +513,4 @@ const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
 fn store_failed(err: &StoreError) -> Disposition {
     tracing::error!(error = %err, "storage failed while delivering an outgoing webhook");
     Disposition::RetryAfter(STORE_RETRY)
-}
-
-/// Builds the HTTP client on the first call.
-struct LazyHttpTransport {
-    settings: OutgoingSettings,
-    client: OnceLock<Result<HttpTransport, String>>,
-}
-
-#[async_trait]
-impl Transport for LazyHttpTransport {
-    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
-        match self
-            .client
-            .get_or_init(|| HttpTransport::new(&self.settings))
-        {
-            Ok(client) => client.call(request).await,
-            Err(problem) => Err(CallError::Unreachable(format!(
-                "the HTTP client could not be built: {problem}"
-            ))),
-        }
-    }
 }

@@ -14,8 +14,6 @@ use super::model::{InvocationState, ReferenceId};
 use super::registry::{self, Trigger};
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
-use super::transport::{CallError, OutgoingRequest, OutgoingResponse, Transport};
-use crate::api::Ports;
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::pipeline::Pipeline;
@@ -23,6 +21,8 @@ use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::Disposition;
+use crate::ports::Ports;
+use crate::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
 
 /// Answers from a script and records what it was asked to send.
 #[derive(Default)]
@@ -84,7 +84,13 @@ async fn setup_with(
 ) -> (Ports, Arc<ScriptedTransport>, Outgoing) {
     let ports = Ports::memory();
     let transport = ScriptedTransport::answering(answers);
-    let outgoing = Outgoing::with_transport(&ports, settings, transport.clone());
+    let outgoing = Outgoing::new(
+        ports.outgoing.clone(),
+        ports.invocations.clone(),
+        ports.queue.clone(),
+        transport.clone(),
+        settings,
+    );
     let registration: Map<String, Value> = serde_json::from_value(json!({
         "id": "crm",
         "url": "https://crm.example/hook?fixed=1",

@@ -66,34 +66,6 @@ pub struct Services {
     pub effects: Option<Arc<dyn EffectLog>>,
 }
 
-impl Services {
-    /// The services the settings describe: users, and the SMTP mailer if configured.
-    pub fn from_settings(
-        settings: &crate::config::Settings,
-        ports: &crate::api::Ports,
-    ) -> Result<Self, crate::config::ConfigError> {
-        let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
-            Some(url) => Some(Arc::new(
-                crate::adapters::SmtpMailer::from_url(url).map_err(|problem| {
-                    crate::config::ConfigError {
-                        name: "HOOKFLOW_SMTP_URL",
-                        problem,
-                    }
-                })?,
-            )),
-            None => None,
-        };
-        let effects: Arc<dyn EffectLog> = ports.events.clone();
-        Ok(Services {
-            users: settings.users.clone(),
-            mailer,
-            mail_from: settings.mail_from.clone(),
-            outgoing: Some(Arc::new(Outgoing::new(ports, &settings.outgoing))),
-            effects: Some(effects),
-        })
-    }
-}
-
 /// Why a step failed. `transient` failures are retried; the others are final.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {

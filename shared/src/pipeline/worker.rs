@@ -11,11 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use super::budget::RunLimits;
 use super::commands::Services;
 use super::{Pipeline, RunFailure};
-use crate::api::Ports;
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
-use crate::ports::{Delivery, JobQueue};
+use crate::ports::{Delivery, JobQueue, Ports};
 
 /// How the worker retries and bounds runs.
 #[derive(Debug, Clone)]
