@@ -22,10 +22,10 @@ use hookflow_core::adapters::aws::{
     AwsClients, AwsResources, DEFAULT_PREFIX, missing_aws_settings, provision,
 };
 use hookflow_core::adapters::{LocalSignal, SqliteStore};
+use hookflow_core::api::ApiError;
 use hookflow_core::api::{MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, declared_length, error_response};
 use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
-use hookflow_core::error::ApiError;
 use hookflow_core::pipeline::worker::{QUEUE_POLL_WAIT, Worker};
 use hookflow_core::ports::Ports;
 use hookflow_core::wiring;

@@ -309,3 +309,18 @@ pub struct Ports {
     /// Invocation records of outgoing webhooks.
     pub invocations: Arc<dyn InvocationStore>,
 }
+
+// ----- what becomes of a job -----
+
+/// What to do with the queue message after processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (outcome recorded, or nothing left to do): delete the message.
+    Done,
+    /// Not finished: make the message visible again after this delay.
+    RetryAfter(Duration),
+    /// Never to be handed out again (unreadable, or it keeps ending the process):
+    /// move it to the dead letters, for the reason given. A pipeline job has its
+    /// error outcome recorded first, so its result ends.
+    DeadLetter(String),
+}

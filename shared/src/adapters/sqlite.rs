@@ -288,7 +288,7 @@ impl SqliteStore {
             let result = f(conn);
             let failed = result.is_err();
             let completion: Completion = Box::new(move |commit| {
-                let _ = tx.send(commit.map_err(StoreError::Unavailable).and(result));
+                let _ = tx.send(commit.map_err(StoreError::unavailable).and(result));
             });
             (failed, completion)
         });

@@ -5,6 +5,9 @@
 //! No route logic lives anywhere else.
 
 mod admin;
+mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod outgoing;
 mod params;
 mod receive;
@@ -20,9 +23,10 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::domain::Webhook;
-use crate::error::ApiError;
 use crate::outgoing::Outgoing;
 use crate::ports::{Ports, SecretSource};
+
+pub use error::ApiError;
 
 /// Path of the receive command, as PIPEFORCE documents it.
 pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::error::OutgoingError;
 use super::guard::Guard;
 use super::model::{
     Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
@@ -15,10 +16,9 @@ use super::registry::{self, Trigger};
 use super::schedule::MAX_DELAY;
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
-use crate::error::{ApiError, StoreError};
-use crate::pipeline::worker::Disposition;
+use crate::error::StoreError;
 use crate::ports::{
-    CallError, InvocationStore, JobQueue, OutgoingResponse, OutgoingStore, Transport,
+    CallError, Disposition, InvocationStore, JobQueue, OutgoingResponse, OutgoingStore, Transport,
 };
 
 /// Who triggered a call; recorded in the invocation.
@@ -155,7 +155,7 @@ impl Outgoing {
         trigger: &Trigger,
         caller: &Caller,
         reference_id: Option<ReferenceId>,
-    ) -> Result<SendAnswer, ApiError> {
+    ) -> Result<SendAnswer, OutgoingError> {
         if let Some(id) = reference_id
             && let Some(record) = self.invocations.get_invocation(&id).await?
             && (record.asynchronous || record.state != InvocationState::Processing)
@@ -173,13 +173,9 @@ impl Outgoing {
         let schema = self.schema_of(&webhook)?;
         let pending = registry::prepare(&webhook, schema.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
-            return Err(ApiError::new(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "an asynchronous send keeps its body until delivered: at most {MAX_ASYNC_BODY} bytes"
-                ),
-            ));
+            return Err(OutgoingError::TooLarge {
+                limit: MAX_ASYNC_BODY,
+            });
         }
         let now = Timestamp::now();
         let mut record = Invocation {
@@ -254,7 +250,7 @@ impl Outgoing {
     fn schema_of(
         &self,
         webhook: &OutgoingWebhook,
-    ) -> Result<Option<Arc<jsonschema::Validator>>, ApiError> {
+    ) -> Result<Option<Arc<jsonschema::Validator>>, OutgoingError> {
         let Some(schema) = &webhook.schema else {
             return Ok(None);
         };

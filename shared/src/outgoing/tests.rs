@@ -20,9 +20,8 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
-use crate::pipeline::worker::Disposition;
-use crate::ports::Ports;
 use crate::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
+use crate::ports::{Disposition, Ports};
 
 /// Answers from a script and records what it was asked to send.
 #[derive(Default)]
@@ -185,7 +184,7 @@ async fn refusals_send_and_record_nothing() {
             .send(&trigger(body), &Caller::Admin, None)
             .await
             .unwrap_err();
-        assert_eq!(err.code, code);
+        assert_eq!(err.code(), code);
     }
     assert!(transport.sent().is_empty());
     assert!(
@@ -443,7 +442,7 @@ async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
         .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "outgoing_webhook_disabled");
+    assert_eq!(err.code(), "outgoing_webhook_disabled");
 }
 
 #[tokio::test]
@@ -525,6 +524,7 @@ async fn records_stay_within_a_dynamodb_item() {
         .send(&trigger(too_big), &Caller::Admin, None)
         .await
         .unwrap_err();
+    let err = crate::api::ApiError::from(err);
     assert_eq!((err.status.as_u16(), err.code), (413, "payload_too_large"));
 }
 

@@ -549,7 +549,7 @@ impl Command for WebhookSend {
             )
         })?;
         let trigger =
-            Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code, e.message))?;
+            Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code(), e.message()))?;
         // Derived from the event and the step, so a redelivered job finds the
         // invocation its first run made instead of calling the endpoint again.
         let reference_id = state.correlation_id.as_ref().map(|id| {
@@ -563,10 +563,11 @@ impl Command for WebhookSend {
             .send(&trigger, &caller, reference_id)
             .await
             .map_err(|e| {
-                if e.status.is_server_error() {
-                    StepError::transient("outgoing_unavailable", e.message)
+                if e.is_transient() {
+                    tracing::error!(error = %e, "outgoing webhook store failed");
+                    StepError::transient("outgoing_unavailable", e.message())
                 } else {
-                    StepError::permanent(e.code, e.message)
+                    StepError::permanent(e.code(), e.message())
                 }
             })?;
         state.body = answer.to_json();

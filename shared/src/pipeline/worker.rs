@@ -14,7 +14,7 @@ use super::{Pipeline, RunFailure};
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
-use crate::ports::{Delivery, JobQueue, Ports};
+use crate::ports::{Delivery, Disposition, JobQueue, Ports};
 
 /// How the worker retries and bounds runs.
 #[derive(Debug, Clone)]
@@ -27,19 +27,6 @@ pub struct WorkerSettings {
     pub pipeline_timeout: Duration,
     /// Bytes the values of one run may take, all steps together.
     pub pipeline_budget_bytes: usize,
-}
-
-/// What to do with the queue message after processing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Finished (outcome recorded, or nothing left to do): delete the message.
-    Done,
-    /// Not finished: make the message visible again after this delay.
-    RetryAfter(Duration),
-    /// Never to be handed out again (unreadable, or it keeps ending the process):
-    /// move it to the dead letters, for the reason given. A pipeline job has its
-    /// error outcome recorded first, so its result ends.
-    DeadLetter(String),
 }
 
 /// The most deliveries of any message; the worker dead-letters it past them

@@ -196,7 +196,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    crate::error::StoreError::Unavailable(describe_failure(&err))
+    crate::error::StoreError::unavailable(describe_failure(&err))
 }
 
 /// How long a Lambda's long poll waits between two reads of a result.
