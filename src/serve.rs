@@ -22,14 +22,13 @@ use hookflow_core::adapters::aws::{
     AwsClients, AwsResources, DEFAULT_PREFIX, missing_aws_settings, provision,
 };
 use hookflow_core::adapters::{LocalSignal, SqliteStore};
-use hookflow_core::api::{
-    MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, Ports, declared_length, error_response,
-};
+use hookflow_core::api::ApiError;
+use hookflow_core::api::{MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, declared_length, error_response};
 use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
-use hookflow_core::error::ApiError;
-use hookflow_core::pipeline::commands::Services;
 use hookflow_core::pipeline::worker::{QUEUE_POLL_WAIT, Worker};
+use hookflow_core::ports::Ports;
+use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -151,7 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let concurrency = settings.worker_concurrency;
     let visibility = settings.visibility_timeout;
     let queue = ports.queue.clone();
-    let gateway = Arc::new(Gateway::new(ports, settings));
+    let gateway = Arc::new(wiring::gateway(ports, settings));
     let worker = build_worker(&gateway)?;
 
     let listener = TcpListener::bind(args.addr)
@@ -225,7 +224,7 @@ fn worker_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// settings; it sends outgoing webhooks through the gateway's client (one
 /// connection pool per process).
 fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
-    let mut services = Services::from_settings(gateway.settings(), gateway.ports())?;
+    let mut services = wiring::services(gateway.settings(), gateway.ports())?;
     services.outgoing = Some(gateway.outgoing().clone());
     Ok(Arc::new(Worker::new(
         gateway.ports().clone(),

@@ -6,6 +6,13 @@ use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::WorkerSettings;
 
+/// Default of `HOOKFLOW_WAL_MAX_BYTES`: the WAL is reset once it passes this.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Smallest WAL bound accepted: below it, resets would come every few commits.
+pub const MIN_WAL_MAX_BYTES: u64 = 1024 * 1024;
+/// Largest WAL bound accepted.
+pub const MAX_WAL_MAX_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
 /// Largest `HOOKFLOW_PIPELINE_BUDGET_BYTES`: what one run may hold in memory.
 const MAX_PIPELINE_BUDGET_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 
@@ -212,7 +219,7 @@ impl Default for Settings {
                 pipeline_budget_bytes: crate::pipeline::budget::DEFAULT_BUDGET_BYTES,
             },
             lookup_cache: Duration::from_secs(10),
-            wal_max_bytes: crate::adapters::sqlite::DEFAULT_WAL_MAX_BYTES,
+            wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
             outgoing: OutgoingSettings::default(),
             front_door: FrontDoorSettings::default(),
         }
@@ -349,8 +356,8 @@ impl Settings {
                 Some(v) => parse_number(
                     "HOOKFLOW_WAL_MAX_BYTES",
                     &v,
-                    crate::adapters::sqlite::MIN_WAL_MAX_BYTES,
-                    crate::adapters::sqlite::MAX_WAL_MAX_BYTES,
+                    MIN_WAL_MAX_BYTES,
+                    MAX_WAL_MAX_BYTES,
                 )?,
             },
             outgoing: OutgoingSettings {

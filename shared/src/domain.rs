@@ -400,7 +400,7 @@ pub struct PipelineJob {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryJob {
-    pub reference_id: crate::outgoing::model::ReferenceId,
+    pub reference_id: ReferenceId,
 }
 
 /// One queue message. Untagged, so pipeline jobs keep the message shape they
@@ -484,5 +484,44 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(Timestamp(1_500).to_rfc3339(), "1970-01-01T00:00:01.500Z");
+    }
+}
+
+/// Names one trigger of an outgoing webhook and its invocation record.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReferenceId(Uuid);
+
+impl ReferenceId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        ReferenceId(Uuid::new_v4())
+    }
+
+    /// An id derived from `seed` (same seed, same id): lets a redelivered pipeline
+    /// step find the invocation its first run made instead of calling again.
+    pub fn derived_from(seed: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(seed.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        ReferenceId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
+    /// Parses the text form; `None` if it is not a UUID.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text.trim()).ok().map(ReferenceId)
+    }
+}
+
+impl fmt::Display for ReferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for ReferenceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReferenceId({self})")
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`domain`]: webhooks, events, results and their rules.
 //! - [`ports`]: the small traits the core needs from the outside world.
-//! - [`adapters`]: implementations of the ports (SQLite, in-memory).
+//! - [`adapters`]: implementations of the ports (SQLite, AWS, SMTP, HTTP, in-memory),
+//!   each concrete one behind a cargo feature.
+//! - [`wiring`]: the composition root, the one place that builds adapters.
 //! - [`inbound`]: the checks a received call passes (signatures).
 //! - [`api`]: the HTTP routing, one `Request -> Response` function mounted by the
 //!   local server and by the Lambda functions alike.
@@ -25,6 +27,7 @@ pub mod ports;
 pub mod random;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wiring;
 
 pub use api::Gateway;
 pub use config::Settings;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Method};
 
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
@@ -245,4 +247,80 @@ pub trait InvocationStore: Send + Sync {
         webhook_id: &str,
         limit: usize,
     ) -> StoreResult<Vec<Invocation>>;
+}
+
+// ----- outgoing HTTP calls -----
+
+/// One request to send. The URL is final (query parameters included).
+#[derive(Clone, Debug)]
+pub struct OutgoingRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The endpoint's answer.
+#[derive(Clone, Debug)]
+pub struct OutgoingResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why there is no (complete) answer. Messages never contain header values or bodies.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The destination resolves to an address the SSRF guard refuses; no
+    /// connection was attempted.
+    #[error("destination not allowed: {0}")]
+    Blocked(String),
+    /// DNS failed, the connection was refused or broke.
+    #[error("endpoint unreachable: {0}")]
+    Unreachable(String),
+    /// No complete answer within the connect or total timeout.
+    #[error("endpoint did not answer within {0:?}")]
+    TimedOut(Duration),
+    /// The answer's body is larger than the configured cap.
+    #[error("the answer (status {status}) is larger than {limit} bytes")]
+    TooLarge { status: u16, limit: usize },
+}
+
+/// Makes one HTTP call. Implemented by `adapters::http::HttpTransport`; tests may add others.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends `request` and reads the whole answer. Never follows redirects.
+    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError>;
+}
+
+// ----- the bundle -----
+
+/// The adapters a gateway and a worker work with; `wiring` builds them.
+#[derive(Clone)]
+pub struct Ports {
+    pub webhooks: Arc<dyn WebhookStore>,
+    pub events: Arc<dyn EventStore>,
+    pub intake: Arc<dyn EventIntake>,
+    pub pipelines: Arc<dyn PipelineStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub signal: Arc<dyn ResultSignal>,
+    /// Registered outgoing webhooks.
+    pub outgoing: Arc<dyn OutgoingStore>,
+    /// Invocation records of outgoing webhooks.
+    pub invocations: Arc<dyn InvocationStore>,
+}
+
+// ----- what becomes of a job -----
+
+/// What to do with the queue message after processing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Finished (outcome recorded, or nothing left to do): delete the message.
+    Done,
+    /// Not finished: make the message visible again after this delay.
+    RetryAfter(Duration),
+    /// Never to be handed out again (unreadable, or it keeps ending the process):
+    /// move it to the dead letters, for the reason given. A pipeline job has its
+    /// error outcome recorded first, so its result ends.
+    DeadLetter(String),
 }

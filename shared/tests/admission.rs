@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::{Token, Webhook};
+use hookflow_core::ports::Ports;
 use hookflow_core::ports::{StoreResult, WebhookStore};
+use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use http::{Request, Response};
 
@@ -53,7 +54,7 @@ fn gateway() -> (Gateway, Arc<CountingWebhooks>) {
         admin_token: Some(AdminToken::new(ADMIN).unwrap()),
         ..Settings::default()
     };
-    (Gateway::new(ports, settings), webhooks)
+    (wiring::gateway(ports, settings), webhooks)
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Bytes> {

@@ -12,10 +12,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use hookflow_core::Gateway;
 use hookflow_core::adapters::aws::{AwsClients, AwsResources, provision};
 use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
-use hookflow_core::lambda::{
-    ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET, handle_http, handle_sqs,
-};
+use hookflow_core::lambda::{handle_http, handle_sqs};
 use hookflow_core::testkit::services::service_env;
+use hookflow_core::wiring::{ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET};
 use serde_json::{Value, json};
 
 /// The admin token of the events in `events/`.

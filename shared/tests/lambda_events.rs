@@ -9,12 +9,12 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookflow_core::adapters::MemoryQueue;
-use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
 use hookflow_core::lambda::{handle_http, handle_sqs};
-use hookflow_core::pipeline::commands::Services;
 use hookflow_core::pipeline::worker::{Worker, WorkerSettings};
+use hookflow_core::ports::Ports;
+use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use serde_json::{Value, json};
 
@@ -26,7 +26,7 @@ fn gateway(ports: Ports) -> Gateway {
         admin_token: Some(AdminToken::new("local-admin-token-0123456789").unwrap()),
         ..Settings::default()
     };
-    Gateway::new(ports, settings)
+    wiring::gateway(ports, settings)
 }
 
 async fn call(gateway: &Gateway, event: &str) -> (u16, http::HeaderMap, Value) {
@@ -140,7 +140,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
         smtp_url: smtp.map(str::to_owned),
         ..Settings::default()
     };
-    let services = Services::from_settings(&settings, &ports).unwrap();
+    let services = wiring::services(&settings, &ports).unwrap();
     let retry = WorkerSettings {
         max_attempts: 3,
         retry_base: Duration::from_millis(10),
@@ -322,7 +322,7 @@ async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
     let mut settings = Settings::default();
     settings.outgoing.connect_timeout = Duration::from_secs(2);
     settings.outgoing.total_timeout = Duration::from_secs(2);
-    let services = Services::from_settings(&settings, &ports).unwrap();
+    let services = wiring::services(&settings, &ports).unwrap();
     let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-delivery-jobs.json")).unwrap();
@@ -424,10 +424,7 @@ async fn a_result_over_the_size_bound_ends_as_result_too_large() {
 /// item (it comes back for a retry); the batch's other jobs finish either way.
 #[tokio::test]
 async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
-    use hookflow_core::outgoing::Outgoing;
-    use hookflow_core::outgoing::transport::{
-        CallError, OutgoingRequest, OutgoingResponse, Transport,
-    };
+    use hookflow_core::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
     use hookflow_core::ports::{Mail, MailError, Mailer};
 
     struct PanickingMailer;
@@ -465,13 +462,13 @@ async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
     assert_eq!(status, 202, "{queued}");
 
     let settings = Settings::default();
-    let mut services = Services::from_settings(&settings, &ports).unwrap();
+    let mut services = wiring::services(&settings, &ports).unwrap();
     services.mailer = Some(Arc::new(PanickingMailer));
-    services.outgoing = Some(Arc::new(Outgoing::with_transport(
+    services.outgoing = Some(wiring::outgoing_with(
         &ports,
         &settings.outgoing,
         Arc::new(PanickingTransport),
-    )));
+    ));
     let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
 
     let mut event: SqsEvent =

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookflow_core::api::Ports;
 use hookflow_core::config::AdminToken;
 use hookflow_core::domain::{EventKey, PipelineDefinition, PipelineOutcome, Timestamp};
+use hookflow_core::ports::Ports;
+use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
@@ -20,7 +21,7 @@ fn gateway(receive_wait_ms: u64) -> Arc<Gateway> {
         receive_wait: Duration::from_millis(receive_wait_ms),
         ..Settings::default()
     };
-    Arc::new(Gateway::new(Ports::memory(), settings))
+    Arc::new(wiring::gateway(Ports::memory(), settings))
 }
 
 async fn call(

@@ -342,7 +342,7 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_cod
 /// The storage of a server, opened by the test itself (SQLite file or the
 /// server's AWS resources), to check what was stored and to write behind its back.
 pub struct Storage {
-    pub ports: hookflow_core::api::Ports,
+    pub ports: hookflow_core::ports::Ports,
     sqlite: Option<PathBuf>,
     sqs: Option<(aws_sdk_sqs::Client, String)>,
     dead_letter_queue: Option<String>,
@@ -356,7 +356,7 @@ impl Server {
             Backend::Embedded => {
                 let store =
                     hookflow_core::adapters::SqliteStore::open(&self.database()).expect("open db");
-                let ports = hookflow_core::api::Ports::sqlite(std::sync::Arc::new(store));
+                let ports = hookflow_core::ports::Ports::sqlite(std::sync::Arc::new(store));
                 Storage {
                     ports,
                     sqlite: Some(self.database()),
@@ -371,7 +371,7 @@ impl Server {
                     .await
                     .expect("resources");
                 let ports =
-                    hookflow_core::api::Ports::aws(&clients, &resources, None, Duration::ZERO);
+                    hookflow_core::ports::Ports::aws(&clients, &resources, None, Duration::ZERO);
                 Storage {
                     ports,
                     sqlite: None,

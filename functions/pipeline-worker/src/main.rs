@@ -2,7 +2,8 @@
 //! messages that did not finish (partial batch response).
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use hookflow_core::lambda::{FunctionContext, handle_sqs};
+use hookflow_core::lambda::handle_sqs;
+use hookflow_core::wiring::FunctionContext;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]

@@ -1,7 +1,8 @@
 //! Lambda `result-poll`: `/api/v3/result`, long polling for a result.
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use hookflow_core::lambda::{FunctionContext, handle_http};
+use hookflow_core::lambda::handle_http;
+use hookflow_core::wiring::FunctionContext;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]

@@ -1,7 +1,8 @@
 //! Lambda `webhook-receive`: `webhook.receive`, the URL partners call.
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use hookflow_core::lambda::{FunctionContext, handle_http};
+use hookflow_core::lambda::handle_http;
+use hookflow_core::wiring::FunctionContext;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]

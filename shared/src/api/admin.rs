@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ApiError;
 use super::params::{Params, is_json, media_type};
 use super::{Gateway, RECEIVE_PATH, json_response};
 use crate::config::AdminToken;
@@ -15,7 +16,7 @@ use crate::domain::{
     DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType,
     PipelineDefinition, Timestamp, Token, Webhook,
 };
-use crate::error::{ApiError, Conflict, StoreError};
+use crate::error::{Conflict, StoreError};
 use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::ports::SecretSource;
 

@@ -5,13 +5,15 @@
 //! No route logic lives anywhere else.
 
 mod admin;
+mod error;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 mod outgoing;
 mod params;
 mod receive;
 mod result;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -19,16 +21,12 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
-use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore, SqliteStore};
 use crate::config::Settings;
 use crate::domain::Webhook;
-use crate::error::ApiError;
 use crate::outgoing::Outgoing;
-use crate::ports::{
-    EventIntake, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore, ResultSignal,
-    SecretSource, StoreThenEnqueue, WebhookStore,
-};
+use crate::ports::{Ports, SecretSource};
+
+pub use error::ApiError;
 
 /// Path of the receive command, as PIPEFORCE documents it.
 pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";
@@ -98,67 +96,6 @@ impl Admission {
     }
 }
 
-/// The adapters a gateway works with.
-#[derive(Clone)]
-pub struct Ports {
-    pub webhooks: Arc<dyn WebhookStore>,
-    pub events: Arc<dyn EventStore>,
-    pub intake: Arc<dyn EventIntake>,
-    pub pipelines: Arc<dyn PipelineStore>,
-    pub queue: Arc<dyn JobQueue>,
-    pub signal: Arc<dyn ResultSignal>,
-    /// Registered outgoing webhooks.
-    pub outgoing: Arc<dyn OutgoingStore>,
-    /// Invocation records of outgoing webhooks.
-    pub invocations: Arc<dyn InvocationStore>,
-}
-
-impl Ports {
-    /// Everything in one SQLite store, with in-process result signalling.
-    pub fn sqlite(store: Arc<SqliteStore>) -> Self {
-        Ports {
-            webhooks: store.clone(),
-            events: store.clone(),
-            intake: store.clone(),
-            pipelines: store.clone(),
-            outgoing: store.clone(),
-            invocations: store.clone(),
-            queue: store,
-            signal: Arc::new(LocalSignal::new()),
-        }
-    }
-
-    /// The receive path's lookups (webhook by token, listeners by event key)
-    /// cached per process for `ttl`; zero leaves them uncached. Changes made
-    /// through these ports drop the entries at once.
-    pub fn with_lookup_cache(mut self, ttl: Duration) -> Self {
-        if !ttl.is_zero() {
-            self.webhooks = Arc::new(CachedWebhooks::new(self.webhooks, ttl));
-            self.pipelines = Arc::new(CachedPipelines::new(self.pipelines, ttl));
-        }
-        self
-    }
-
-    /// Everything in memory (unit tests).
-    pub fn memory() -> Self {
-        let store = Arc::new(MemoryStore::new());
-        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
-        Ports {
-            webhooks: store.clone(),
-            events: store.clone(),
-            intake: Arc::new(StoreThenEnqueue {
-                events: store.clone(),
-                queue: queue.clone(),
-            }),
-            pipelines: store.clone(),
-            outgoing: store.clone(),
-            invocations: store,
-            queue,
-            signal: Arc::new(LocalSignal::new()),
-        }
-    }
-}
-
 /// The webhook gateway: the HTTP API over the ports.
 pub struct Gateway {
     ports: Ports,
@@ -173,9 +110,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `ports` configured by `settings`.
-    pub fn new(ports: Ports, settings: Settings) -> Self {
-        let outgoing = Arc::new(Outgoing::new(&ports, &settings.outgoing));
+    /// A gateway over `ports` configured by `settings`, triggering outgoing
+    /// webhooks through `outgoing`.
+    pub fn new(ports: Ports, settings: Settings, outgoing: Arc<Outgoing>) -> Self {
         Gateway {
             ports,
             settings,

@@ -5,13 +5,30 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
+use super::ApiError;
 use super::Gateway;
 use super::params::{Params, is_json, media_type, parse_json_body};
 use crate::domain::Timestamp;
-use crate::error::ApiError;
-use crate::outgoing::ReferenceId;
 use crate::outgoing::registry::{self, Trigger};
 use crate::outgoing::service::Caller;
+use crate::outgoing::{OutgoingError, ReferenceId};
+
+impl From<OutgoingError> for ApiError {
+    fn from(err: OutgoingError) -> Self {
+        let code = err.code();
+        match err {
+            OutgoingError::Invalid { message, .. } => ApiError::bad_request(code, message),
+            OutgoingError::NotFound(_) => ApiError::not_found(code, err.to_string()),
+            OutgoingError::Disabled { .. } => {
+                ApiError::new(StatusCode::CONFLICT, code, err.to_string())
+            }
+            OutgoingError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, err.to_string())
+            }
+            OutgoingError::Store(err) => err.into(),
+        }
+    }
+}
 
 /// Most records `invocation.get webhookId=…` lists.
 const MAX_LIST: usize = 200;
@@ -111,7 +128,7 @@ impl Gateway {
             .ok_or_else(|| ApiError::bad_request("id_missing", "id is required"))?;
         let found = self.existing_outgoing(id).await?;
         if !self.ports.outgoing.delete_outgoing(id).await? {
-            return Err(registry::not_found(id));
+            return Err(registry::not_found(id).into());
         }
         tracing::info!(webhook_id = %id, "outgoing webhook deleted");
         Ok(found.to_api_json(Timestamp::now()))
@@ -122,13 +139,13 @@ impl Gateway {
         id: &str,
     ) -> Result<crate::outgoing::OutgoingWebhook, ApiError> {
         if !registry::valid_id(id) {
-            return Err(registry::not_found(id));
+            return Err(registry::not_found(id).into());
         }
         self.ports
             .outgoing
             .get_outgoing(id)
             .await?
-            .ok_or_else(|| registry::not_found(id))
+            .ok_or_else(|| registry::not_found(id).into())
     }
 
     /// `webhook.send`: triggers a registered webhook. 200 with the endpoint's

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use serde_json::Value;
 
-use crate::error::ApiError;
+use super::ApiError;
 use crate::limits::{MAX_JSON_DEPTH, within_json_depth};
 
 /// Parameters of a command: the query string first, then the body's fields.

@@ -10,6 +10,7 @@ use http::request::Parts;
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 
+use super::ApiError;
 use super::Gateway;
 use super::params::{Params, is_json, media_type};
 use super::result::ResultAnswer;
@@ -17,7 +18,6 @@ use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
     Webhook,
 };
-use crate::error::ApiError;
 use crate::limits::parse_json_within_depth;
 
 /// Request headers never stored with an event: they carry credentials.

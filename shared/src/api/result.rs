@@ -11,10 +11,10 @@ use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::ApiError;
 use super::params::Params;
 use super::{CORRELATION_HEADER, Gateway, RESULT_PATH};
 use crate::domain::{CorrelationId, ResultRecord, ResultStatus};
-use crate::error::ApiError;
 
 /// The result JSON of PIPEFORCE: `{statusCode, status, value, pollingRedirectEnabled, correlationId}`.
 pub(super) struct ResultAnswer {

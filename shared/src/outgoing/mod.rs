@@ -3,23 +3,24 @@
 //! record per call, Standard Webhooks signatures, an SSRF guard and retried
 //! asynchronous deliveries.
 //!
+//! - [`error`]: why an operation was refused, and whether retrying may help.
 //! - [`model`]: the stored registration and invocation records.
 //! - [`registry`]: validation of `outgoing.put` and of a trigger against a registration.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`guard`]: which addresses calls may reach.
-//! - [`transport`]: the port that makes one HTTP call, and its guarded HTTP adapter.
 //! - [`service`]: trigger, send, record, retry: what both callers share.
 
+pub mod error;
 pub mod guard;
 pub mod model;
 pub mod registry;
 pub mod schedule;
 pub mod service;
 pub mod signing;
-pub mod transport;
 
 #[cfg(test)]
 mod tests;
 
+pub use error::OutgoingError;
 pub use model::{Invocation, OutgoingWebhook, ReferenceId};
 pub use service::Outgoing;

@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
+pub use crate::domain::ReferenceId;
 use crate::domain::Timestamp;
 
 /// What a reader sees instead of a hidden value.
@@ -164,45 +164,6 @@ impl OutgoingWebhook {
             out["description"] = Value::from(description.as_str());
         }
         out
-    }
-}
-
-/// Names one trigger of an outgoing webhook and its invocation record.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ReferenceId(Uuid);
-
-impl ReferenceId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        ReferenceId(Uuid::new_v4())
-    }
-
-    /// An id derived from `seed` (same seed, same id): lets a redelivered pipeline
-    /// step find the invocation its first run made instead of calling again.
-    pub fn derived_from(seed: &str) -> Self {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(seed.as_bytes());
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        ReferenceId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
-    }
-
-    /// Parses the text form; `None` if it is not a UUID.
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::parse_str(text.trim()).ok().map(ReferenceId)
-    }
-}
-
-impl fmt::Display for ReferenceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for ReferenceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReferenceId({self})")
     }
 }
 

@@ -1,25 +1,25 @@
 //! The rules of the registry: what `outgoing.put` accepts, and whether a
 //! trigger's data, headers and query parameters fit a registration. Every
-//! refusal is a 4xx [`ApiError`] whose message names the offending part.
+//! refusal is an [`OutgoingError`] whose message names the offending part.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
-use reqwest::Url;
+use http::{HeaderMap, Method};
 use serde_json::{Map, Value};
+use url::Url;
 
+use super::error::OutgoingError;
 use super::guard::Guard;
 use super::model::{
     OutgoingWebhook, PayloadEncoding, PendingSend, ReferenceId, RequestSummary, SecretText,
     SigningSecret,
 };
 use super::signing;
-use super::transport::OutgoingRequest;
 use crate::domain::Timestamp;
-use crate::error::ApiError;
+use crate::ports::OutgoingRequest;
 
 /// Most headers or query parameters a registration may list.
 const MAX_NAMES: usize = 50;
@@ -50,8 +50,8 @@ const RESERVED_HEADERS: &[&str] = &[
 /// Methods a registration may use.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(code, message)
+fn invalid(code: &'static str, message: impl Into<String>) -> OutgoingError {
+    OutgoingError::invalid(code, message)
 }
 
 /// True for an id triggers can name: 1 to 100 letters, digits, `.`, `_`, `-`.
@@ -76,7 +76,7 @@ pub fn registration_from_json(
     now: Timestamp,
     grace_seconds: u64,
     guard: &Guard,
-) -> Result<OutgoingWebhook, ApiError> {
+) -> Result<OutgoingWebhook, OutgoingError> {
     for key in body.keys() {
         if !matches!(
             key.as_str(),
@@ -239,7 +239,7 @@ fn rotate(
     secrets
 }
 
-fn parse_url(value: Option<&Value>, guard: &Guard) -> Result<String, ApiError> {
+fn parse_url(value: Option<&Value>, guard: &Guard) -> Result<String, OutgoingError> {
     let text = match value {
         Some(Value::String(u)) => u.trim(),
         None | Some(Value::Null) => {
@@ -284,7 +284,7 @@ fn parse_url(value: Option<&Value>, guard: &Guard) -> Result<String, ApiError> {
 
 fn parse_registered_headers(
     value: Option<&Value>,
-) -> Result<BTreeMap<String, SecretText>, ApiError> {
+) -> Result<BTreeMap<String, SecretText>, OutgoingError> {
     let map = match value {
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(map)) => map,
@@ -340,7 +340,7 @@ fn parse_registered_headers(
     Ok(headers)
 }
 
-fn parse_query_names(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+fn parse_query_names(value: Option<&Value>) -> Result<Vec<String>, OutgoingError> {
     let list = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(list)) => list,
@@ -377,7 +377,7 @@ fn parse_query_names(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
 }
 
 /// The validator of a registration's `schema`; 400 `invalid_schema` if it is none.
-pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, ApiError> {
+pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, OutgoingError> {
     jsonschema::validator_for(schema).map_err(|e| {
         invalid(
             "invalid_schema",
@@ -399,7 +399,7 @@ pub struct Trigger {
 
 impl Trigger {
     /// Reads `{webhookId, data, headers, queryParams, async}`.
-    pub fn from_json(body: &Map<String, Value>) -> Result<Self, ApiError> {
+    pub fn from_json(body: &Map<String, Value>) -> Result<Self, OutgoingError> {
         for key in body.keys() {
             if !matches!(
                 key.as_str(),
@@ -497,7 +497,7 @@ pub fn prepare(
     webhook: &OutgoingWebhook,
     schema: Option<&jsonschema::Validator>,
     trigger: &Trigger,
-) -> Result<PendingSend, ApiError> {
+) -> Result<PendingSend, OutgoingError> {
     let mut headers = BTreeMap::new();
     for (name, value) in &trigger.headers {
         let registered = webhook
@@ -699,26 +699,19 @@ pub fn summarize(webhook: &OutgoingWebhook, pending: &PendingSend) -> RequestSum
     }
 }
 
-/// 404 for an id no registration has.
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "outgoing_webhook_not_found",
-        format!("no outgoing webhook is registered with id '{id}'"),
-    )
+/// The refusal of an id no registration has (404).
+pub fn not_found(id: &str) -> OutgoingError {
+    OutgoingError::NotFound(id.to_owned())
 }
 
-/// 409 for a registration that is switched off.
-pub fn disabled(webhook: &OutgoingWebhook) -> ApiError {
+/// The refusal of a registration that is switched off (409).
+pub fn disabled(webhook: &OutgoingWebhook) -> OutgoingError {
     let why = webhook
         .disabled_reason
         .as_deref()
         .unwrap_or("it was registered with enabled: false");
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "outgoing_webhook_disabled",
-        format!(
-            "outgoing webhook '{}' is disabled ({why}); put it again to enable it",
-            webhook.id
-        ),
-    )
+    OutgoingError::Disabled {
+        id: webhook.id.clone(),
+        why: why.to_owned(),
+    }
 }

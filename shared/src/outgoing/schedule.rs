@@ -76,8 +76,7 @@ impl RetrySchedule {
     pub fn next_delay(&self, attempts_made: u32) -> Option<Duration> {
         let index = attempts_made.checked_sub(1)? as usize;
         let base = *self.delays.get(index)?;
-        let jitter = 0.9 + 0.2 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-        Some(base.mul_f64(jitter).min(MAX_DELAY))
+        Some(crate::random::jittered(base, 0.1).min(MAX_DELAY))
     }
 
     /// The sum of all delays: how long a delivery may take at most.

@@ -1,26 +1,25 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::error::OutgoingError;
 use super::guard::Guard;
 use super::model::{
     Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
 };
 use super::registry::{self, Trigger};
 use super::schedule::MAX_DELAY;
-use super::transport::{CallError, HttpTransport, OutgoingRequest, OutgoingResponse, Transport};
-use crate::api::Ports;
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
-use crate::error::{ApiError, StoreError};
-use crate::pipeline::worker::Disposition;
-use crate::ports::{InvocationStore, JobQueue, OutgoingStore};
+use crate::error::StoreError;
+use crate::ports::{
+    CallError, Disposition, InvocationStore, JobQueue, OutgoingResponse, OutgoingStore, Transport,
+};
 
 /// Who triggered a call; recorded in the invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,29 +113,18 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// The service over `ports`, calling out over guarded HTTP (the client is
-    /// built on first use, so functions that never call out never pay for it).
-    pub fn new(ports: &Ports, settings: &OutgoingSettings) -> Self {
-        Self::with_transport(
-            ports,
-            settings,
-            Arc::new(LazyHttpTransport {
-                settings: settings.clone(),
-                client: OnceLock::new(),
-            }),
-        )
-    }
-
-    /// The service over `ports` with another transport (tests).
-    pub fn with_transport(
-        ports: &Ports,
-        settings: &OutgoingSettings,
+    /// The service over its stores and queue, calling out through `transport`.
+    pub fn new(
+        registry: Arc<dyn OutgoingStore>,
+        invocations: Arc<dyn InvocationStore>,
+        queue: Arc<dyn JobQueue>,
         transport: Arc<dyn Transport>,
+        settings: &OutgoingSettings,
     ) -> Self {
         Outgoing {
-            registry: ports.outgoing.clone(),
-            invocations: ports.invocations.clone(),
-            queue: ports.queue.clone(),
+            registry,
+            invocations,
+            queue,
             transport,
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
@@ -167,7 +155,7 @@ impl Outgoing {
         trigger: &Trigger,
         caller: &Caller,
         reference_id: Option<ReferenceId>,
-    ) -> Result<SendAnswer, ApiError> {
+    ) -> Result<SendAnswer, OutgoingError> {
         if let Some(id) = reference_id
             && let Some(record) = self.invocations.get_invocation(&id).await?
             && (record.asynchronous || record.state != InvocationState::Processing)
@@ -185,13 +173,9 @@ impl Outgoing {
         let schema = self.schema_of(&webhook)?;
         let pending = registry::prepare(&webhook, schema.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
-            return Err(ApiError::new(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "an asynchronous send keeps its body until delivered: at most {MAX_ASYNC_BODY} bytes"
-                ),
-            ));
+            return Err(OutgoingError::TooLarge {
+                limit: MAX_ASYNC_BODY,
+            });
         }
         let now = Timestamp::now();
         let mut record = Invocation {
@@ -266,7 +250,7 @@ impl Outgoing {
     fn schema_of(
         &self,
         webhook: &OutgoingWebhook,
-    ) -> Result<Option<Arc<jsonschema::Validator>>, ApiError> {
+    ) -> Result<Option<Arc<jsonschema::Validator>>, OutgoingError> {
         let Some(schema) = &webhook.schema else {
             return Ok(None);
         };
@@ -525,25 +509,4 @@ const EARLY_TOLERANCE: Duration = Duration::from_secs(1);
 fn store_failed(err: &StoreError) -> Disposition {
     tracing::error!(error = %err, "storage failed while delivering an outgoing webhook");
     Disposition::RetryAfter(STORE_RETRY)
-}
-
-/// Builds the HTTP client on the first call.
-struct LazyHttpTransport {
-    settings: OutgoingSettings,
-    client: OnceLock<Result<HttpTransport, String>>,
-}
-
-#[async_trait]
-impl Transport for LazyHttpTransport {
-    async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError> {
-        match self
-            .client
-            .get_or_init(|| HttpTransport::new(&self.settings))
-        {
-            Ok(client) => client.call(request).await,
-            Err(problem) => Err(CallError::Unreachable(format!(
-                "the HTTP client could not be built: {problem}"
-            ))),
-        }
-    }
 }

@@ -40,9 +40,9 @@ pub fn parse_secret(secret: &str) -> Result<Vec<u8>, String> {
 
 /// A fresh random secret (32 key bytes), for `outgoing.put` with `"secret": "generate"`.
 pub fn generate_secret() -> String {
-    let mut key = [0u8; 32];
-    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    // From the operating system's generator: a UUID v4 carries only 122
+    // random bits and is not meant as key material.
+    let key = crate::random::secret_bytes::<32>();
     format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
 }
 

@@ -14,15 +14,14 @@ use super::model::{InvocationState, ReferenceId};
 use super::registry::{self, Trigger};
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
-use super::transport::{CallError, OutgoingRequest, OutgoingResponse, Transport};
-use crate::api::Ports;
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::pipeline::Pipeline;
 use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
-use crate::pipeline::worker::Disposition;
+use crate::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
+use crate::ports::{Disposition, Ports};
 
 /// Answers from a script and records what it was asked to send.
 #[derive(Default)]
@@ -84,7 +83,13 @@ async fn setup_with(
 ) -> (Ports, Arc<ScriptedTransport>, Outgoing) {
     let ports = Ports::memory();
     let transport = ScriptedTransport::answering(answers);
-    let outgoing = Outgoing::with_transport(&ports, settings, transport.clone());
+    let outgoing = Outgoing::new(
+        ports.outgoing.clone(),
+        ports.invocations.clone(),
+        ports.queue.clone(),
+        transport.clone(),
+        settings,
+    );
     let registration: Map<String, Value> = serde_json::from_value(json!({
         "id": "crm",
         "url": "https://crm.example/hook?fixed=1",
@@ -179,7 +184,7 @@ async fn refusals_send_and_record_nothing() {
             .send(&trigger(body), &Caller::Admin, None)
             .await
             .unwrap_err();
-        assert_eq!(err.code, code);
+        assert_eq!(err.code(), code);
     }
     assert!(transport.sent().is_empty());
     assert!(
@@ -437,7 +442,7 @@ async fn exhausted_deliveries_fail_and_gone_endpoints_are_disabled() {
         .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
         .await
         .unwrap_err();
-    assert_eq!(err.code, "outgoing_webhook_disabled");
+    assert_eq!(err.code(), "outgoing_webhook_disabled");
 }
 
 #[tokio::test]
@@ -519,6 +524,7 @@ async fn records_stay_within_a_dynamodb_item() {
         .send(&trigger(too_big), &Caller::Admin, None)
         .await
         .unwrap_err();
+    let err = crate::api::ApiError::from(err);
     assert_eq!((err.status.as_u16(), err.code), (413, "payload_too_large"));
 }
 

@@ -66,34 +66,6 @@ pub struct Services {
     pub effects: Option<Arc<dyn EffectLog>>,
 }
 
-impl Services {
-    /// The services the settings describe: users, and the SMTP mailer if configured.
-    pub fn from_settings(
-        settings: &crate::config::Settings,
-        ports: &crate::api::Ports,
-    ) -> Result<Self, crate::config::ConfigError> {
-        let mailer: Option<Arc<dyn Mailer>> = match &settings.smtp_url {
-            Some(url) => Some(Arc::new(
-                crate::adapters::SmtpMailer::from_url(url).map_err(|problem| {
-                    crate::config::ConfigError {
-                        name: "HOOKFLOW_SMTP_URL",
-                        problem,
-                    }
-                })?,
-            )),
-            None => None,
-        };
-        let effects: Arc<dyn EffectLog> = ports.events.clone();
-        Ok(Services {
-            users: settings.users.clone(),
-            mailer,
-            mail_from: settings.mail_from.clone(),
-            outgoing: Some(Arc::new(Outgoing::new(ports, &settings.outgoing))),
-            effects: Some(effects),
-        })
-    }
-}
-
 /// Why a step failed. `transient` failures are retried; the others are final.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
@@ -577,7 +549,7 @@ impl Command for WebhookSend {
             )
         })?;
         let trigger =
-            Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code, e.message))?;
+            Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code(), e.message()))?;
         // Derived from the event and the step, so a redelivered job finds the
         // invocation its first run made instead of calling the endpoint again.
         let reference_id = state.correlation_id.as_ref().map(|id| {
@@ -591,10 +563,11 @@ impl Command for WebhookSend {
             .send(&trigger, &caller, reference_id)
             .await
             .map_err(|e| {
-                if e.status.is_server_error() {
-                    StepError::transient("outgoing_unavailable", e.message)
+                if e.is_transient() {
+                    tracing::error!(error = %e, "outgoing webhook store failed");
+                    StepError::transient("outgoing_unavailable", e.message())
                 } else {
-                    StepError::permanent(e.code, e.message)
+                    StepError::permanent(e.code(), e.message())
                 }
             })?;
         state.body = answer.to_json();

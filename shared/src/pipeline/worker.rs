@@ -11,11 +11,10 @@ use tokio::sync::{Semaphore, watch};
 use super::budget::RunLimits;
 use super::commands::Services;
 use super::{Pipeline, RunFailure};
-use crate::api::Ports;
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
-use crate::ports::{Delivery, JobQueue};
+use crate::ports::{Delivery, Disposition, JobQueue, Ports};
 
 /// How the worker retries and bounds runs.
 #[derive(Debug, Clone)]
@@ -28,19 +27,6 @@ pub struct WorkerSettings {
     pub pipeline_timeout: Duration,
     /// Bytes the values of one run may take, all steps together.
     pub pipeline_budget_bytes: usize,
-}
-
-/// What to do with the queue message after processing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Finished (outcome recorded, or nothing left to do): delete the message.
-    Done,
-    /// Not finished: make the message visible again after this delay.
-    RetryAfter(Duration),
-    /// Never to be handed out again (unreadable, or it keeps ending the process):
-    /// move it to the dead letters, for the reason given. A pipeline job has its
-    /// error outcome recorded first, so its result ends.
-    DeadLetter(String),
 }
 
 /// The most deliveries of any message; the worker dead-letters it past them
@@ -282,10 +268,12 @@ impl Worker {
 
     /// `retry_base × 2^(attempt-1)`, ±20 % jitter, at most 5 minutes.
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.settings.retry_base.as_millis() as f64;
-        let exponential = base * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
-        let jitter = 0.8 + 0.4 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-        Duration::from_millis((exponential * jitter).min(300_000.0) as u64)
+        let exponential = self
+            .settings
+            .retry_base
+            .mul_f64(2f64.powi(attempt.saturating_sub(1).min(20) as i32))
+            .min(Duration::from_secs(3600));
+        crate::random::jittered(exponential, 0.2).min(Duration::from_secs(300))
     }
 
     /// Pulls jobs from `queue` and runs up to `concurrency` at once, until `stop`

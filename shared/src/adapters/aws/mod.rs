@@ -30,7 +30,6 @@ mod secrets;
 mod settings;
 mod sqs;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -46,10 +45,7 @@ pub use settings::missing_aws_settings;
 
 pub use sqs::{DEAD_LETTER_REASON_ATTRIBUTE, MAX_RELEASE_DELAY, SqsJobQueue};
 
-use crate::adapters::signal::PollingSignal;
-use crate::api::Ports;
 use crate::config::ConfigError;
-use crate::ports::{PipelineStore, ResultSignal, StoreThenEnqueue, WebhookStore};
 
 /// Where the AWS resources are: names from the environment (the SAM template
 /// sets them), or the defaults `serve --backend aws --provision` creates.
@@ -200,59 +196,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    crate::error::StoreError::Unavailable(describe_failure(&err))
+    crate::error::StoreError::unavailable(describe_failure(&err))
 }
 
 /// How long a Lambda's long poll waits between two reads of a result.
 pub const RESULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
-
-impl Ports {
-    /// The AWS shape. `signal` is the in-process one when the worker runs in the
-    /// same process (`serve --backend aws`), else a [`PollingSignal`].
-    /// `lookup_cache` above zero caches the receive path's lookups per process.
-    pub fn aws(
-        clients: &AwsClients,
-        resources: &AwsResources,
-        signal: Option<Arc<dyn ResultSignal>>,
-        lookup_cache: Duration,
-    ) -> Self {
-        let events = Arc::new(DynamoEventStore::new(
-            clients.dynamodb.clone(),
-            clients.s3.clone(),
-            &resources.events_table,
-            &resources.payload_bucket,
-        ));
-        let queue = Arc::new(
-            SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
-                .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
-        );
-        let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
-            clients.dynamodb.clone(),
-            &resources.webhooks_table,
-        ));
-        let pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
-            clients.dynamodb.clone(),
-            &resources.pipelines_table,
-        ));
-        Ports {
-            webhooks,
-            events: events.clone(),
-            intake: Arc::new(StoreThenEnqueue {
-                events: events.clone(),
-                queue: queue.clone(),
-            }),
-            pipelines,
-            queue,
-            signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
-            outgoing: Arc::new(DynamoOutgoingStore::new(
-                clients.dynamodb.clone(),
-                &resources.outgoing_table,
-            )),
-            invocations: Arc::new(DynamoInvocationStore::new(
-                clients.dynamodb.clone(),
-                &resources.invocations_table,
-            )),
-        }
-        .with_lookup_cache(lookup_cache)
-    }
-}

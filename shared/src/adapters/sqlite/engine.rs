@@ -17,12 +17,6 @@ pub(super) const READERS: usize = 4;
 /// How long a connection waits for a lock another connection holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Default of `HOOKFLOW_WAL_MAX_BYTES`: the WAL is reset once it passes this.
-pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// Smallest WAL bound accepted: below it, resets would come every few commits.
-pub const MIN_WAL_MAX_BYTES: u64 = 1024 * 1024;
-/// Largest WAL bound accepted.
-pub const MAX_WAL_MAX_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// How often the background thread copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// How long a WAL reset waits for readers still on the old log (in-process reads

@@ -39,7 +39,8 @@ use engine::{
 };
 use schema::{MIGRATIONS, migrate};
 
-pub use engine::{DEFAULT_WAL_MAX_BYTES, MAX_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES, wal_path};
+pub use crate::config::{DEFAULT_WAL_MAX_BYTES, MAX_WAL_MAX_BYTES, MIN_WAL_MAX_BYTES};
+pub use engine::wal_path;
 
 /// Everything of the embedded shape in one SQLite file (WAL, `synchronous=FULL`).
 pub struct SqliteStore {
@@ -153,7 +154,7 @@ impl SqliteStore {
             let result = f(conn);
             let failed = result.is_err();
             let completion: Completion = Box::new(move |commit| {
-                let _ = tx.send(commit.map_err(StoreError::Unavailable).and(result));
+                let _ = tx.send(commit.map_err(StoreError::unavailable).and(result));
             });
             (failed, completion)
         });

@@ -1,0 +1,322 @@
+//! The composition root: the one place that names concrete adapters. It builds
+//! the memory, SQLite and AWS sets of ports, the HTTP transport, the SMTP mailer
+//! and the services over them; everything else in the core receives traits.
+//!
+//! Which adapters exist depends on the crate's features (`sqlite`, `aws`,
+//! `smtp`, `http-client`), so each Lambda function links only what it uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(feature = "sqlite")]
+use crate::adapters::SqliteStore;
+use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
+use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore};
+use crate::api::Gateway;
+use crate::config::{ConfigError, OutgoingSettings, Settings};
+use crate::outgoing::Outgoing;
+use crate::pipeline::commands::Services;
+use crate::ports::{EffectLog, JobQueue, Mailer, Ports, StoreThenEnqueue, Transport};
+#[cfg(feature = "aws")]
+use crate::{
+    adapters::PollingSignal,
+    adapters::aws::{
+        AwsClients, AwsResources, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
+        DynamoPipelineStore, DynamoWebhookStore, RESULT_POLL_INTERVAL, SqsJobQueue,
+    },
+    ports::{PipelineStore, ResultSignal, WebhookStore},
+};
+
+impl Ports {
+    /// Everything in one SQLite store, with in-process result signalling.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(store: Arc<SqliteStore>) -> Self {
+        Ports {
+            webhooks: store.clone(),
+            events: store.clone(),
+            intake: store.clone(),
+            pipelines: store.clone(),
+            outgoing: store.clone(),
+            invocations: store.clone(),
+            queue: store,
+            signal: Arc::new(LocalSignal::new()),
+        }
+    }
+
+    /// The receive path's lookups (webhook by token, listeners by event key)
+    /// cached per process for `ttl`; zero leaves them uncached. Changes made
+    /// through these ports drop the entries at once.
+    pub fn with_lookup_cache(mut self, ttl: Duration) -> Self {
+        if !ttl.is_zero() {
+            self.webhooks = Arc::new(CachedWebhooks::new(self.webhooks, ttl));
+            self.pipelines = Arc::new(CachedPipelines::new(self.pipelines, ttl));
+        }
+        self
+    }
+
+    /// Everything in memory (unit tests).
+    pub fn memory() -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
+        Ports {
+            webhooks: store.clone(),
+            events: store.clone(),
+            intake: Arc::new(StoreThenEnqueue {
+                events: store.clone(),
+                queue: queue.clone(),
+            }),
+            pipelines: store.clone(),
+            outgoing: store.clone(),
+            invocations: store,
+            queue,
+            signal: Arc::new(LocalSignal::new()),
+        }
+    }
+
+    /// The AWS shape. `signal` is the in-process one when the worker runs in the
+    /// same process (`serve --backend aws`), else a [`PollingSignal`].
+    /// `lookup_cache` above zero caches the receive path's lookups per process.
+    #[cfg(feature = "aws")]
+    pub fn aws(
+        clients: &AwsClients,
+        resources: &AwsResources,
+        signal: Option<Arc<dyn ResultSignal>>,
+        lookup_cache: Duration,
+    ) -> Self {
+        let events = Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            clients.s3.clone(),
+            &resources.events_table,
+            &resources.payload_bucket,
+        ));
+        let queue = Arc::new(
+            SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+                .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
+        );
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
+            clients.dynamodb.clone(),
+            &resources.webhooks_table,
+        ));
+        let pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
+            clients.dynamodb.clone(),
+            &resources.pipelines_table,
+        ));
+        Ports {
+            webhooks,
+            events: events.clone(),
+            intake: Arc::new(StoreThenEnqueue {
+                events: events.clone(),
+                queue: queue.clone(),
+            }),
+            pipelines,
+            queue,
+            signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
+            outgoing: Arc::new(DynamoOutgoingStore::new(
+                clients.dynamodb.clone(),
+                &resources.outgoing_table,
+            )),
+            invocations: Arc::new(DynamoInvocationStore::new(
+                clients.dynamodb.clone(),
+                &resources.invocations_table,
+            )),
+        }
+        .with_lookup_cache(lookup_cache)
+    }
+}
+
+/// The transport outgoing webhooks call through: guarded HTTP, its client built
+/// on first use so functions that never call out never pay for it.
+#[cfg(feature = "http-client")]
+pub fn http_transport(settings: &OutgoingSettings) -> Arc<dyn Transport> {
+    Arc::new(crate::adapters::http::LazyHttpTransport::new(settings))
+}
+
+/// Without the `http-client` feature (the functions that never call out), a
+/// call fails as unreachable instead of linking an HTTP client.
+#[cfg(not(feature = "http-client"))]
+pub fn http_transport(_settings: &OutgoingSettings) -> Arc<dyn Transport> {
+    Arc::new(NoHttpClient)
+}
+
+#[cfg(not(feature = "http-client"))]
+struct NoHttpClient;
+
+#[cfg(not(feature = "http-client"))]
+#[async_trait::async_trait]
+impl Transport for NoHttpClient {
+    async fn call(
+        &self,
+        _request: crate::ports::OutgoingRequest,
+    ) -> Result<crate::ports::OutgoingResponse, crate::ports::CallError> {
+        Err(crate::ports::CallError::Unreachable(
+            "this build has no HTTP client (feature http-client)".into(),
+        ))
+    }
+}
+
+/// The outgoing-webhook service over `ports`, calling out over guarded HTTP.
+pub fn outgoing(ports: &Ports, settings: &OutgoingSettings) -> Arc<Outgoing> {
+    outgoing_with(ports, settings, http_transport(settings))
+}
+
+/// The outgoing-webhook service over `ports`, calling out through `transport`.
+pub fn outgoing_with(
+    ports: &Ports,
+    settings: &OutgoingSettings,
+    transport: Arc<dyn Transport>,
+) -> Arc<Outgoing> {
+    Arc::new(Outgoing::new(
+        ports.outgoing.clone(),
+        ports.invocations.clone(),
+        ports.queue.clone(),
+        transport,
+        settings,
+    ))
+}
+
+/// The gateway over `ports`, its outgoing webhooks over guarded HTTP.
+pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
+    let outgoing = outgoing(&ports, &settings.outgoing);
+    Gateway::new(ports, settings, outgoing)
+}
+
+/// The SMTP mailer `HOOKFLOW_SMTP_URL` describes, if set.
+pub fn mailer(settings: &Settings) -> Result<Option<Arc<dyn Mailer>>, ConfigError> {
+    let Some(url) = &settings.smtp_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "smtp")]
+    {
+        let mailer = crate::adapters::SmtpMailer::from_url(url).map_err(|problem| ConfigError {
+            name: "HOOKFLOW_SMTP_URL",
+            problem,
+        })?;
+        Ok(Some(Arc::new(mailer)))
+    }
+    #[cfg(not(feature = "smtp"))]
+    {
+        let _ = url;
+        Err(ConfigError {
+            name: "HOOKFLOW_SMTP_URL",
+            problem: "this build has no SMTP client (feature smtp)".into(),
+        })
+    }
+}
+
+/// The services the settings describe: users, the SMTP mailer if configured,
+/// outgoing webhooks over guarded HTTP, and the effect log of `ports`.
+pub fn services(settings: &Settings, ports: &Ports) -> Result<Services, ConfigError> {
+    let effects: Arc<dyn EffectLog> = ports.events.clone();
+    Ok(Services {
+        users: settings.users.clone(),
+        mailer: mailer(settings)?,
+        mail_from: settings.mail_from.clone(),
+        outgoing: Some(outgoing(ports, &settings.outgoing)),
+        effects: Some(effects),
+    })
+}
+
+// ----- the Lambda functions' start-up -----
+
+#[cfg(feature = "lambda")]
+pub use function::{ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET};
+
+#[cfg(feature = "lambda")]
+mod function {
+    use std::sync::Arc;
+
+    use super::{gateway, services};
+    use crate::adapters::aws::{AwsClients, AwsResources, SecretsManagerSecret};
+    use crate::api::Gateway;
+    use crate::config::{ConfigError, Settings};
+    use crate::pipeline::worker::Worker;
+    use crate::ports::{JobQueue, Ports};
+
+    /// Names the Secrets Manager secret holding the admin token (`webhook-admin`).
+    pub const ADMIN_TOKEN_SECRET: &str = "HOOKFLOW_ADMIN_TOKEN_SECRET";
+    /// Names the Secrets Manager secret holding the SMTP login (`pipeline-worker`).
+    pub const SMTP_LOGIN_SECRET: &str = "HOOKFLOW_SMTP_LOGIN_SECRET";
+
+    /// Settings, resource names and clients of a function, read once at start.
+    pub struct FunctionContext {
+        pub settings: Settings,
+        pub ports: Ports,
+        clients: AwsClients,
+        admin_token_secret: Option<String>,
+        #[cfg_attr(not(feature = "smtp"), allow(dead_code))]
+        smtp_login_secret: Option<String>,
+    }
+
+    impl FunctionContext {
+        /// Reads and validates every setting of the process environment (failing
+        /// with the setting's name) and builds the clients. Makes no network call.
+        pub async fn from_env() -> Result<Self, ConfigError> {
+            Self::from_lookup(|name| std::env::var(name).ok()).await
+        }
+
+        /// [`FunctionContext::from_env`] with the settings read through `lookup`.
+        pub async fn from_lookup(
+            lookup: impl Fn(&str) -> Option<String>,
+        ) -> Result<Self, ConfigError> {
+            let mut settings = Settings::from_lookup(&lookup)?;
+            settings.check_for_sqs()?;
+            let resources = AwsResources::from_lookup(&lookup)?;
+            let clients = AwsClients::from_env().await;
+            let ports = Ports::aws(&clients, &resources, None, settings.lookup_cache);
+            let named = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+            Ok(FunctionContext {
+                settings,
+                ports,
+                clients,
+                admin_token_secret: named(ADMIN_TOKEN_SECRET),
+                smtp_login_secret: named(SMTP_LOGIN_SECRET),
+            })
+        }
+
+        /// The HTTP gateway; `needs_admin_token` for the management function, whose
+        /// token is `HOOKFLOW_ADMIN_TOKEN` or, failing that, the secret
+        /// `HOOKFLOW_ADMIN_TOKEN_SECRET` names, read when the first management
+        /// request arrives.
+        pub fn gateway(self, needs_admin_token: bool) -> Result<Gateway, ConfigError> {
+            let secret = match (&self.settings.admin_token, &self.admin_token_secret) {
+                (None, Some(name)) if needs_admin_token => Some(SecretsManagerSecret::new(
+                    self.clients.secrets_manager(),
+                    name,
+                )),
+                (None, None) if needs_admin_token => {
+                    return Err(ConfigError {
+                        name: ADMIN_TOKEN_SECRET,
+                        problem: "is required (or HOOKFLOW_ADMIN_TOKEN)".into(),
+                    });
+                }
+                _ => None,
+            };
+            let gateway = gateway(self.ports, self.settings);
+            Ok(match secret {
+                Some(secret) => gateway.with_admin_token_secret(Arc::new(secret)),
+                None => gateway,
+            })
+        }
+
+        /// The pipeline worker and the queue it acknowledges on. With
+        /// `HOOKFLOW_SMTP_LOGIN_SECRET`, `mail.send` logs in with the login that
+        /// secret holds, read when the first mail is sent.
+        pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
+            #[cfg_attr(not(feature = "smtp"), allow(unused_mut))]
+            let mut services = services(&self.settings, &self.ports)?;
+            #[cfg(feature = "smtp")]
+            if let (Some(url), Some(name)) = (&self.settings.smtp_url, &self.smtp_login_secret) {
+                let login = SecretsManagerSecret::new(self.clients.secrets_manager(), name);
+                services.mailer = Some(Arc::new(crate::adapters::smtp::SecretLoginMailer::new(
+                    url,
+                    Arc::new(login),
+                )));
+            }
+            let queue = self.ports.queue.clone();
+            Ok((
+                Worker::new(self.ports, Arc::new(services), self.settings.worker),
+                queue,
+            ))
+        }
+    }
+}
