@@ -160,6 +160,14 @@ async fn put_pipeline(ports: &Ports, name: &str, source: &str) {
     ports.pipelines.put_pipeline(&definition).await.unwrap();
 }
 
+/// `ports` with a memory queue the test keeps, to read what was dead-lettered
+/// (the SQS messages of these tests come from `events/`, not from that queue).
+fn with_inspectable_queue(mut ports: Ports) -> (Ports, Arc<MemoryQueue>) {
+    let queue = Arc::new(MemoryQueue::new());
+    ports.queue = queue.clone();
+    (ports, queue)
+}
+
 async fn stored_event_for_fixture(ports: &Ports) {
     let key = EventKey::parse("webhook.sample.created").unwrap();
     let mut record = hookflow_core::testkit::sample_event(&key, &["hello", "lower"], 60_000);
@@ -205,9 +213,7 @@ async fn sqs_batches_run_pipelines_and_redeliveries_record_nothing_new() {
 
 #[tokio::test]
 async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
-    let mut ports = Ports::memory();
-    let queue = Arc::new(MemoryQueue::new());
-    ports.queue = queue.clone();
+    let (ports, queue) = with_inspectable_queue(Ports::memory());
     stored_event_for_fixture(&ports).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -259,9 +265,7 @@ async fn sqs_messages_that_must_be_retried_are_reported_as_failures() {
 
 #[tokio::test]
 async fn an_sqs_job_past_its_attempts_is_dead_lettered_with_an_error_outcome() {
-    let mut ports = Ports::memory();
-    let queue = Arc::new(MemoryQueue::new());
-    ports.queue = queue.clone();
+    let (ports, queue) = with_inspectable_queue(Ports::memory());
     stored_event_for_fixture(&ports).await;
     put_pipeline(
         &ports,
@@ -532,9 +536,7 @@ async fn a_job_whose_stored_event_cannot_be_decoded_is_dead_lettered_with_an_err
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hookflow.db");
     let store = Arc::new(hookflow_core::adapters::SqliteStore::open(&path).unwrap());
-    let mut ports = Ports::sqlite(store);
-    let queue = Arc::new(MemoryQueue::new());
-    ports.queue = queue.clone();
+    let (ports, queue) = with_inspectable_queue(Ports::sqlite(store));
     stored_event_for_fixture(&ports).await;
     put_pipeline(
         &ports,
