@@ -41,9 +41,7 @@ struct ProvisionArgs {
 }
 
 async fn provision(args: ProvisionArgs) -> anyhow::Result<std::process::ExitCode> {
-    use hookflow_core::adapters::aws::{AwsClients, provision};
-    let clients = AwsClients::from_env().await;
-    let resources = provision(&clients, &args.aws_prefix)
+    let resources = hookflow_core::wiring::provision_aws(&args.aws_prefix)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     println!("HOOKFLOW_WEBHOOKS_TABLE={}", resources.webhooks_table);

@@ -18,16 +18,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::adapters::aws::{
-    AwsClients, AwsResources, DEFAULT_PREFIX, missing_aws_settings, provision,
-};
-use hookflow_core::adapters::{LocalSignal, SqliteStore};
+use hookflow_core::adapters::aws::DEFAULT_PREFIX;
 use hookflow_core::api::ApiError;
 use hookflow_core::api::{MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, declared_length, error_response};
 use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
-use hookflow_core::pipeline::worker::{QUEUE_POLL_WAIT, Worker};
-use hookflow_core::ports::Ports;
+use hookflow_core::pipeline::worker::QUEUE_POLL_WAIT;
+use hookflow_core::ports::Housekeeping;
 use hookflow_core::wiring;
 use hookflow_core::{Gateway, Settings};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -101,57 +98,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let front_door = settings.front_door.clone();
     let max_connections = connection_cap(front_door.max_connections);
 
-    let (ports, sqlite, storage) = match args.backend {
+    let storage = match args.backend {
         Backend::Embedded => {
-            let database = args.data_dir.join(DATABASE_FILE);
-            let store = Arc::new(
-                SqliteStore::open_with_wal_limit(&database, settings.wal_max_bytes)
-                    .with_context(|| format!("cannot open {}", database.display()))?,
-            );
-            (
-                Ports::sqlite(store.clone()).with_lookup_cache(settings.lookup_cache),
-                Some(store),
-                database.display().to_string(),
-            )
+            wiring::embedded_storage(&args.data_dir.join(DATABASE_FILE), &settings)
         }
         Backend::Aws => {
-            // Checked first: without them the SDK would look for credentials at the
-            // cloud metadata address before failing in words that name nothing.
-            let missing = missing_aws_settings(args.provision).await;
-            if !missing.is_empty() {
-                anyhow::bail!("the AWS backend needs settings: {}", missing.join("; "));
-            }
-            settings.check_for_sqs()?;
-            let clients = AwsClients::from_env().await;
-            let resources = if args.provision {
-                provision(&clients, &args.aws_prefix)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("provisioning the AWS resources failed: {e}"))?
-            } else {
-                AwsResources::from_env()?
-            };
-            let described = format!(
-                "DynamoDB {}, {}, {}; SQS {}; S3 {}",
-                resources.webhooks_table,
-                resources.pipelines_table,
-                resources.events_table,
-                resources.queue_url,
-                resources.payload_bucket
-            );
-            // The worker runs in this process, so waiting callers are woken directly.
-            let signal = Arc::new(LocalSignal::new());
-            (
-                Ports::aws(&clients, &resources, Some(signal), settings.lookup_cache),
-                None,
-                described,
-            )
+            let prefix = args.provision.then_some(args.aws_prefix.as_str());
+            wiring::aws_storage(&mut settings, prefix).await
         }
-    };
+    }
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let ports = storage.ports;
     let concurrency = settings.worker_concurrency;
     let visibility = settings.visibility_timeout;
     let queue = ports.queue.clone();
     let gateway = Arc::new(wiring::gateway(ports, settings));
-    let worker = build_worker(&gateway)?;
+    let worker = Arc::new(wiring::worker_beside(&gateway)?);
 
     let listener = TcpListener::bind(args.addr)
         .await
@@ -159,14 +121,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     print_banner(
         addr,
-        &storage,
+        &storage.described,
         &args.data_dir,
         &admin_token,
         token_source,
         max_connections,
     );
 
-    if let Some(store) = &sqlite {
+    if let Some(store) = &storage.housekeeping {
         // No other process runs on this file (the lock above): a job still
         // marked as taken was taken by a process that is gone. Handing it out
         // now, not after its visibility timeout, also counts its next attempt.
@@ -201,7 +163,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(rt) = worker_runtime {
         rt.shutdown_background();
     }
-    if let Some(store) = sqlite {
+    if let Some(store) = storage.housekeeping {
         // Commits what is queued and empties the WAL, so no large log is left behind.
         store.close().await;
     }
@@ -218,19 +180,6 @@ fn worker_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the worker's runtime")
-}
-
-/// The pipeline worker over the gateway's ports, with the mail server of the
-/// settings; it sends outgoing webhooks through the gateway's client (one
-/// connection pool per process).
-fn build_worker(gateway: &Gateway) -> anyhow::Result<Arc<Worker>> {
-    let mut services = wiring::services(gateway.settings(), gateway.ports())?;
-    services.outgoing = Some(gateway.outgoing().clone());
-    Ok(Arc::new(Worker::new(
-        gateway.ports().clone(),
-        Arc::new(services),
-        gateway.settings().worker.clone(),
-    )))
 }
 
 /// Keeps large buffers (bodies, answers) in their own mappings, so their memory
@@ -673,7 +622,7 @@ fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
 }
 
 /// Reads already ignore expired events; this reclaims their space once a minute.
-async fn purge_expired_events(store: Arc<SqliteStore>) {
+async fn purge_expired_events(store: Arc<dyn Housekeeping>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;

@@ -293,6 +293,19 @@ pub trait Transport: Send + Sync {
     async fn call(&self, request: OutgoingRequest) -> Result<OutgoingResponse, CallError>;
 }
 
+/// Upkeep of a store that its process owns alone (the embedded shape; in the
+/// AWS shape SQS visibility and DynamoDB TTL do this work themselves).
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Before the worker starts: makes every job a previous process took and
+    /// never settled visible at once; answers how many.
+    async fn reclaim_taken_jobs(&self) -> StoreResult<usize>;
+    /// Deletes what expired before `now`; answers how many records went.
+    async fn purge_expired(&self, now: crate::domain::Timestamp) -> StoreResult<usize>;
+    /// On a clean stop: makes every accepted write durable and leaves the files compact.
+    async fn close(&self);
+}
+
 // ----- the bundle -----
 
 /// The adapters a gateway and a worker work with; `wiring` builds them.

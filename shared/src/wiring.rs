@@ -16,13 +16,14 @@ use crate::api::Gateway;
 use crate::config::{ConfigError, OutgoingSettings, Settings};
 use crate::outgoing::Outgoing;
 use crate::pipeline::commands::Services;
-use crate::ports::{EffectLog, JobQueue, Mailer, Ports, StoreThenEnqueue, Transport};
+use crate::pipeline::worker::Worker;
+use crate::ports::{EffectLog, Housekeeping, JobQueue, Mailer, Ports, StoreThenEnqueue, Transport};
 #[cfg(feature = "aws")]
 use crate::{
     adapters::PollingSignal,
     adapters::aws::{
         AwsClients, AwsResources, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
-        DynamoPipelineStore, DynamoWebhookStore, RESULT_POLL_INTERVAL, SqsJobQueue,
+        DynamoPipelineStore, DynamoWebhookStore, RESULT_POLL_INTERVAL,
     },
     ports::{PipelineStore, ResultSignal, WebhookStore},
 };
@@ -89,10 +90,13 @@ impl Ports {
             &resources.events_table,
             &resources.payload_bucket,
         ));
-        let queue = Arc::new(
-            SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+        #[cfg(feature = "aws-sqs")]
+        let queue: Arc<dyn JobQueue> = Arc::new(
+            crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
                 .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
         );
+        #[cfg(not(feature = "aws-sqs"))]
+        let queue: Arc<dyn JobQueue> = Arc::new(crate::adapters::absent::NoQueue);
         let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
             clients.dynamodb.clone(),
             &resources.webhooks_table,
@@ -135,23 +139,7 @@ pub fn http_transport(settings: &OutgoingSettings) -> Arc<dyn Transport> {
 /// call fails as unreachable instead of linking an HTTP client.
 #[cfg(not(feature = "http-client"))]
 pub fn http_transport(_settings: &OutgoingSettings) -> Arc<dyn Transport> {
-    Arc::new(NoHttpClient)
-}
-
-#[cfg(not(feature = "http-client"))]
-struct NoHttpClient;
-
-#[cfg(not(feature = "http-client"))]
-#[async_trait::async_trait]
-impl Transport for NoHttpClient {
-    async fn call(
-        &self,
-        _request: crate::ports::OutgoingRequest,
-    ) -> Result<crate::ports::OutgoingResponse, crate::ports::CallError> {
-        Err(crate::ports::CallError::Unreachable(
-            "this build has no HTTP client (feature http-client)".into(),
-        ))
-    }
+    Arc::new(crate::adapters::absent::NoHttpClient)
 }
 
 /// The outgoing-webhook service over `ports`, calling out over guarded HTTP.
@@ -178,6 +166,19 @@ pub fn outgoing_with(
 pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
     let outgoing = outgoing(&ports, &settings.outgoing);
     Gateway::new(ports, settings, outgoing)
+}
+
+/// The pipeline worker beside `gateway` in one process (`serve`): over the
+/// gateway's ports, with the mail server of the settings, sending outgoing
+/// webhooks through the gateway's service (one connection pool per process).
+pub fn worker_beside(gateway: &Gateway) -> Result<Worker, ConfigError> {
+    let mut services = services(gateway.settings(), gateway.ports())?;
+    services.outgoing = Some(gateway.outgoing().clone());
+    Ok(Worker::new(
+        gateway.ports().into(),
+        Arc::new(services),
+        gateway.settings().worker.clone(),
+    ))
 }
 
 /// The SMTP mailer `HOOKFLOW_SMTP_URL` describes, if set.
@@ -216,6 +217,85 @@ pub fn services(settings: &Settings, ports: &Ports) -> Result<Services, ConfigEr
     })
 }
 
+// ----- `hookflow serve`'s storage -----
+
+/// The storage `serve` runs on: its ports, the upkeep it owes them when it owns
+/// them alone, and how the start-up banner names them.
+pub struct ServeStorage {
+    pub ports: Ports,
+    /// The embedded shape's store; none in the AWS shape.
+    pub housekeeping: Option<Arc<dyn Housekeeping>>,
+    /// Where the data is, for the banner (never a credential).
+    pub described: String,
+}
+
+/// Why `serve`'s storage could not be opened, in words for the operator.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The embedded shape: everything in the SQLite file `database`.
+#[cfg(feature = "sqlite")]
+pub fn embedded_storage(
+    database: &std::path::Path,
+    settings: &Settings,
+) -> Result<ServeStorage, StartError> {
+    let store = SqliteStore::open_with_wal_limit(database, settings.wal_max_bytes)
+        .map_err(|e| format!("cannot open {}: {e}", database.display()))?;
+    let store = Arc::new(store);
+    Ok(ServeStorage {
+        ports: Ports::sqlite(store.clone()).with_lookup_cache(settings.lookup_cache),
+        housekeeping: Some(store),
+        described: database.display().to_string(),
+    })
+}
+
+/// The AWS shape with its worker in this process: the resources the settings
+/// name, or with `provision_prefix` those it creates where missing. Completes
+/// `settings` for a queue on SQS ([`Settings::check_for_sqs`]).
+#[cfg(feature = "aws-sqs")]
+pub async fn aws_storage(
+    settings: &mut Settings,
+    provision_prefix: Option<&str>,
+) -> Result<ServeStorage, StartError> {
+    use crate::adapters::aws::missing_aws_settings;
+    // Checked first: without them the SDK would look for credentials at the
+    // cloud metadata address before failing in words that name nothing.
+    let missing = missing_aws_settings(provision_prefix.is_some()).await;
+    if !missing.is_empty() {
+        return Err(format!("the AWS backend needs settings: {}", missing.join("; ")).into());
+    }
+    settings.check_for_sqs()?;
+    let clients = AwsClients::from_env().await;
+    let resources = match provision_prefix {
+        Some(prefix) => crate::adapters::aws::provision(&clients, prefix)
+            .await
+            .map_err(|e| format!("provisioning the AWS resources failed: {e}"))?,
+        None => AwsResources::from_env()?,
+    };
+    let described = format!(
+        "DynamoDB {}, {}, {}; SQS {}; S3 {}",
+        resources.webhooks_table,
+        resources.pipelines_table,
+        resources.events_table,
+        resources.queue_url,
+        resources.payload_bucket
+    );
+    // The worker runs in this process, so waiting callers are woken directly.
+    let signal: Arc<dyn ResultSignal> = Arc::new(LocalSignal::new());
+    Ok(ServeStorage {
+        ports: Ports::aws(&clients, &resources, Some(signal), settings.lookup_cache),
+        housekeeping: None,
+        described,
+    })
+}
+
+/// `hookflow provision`: creates the AWS resources named `<prefix>-…` where
+/// missing (against moto, LocalStack or an account) and answers their names.
+#[cfg(feature = "aws-sqs")]
+pub async fn provision_aws(prefix: &str) -> Result<AwsResources, StartError> {
+    let clients = AwsClients::from_env().await;
+    Ok(crate::adapters::aws::provision(&clients, prefix).await?)
+}
+
 // ----- the Lambda functions' start-up -----
 
 #[cfg(feature = "lambda")]
@@ -226,11 +306,11 @@ mod function {
     use std::sync::Arc;
 
     use super::{gateway, services};
-    use crate::adapters::aws::{AwsClients, AwsResources, SecretsManagerSecret};
+    use crate::adapters::aws::{AwsClients, AwsResources};
     use crate::api::Gateway;
     use crate::config::{ConfigError, Settings};
     use crate::pipeline::worker::Worker;
-    use crate::ports::{JobQueue, Ports};
+    use crate::ports::{JobQueue, Ports, SecretSource};
 
     /// Names the Secrets Manager secret holding the admin token (`webhook-admin`).
     pub const ADMIN_TOKEN_SECRET: &str = "HOOKFLOW_ADMIN_TOKEN_SECRET";
@@ -279,10 +359,9 @@ mod function {
         /// request arrives.
         pub fn gateway(self, needs_admin_token: bool) -> Result<Gateway, ConfigError> {
             let secret = match (&self.settings.admin_token, &self.admin_token_secret) {
-                (None, Some(name)) if needs_admin_token => Some(SecretsManagerSecret::new(
-                    self.clients.secrets_manager(),
-                    name,
-                )),
+                (None, Some(name)) if needs_admin_token => {
+                    Some(self.secret(ADMIN_TOKEN_SECRET, name)?)
+                }
                 (None, None) if needs_admin_token => {
                     return Err(ConfigError {
                         name: ADMIN_TOKEN_SECRET,
@@ -293,9 +372,35 @@ mod function {
             };
             let gateway = gateway(self.ports, self.settings);
             Ok(match secret {
-                Some(secret) => gateway.with_admin_token_secret(Arc::new(secret)),
+                Some(secret) => gateway.with_admin_token_secret(secret),
                 None => gateway,
             })
+        }
+
+        /// The secret `name` in Secrets Manager, which `setting` names; a build
+        /// without the `aws-secrets` feature refuses to start with it set.
+        fn secret(
+            &self,
+            setting: &'static str,
+            name: &str,
+        ) -> Result<Arc<dyn SecretSource>, ConfigError> {
+            #[cfg(feature = "aws-secrets")]
+            {
+                let _ = setting;
+                Ok(Arc::new(crate::adapters::aws::SecretsManagerSecret::new(
+                    self.clients.secrets_manager(),
+                    name,
+                )))
+            }
+            #[cfg(not(feature = "aws-secrets"))]
+            {
+                let _ = (&self.clients, name);
+                Err(ConfigError {
+                    name: setting,
+                    problem: "this function cannot read Secrets Manager (feature aws-secrets)"
+                        .into(),
+                })
+            }
         }
 
         /// The pipeline worker and the queue it acknowledges on. With
@@ -306,15 +411,18 @@ mod function {
             let mut services = services(&self.settings, &self.ports)?;
             #[cfg(feature = "smtp")]
             if let (Some(url), Some(name)) = (&self.settings.smtp_url, &self.smtp_login_secret) {
-                let login = SecretsManagerSecret::new(self.clients.secrets_manager(), name);
+                let login = self.secret(SMTP_LOGIN_SECRET, name)?;
                 services.mailer = Some(Arc::new(crate::adapters::smtp::SecretLoginMailer::new(
-                    url,
-                    Arc::new(login),
+                    url, login,
                 )));
             }
             let queue = self.ports.queue.clone();
             Ok((
-                Worker::new(self.ports, Arc::new(services), self.settings.worker),
+                Worker::new(
+                    (&self.ports).into(),
+                    Arc::new(services),
+                    self.settings.worker,
+                ),
                 queue,
             ))
         }

@@ -147,7 +147,7 @@ fn worker(ports: Ports, smtp: Option<&str>) -> Worker {
         pipeline_timeout: Duration::from_secs(5),
         ..Settings::default().worker
     };
-    Worker::new(ports, Arc::new(services), retry)
+    Worker::new((&ports).into(), Arc::new(services), retry)
 }
 
 async fn put_pipeline(ports: &Ports, name: &str, source: &str) {
@@ -327,7 +327,7 @@ async fn outgoing_webhooks_through_the_admin_and_worker_functions() {
     settings.outgoing.connect_timeout = Duration::from_secs(2);
     settings.outgoing.total_timeout = Duration::from_secs(2);
     let services = wiring::services(&settings, &ports).unwrap();
-    let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
+    let worker = Worker::new((&ports).into(), Arc::new(services), settings.worker.clone());
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-delivery-jobs.json")).unwrap();
     let response = handle_sqs(&worker, ports.queue.as_ref(), event.clone()).await;
@@ -473,7 +473,7 @@ async fn a_panicking_job_fails_alone_and_the_batch_goes_on() {
         &settings.outgoing,
         Arc::new(PanickingTransport),
     ));
-    let worker = Worker::new(ports.clone(), Arc::new(services), settings.worker.clone());
+    let worker = Worker::new((&ports).into(), Arc::new(services), settings.worker.clone());
 
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();

@@ -3,6 +3,7 @@
 //! (`smtp`), guarded outgoing HTTP (`http-client`), and a short-lived lookup
 //! cache for the receive path. Only [`crate::wiring`] builds them.
 
+pub mod absent;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;

@@ -50,13 +50,9 @@ impl OutgoingError {
         }
     }
 
-    /// True when trying again later may succeed: the store failed. (An
-    /// unreadable record counts too, as it always has: the worker's attempts
-    /// bound the retries.)
+    /// True when trying again later may succeed: the store could not be
+    /// reached. An unreadable record stays unreadable, so it is final.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            OutgoingError::Store(StoreError::Unavailable(_) | StoreError::Corrupt(_))
-        )
+        matches!(self, OutgoingError::Store(StoreError::Unavailable(_)))
     }
 }

@@ -10,18 +10,19 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::model::{InvocationState, ReferenceId};
+use super::model::{InvocationState, OutgoingWebhook, ReferenceId};
 use super::registry::{self, Trigger};
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
+use crate::error::StoreError;
 use crate::pipeline::Pipeline;
 use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
 use crate::pipeline::users::Users;
 use crate::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
-use crate::ports::{Disposition, Ports};
+use crate::ports::{Disposition, OutgoingStore, Ports, StoreResult};
 
 /// Answers from a script and records what it was asked to send.
 #[derive(Default)]
@@ -495,6 +496,70 @@ async fn a_rerun_pipeline_step_calls_once() {
         .await
         .unwrap_err();
     assert_eq!(denied.code, "permission_denied");
+}
+
+/// Registrations whose every read fails with the error `failure` makes.
+struct FailingRegistrations(fn() -> StoreError);
+
+#[async_trait]
+impl OutgoingStore for FailingRegistrations {
+    async fn put_outgoing(&self, _webhook: &OutgoingWebhook) -> StoreResult<()> {
+        Err((self.0)())
+    }
+    async fn get_outgoing(&self, _id: &str) -> StoreResult<Option<OutgoingWebhook>> {
+        Err((self.0)())
+    }
+    async fn list_outgoing(&self) -> StoreResult<Vec<OutgoingWebhook>> {
+        Err((self.0)())
+    }
+    async fn delete_outgoing(&self, _id: &str) -> StoreResult<bool> {
+        Err((self.0)())
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_step_retries_a_store_outage_but_not_an_unreadable_registration() {
+    let pipeline = Pipeline::compile(
+        "notify",
+        "pipeline:\n  - event.listen: webhook.lead.created\n  - iam.run.as: systemuser\n  - webhook.send: crm\n",
+        &Users::default(),
+    )
+    .unwrap();
+    let run_with = |failure: fn() -> StoreError| {
+        let ports = Ports::memory();
+        let outgoing = Outgoing::new(
+            Arc::new(FailingRegistrations(failure)),
+            ports.invocations.clone(),
+            ports.queue.clone(),
+            ScriptedTransport::answering(vec![]),
+            &settings(""),
+        );
+        let services = Services {
+            users: Users::default(),
+            mailer: None,
+            mail_from: "a@b".into(),
+            outgoing: Some(Arc::new(outgoing)),
+            effects: None,
+        };
+        let pipeline = &pipeline;
+        async move {
+            pipeline
+                .run(json!({}), &services, RunLimits::default())
+                .await
+                .unwrap_err()
+        }
+    };
+    let outage = run_with(|| StoreError::unavailable("connection reset")).await;
+    assert_eq!(
+        (outage.code.as_str(), outage.transient),
+        ("outgoing_unavailable", true)
+    );
+    let unreadable = run_with(|| StoreError::Corrupt("bad JSON".into())).await;
+    assert_eq!(
+        (unreadable.code.as_str(), unreadable.transient),
+        ("internal_error", false),
+        "no retry reads an unreadable record"
+    );
 }
 
 #[tokio::test]

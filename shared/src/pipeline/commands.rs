@@ -10,10 +10,10 @@ use serde_json::{Map, Value};
 use super::expr::to_text;
 use super::users::Users;
 use crate::domain::{CorrelationId, EventKey, MESSAGE_KEY_PREFIX};
-use crate::outgoing::Outgoing;
 use crate::outgoing::ReferenceId;
 use crate::outgoing::registry::Trigger;
 use crate::outgoing::service::Caller;
+use crate::outgoing::{Outgoing, OutgoingError};
 use crate::ports::{EffectLog, Mail, MailError, Mailer};
 
 /// A command's parameters after their expressions were evaluated.
@@ -563,8 +563,10 @@ impl Command for WebhookSend {
             .send(&trigger, &caller, reference_id)
             .await
             .map_err(|e| {
+                if let OutgoingError::Store(err) = &e {
+                    tracing::error!(error = %err, "outgoing webhook store failed");
+                }
                 if e.is_transient() {
-                    tracing::error!(error = %e, "outgoing webhook store failed");
                     StepError::transient("outgoing_unavailable", e.message())
                 } else {
                     StepError::permanent(e.code(), e.message())

@@ -9,10 +9,9 @@ use super::budget::RunLimits;
 use super::commands::Services;
 use super::users::Users;
 use super::{CompileError, Pipeline};
-use crate::adapters::MemoryStore;
 use crate::domain::{CorrelationId, EventKey};
 use crate::error::StoreError;
-use crate::ports::{EffectLog, EventStore, Mail, MailError, Mailer, StoreResult};
+use crate::ports::{EffectLog, EventStore, Mail, MailError, Mailer, Ports, StoreResult};
 
 #[derive(Default)]
 struct RecordingMailer {
@@ -186,7 +185,7 @@ fn claiming(mailer: Arc<RecordingMailer>, effects: Arc<dyn EffectLog>) -> Servic
 }
 
 /// A stored event, and the body a run for it starts with.
-async fn stored_event(store: &MemoryStore) -> (CorrelationId, Value) {
+async fn stored_event(store: &dyn EventStore) -> (CorrelationId, Value) {
     let key = EventKey::parse("webhook.lead.created").unwrap();
     let record = crate::testkit::sample_event(&key, &["p"], 60_000);
     store.put_event(&record).await.unwrap();
@@ -198,10 +197,10 @@ const TWO_MAILS: &str = "pipeline:\n  - event.listen: {eventKey: a.b}\n  - iam.r
 #[tokio::test]
 async fn each_mail_step_sends_once_per_event_however_often_the_run_repeats() {
     let p = compile(TWO_MAILS).unwrap();
-    let store = Arc::new(MemoryStore::new());
+    let store = Ports::memory().events;
     let mailer = Arc::new(RecordingMailer::default());
     let services = claiming(mailer.clone(), store.clone());
-    let (id, body) = stored_event(&store).await;
+    let (id, body) = stored_event(store.as_ref()).await;
     for _ in 0..3 {
         p.run(body.clone(), &services, RunLimits::default())
             .await
@@ -222,7 +221,7 @@ async fn each_mail_step_sends_once_per_event_however_often_the_run_repeats() {
         "claimed under pipeline and step"
     );
 
-    let (_, other_event) = stored_event(&store).await;
+    let (_, other_event) = stored_event(store.as_ref()).await;
     p.run(other_event, &services, RunLimits::default())
         .await
         .unwrap();
@@ -240,7 +239,7 @@ async fn each_mail_step_sends_once_per_event_however_often_the_run_repeats() {
 #[tokio::test]
 async fn an_unsent_mail_is_sent_by_the_retry_and_a_rejected_one_is_not() {
     let p = compile(TWO_MAILS).unwrap();
-    let store = Arc::new(MemoryStore::new());
+    let store = Ports::memory().events;
     let failing = |error: MailError| {
         Arc::new(RecordingMailer {
             fail_with: Some(error),
@@ -249,7 +248,7 @@ async fn an_unsent_mail_is_sent_by_the_retry_and_a_rejected_one_is_not() {
     };
     let working = Arc::new(RecordingMailer::default());
 
-    let (_, body) = stored_event(&store).await;
+    let (_, body) = stored_event(store.as_ref()).await;
     let unavailable = failing(MailError::Unavailable("451 try later".into()));
     let failure = p
         .run(
@@ -276,7 +275,7 @@ async fn an_unsent_mail_is_sent_by_the_retry_and_a_rejected_one_is_not() {
         "the retry sends both"
     );
 
-    let (_, body) = stored_event(&store).await;
+    let (_, body) = stored_event(store.as_ref()).await;
     let rejected = failing(MailError::Rejected("550 no such user".into()));
     let failure = p
         .run(
@@ -321,8 +320,8 @@ impl EffectLog for BrokenEffectLog {
 async fn a_mail_that_cannot_be_claimed_is_not_sent() {
     let p = compile(TWO_MAILS).unwrap();
     let mailer = Arc::new(RecordingMailer::default());
-    let store = MemoryStore::new();
-    let (_, body) = stored_event(&store).await;
+    let store = Ports::memory().events;
+    let (_, body) = stored_event(store.as_ref()).await;
     let failure = p
         .run(
             body,

@@ -14,7 +14,9 @@ use super::{Pipeline, RunFailure};
 use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
-use crate::ports::{Delivery, Disposition, JobQueue, Ports};
+use crate::ports::{
+    Delivery, Disposition, EventStore, JobQueue, PipelineStore, Ports, ResultSignal,
+};
 
 /// How the worker retries and bounds runs.
 #[derive(Debug, Clone)]
@@ -41,9 +43,30 @@ pub const MAX_RECEIVES: u32 = 25;
 /// killer, a Lambda timeout) before it could record anything.
 const ENDED_THE_PROCESS: &str = "the run ended the process";
 
+/// The ports a worker uses: the events it runs on and records outcomes of, the
+/// pipelines it runs, and the signal that wakes callers waiting on a result.
+/// (Mail and outgoing webhooks come with its [`Services`]; the queue it takes
+/// jobs from is the caller's.)
+#[derive(Clone)]
+pub struct WorkerPorts {
+    pub events: Arc<dyn EventStore>,
+    pub pipelines: Arc<dyn PipelineStore>,
+    pub signal: Arc<dyn ResultSignal>,
+}
+
+impl From<&Ports> for WorkerPorts {
+    fn from(ports: &Ports) -> Self {
+        WorkerPorts {
+            events: ports.events.clone(),
+            pipelines: ports.pipelines.clone(),
+            signal: ports.signal.clone(),
+        }
+    }
+}
+
 /// Runs pipelines for queued jobs.
 pub struct Worker {
-    ports: Ports,
+    ports: WorkerPorts,
     services: Arc<Services>,
     settings: WorkerSettings,
     compiled: Mutex<HashMap<String, (Timestamp, Arc<Pipeline>)>>,
@@ -60,7 +83,7 @@ pub const QUEUE_POLL_WAIT: Duration = Duration::from_secs(5);
 
 impl Worker {
     /// A worker over `ports`.
-    pub fn new(ports: Ports, services: Arc<Services>, settings: WorkerSettings) -> Self {
+    pub fn new(ports: WorkerPorts, services: Arc<Services>, settings: WorkerSettings) -> Self {
         Worker {
             ports,
             services,

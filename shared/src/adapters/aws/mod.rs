@@ -25,9 +25,12 @@
 
 mod dynamo;
 mod outgoing;
+#[cfg(feature = "aws-sqs")]
 mod provision;
+#[cfg(feature = "aws-secrets")]
 mod secrets;
 mod settings;
+#[cfg(feature = "aws-sqs")]
 mod sqs;
 
 use std::time::Duration;
@@ -39,10 +42,13 @@ pub use dynamo::{
     MAX_INLINE_OUTCOME_BYTES,
 };
 pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WEBHOOK};
+#[cfg(feature = "aws-sqs")]
 pub use provision::provision;
+#[cfg(feature = "aws-secrets")]
 pub use secrets::{SECRET_CACHE, SecretsManagerSecret};
 pub use settings::missing_aws_settings;
 
+#[cfg(feature = "aws-sqs")]
 pub use sqs::{DEAD_LETTER_REASON_ATTRIBUTE, MAX_RELEASE_DELAY, SqsJobQueue};
 
 use crate::config::ConfigError;
@@ -128,6 +134,7 @@ impl AwsResources {
 #[derive(Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
+    #[cfg(feature = "aws-sqs")]
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     /// What the clients were built from, for the clients only some functions need.
@@ -144,6 +151,7 @@ impl AwsClients {
             .build();
         AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            #[cfg(feature = "aws-sqs")]
             sqs: aws_sdk_sqs::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             config,
@@ -151,6 +159,7 @@ impl AwsClients {
     }
 
     /// A Secrets Manager client (only the functions that read a secret build one).
+    #[cfg(feature = "aws-secrets")]
     pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.config)
     }

@@ -246,3 +246,17 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
+
+/// `serve` owns the file (the data dir's lock), so it does the upkeep.
+#[async_trait::async_trait]
+impl crate::ports::Housekeeping for SqliteStore {
+    async fn reclaim_taken_jobs(&self) -> StoreResult<usize> {
+        SqliteStore::reclaim_taken_jobs(self).await
+    }
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        SqliteStore::purge_expired(self, now).await
+    }
+    async fn close(&self) {
+        SqliteStore::close(self).await
+    }
+}
