@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::audit::summarize;
 use super::error::OutgoingError;
 use super::guard::Guard;
 use super::model::{
     Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
 };
-use super::registry::{self, Trigger};
+use super::registry;
+use super::request::build_request;
 use super::schedule::MAX_DELAY;
+use super::schema;
+use super::trigger::{Trigger, prepare};
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::StoreError;
@@ -171,7 +175,7 @@ impl Outgoing {
             return Err(registry::disabled(&webhook));
         }
         let schema = self.schema_of(&webhook)?;
-        let pending = registry::prepare(&webhook, schema.as_deref(), trigger)?;
+        let pending = prepare(&webhook, schema.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
             return Err(OutgoingError::TooLarge {
                 limit: MAX_ASYNC_BODY,
@@ -187,7 +191,7 @@ impl Outgoing {
             created_at: now,
             updated_at: now,
             expires_at: now.plus_seconds(self.settings.invocation_ttl_seconds),
-            request: registry::summarize(&webhook, &pending),
+            request: summarize(&webhook, &pending),
             state: InvocationState::Processing,
             status: 0,
             error: false,
@@ -260,7 +264,7 @@ impl Outgoing {
         {
             return Ok(Some(validator.clone()));
         }
-        let validator = Arc::new(registry::compile_schema(schema)?);
+        let validator = Arc::new(schema::compile(schema)?);
         compiled.insert(webhook.id.clone(), (webhook.updated_at, validator.clone()));
         Ok(Some(validator))
     }
@@ -405,7 +409,7 @@ impl Outgoing {
     ) -> AttemptOutcome {
         let at = Timestamp::now();
         let started = Instant::now();
-        let result = match registry::build_request(webhook, pending, id, at) {
+        let result = match build_request(webhook, pending, id, at) {
             Ok(request) => self.transport.call(request).await,
             Err(problem) => Err(CallError::Unreachable(problem)),
         };

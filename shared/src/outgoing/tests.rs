@@ -11,9 +11,11 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::model::{InvocationState, ReferenceId};
-use super::registry::{self, Trigger};
+use super::registry;
+use super::request::build_request;
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
+use super::trigger::{Trigger, prepare};
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::pipeline::Pipeline;
@@ -546,8 +548,8 @@ async fn a_trigger_value_replaces_a_fixed_default_of_the_same_name() {
     )
     .unwrap();
     let url = |body: Value| {
-        let pending = registry::prepare(&webhook, None, &trigger(body)).unwrap();
-        registry::build_request(
+        let pending = prepare(&webhook, None, &trigger(body)).unwrap();
+        build_request(
             &webhook,
             &pending,
             ReferenceId::generate(),

@@ -12,8 +12,8 @@ use super::users::Users;
 use crate::domain::{CorrelationId, EventKey, MESSAGE_KEY_PREFIX};
 use crate::outgoing::Outgoing;
 use crate::outgoing::ReferenceId;
-use crate::outgoing::registry::Trigger;
 use crate::outgoing::service::Caller;
+use crate::outgoing::trigger::Trigger;
 use crate::ports::{EffectLog, Mail, MailError, Mailer};
 
 /// A command's parameters after their expressions were evaluated.
