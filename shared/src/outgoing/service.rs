@@ -1,7 +1,6 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,6 +17,7 @@ use super::request::build_request;
 use super::schedule::MAX_DELAY;
 use super::schema;
 use super::trigger::{Trigger, prepare};
+use crate::compile_cache::CompileCache;
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::StoreError;
@@ -112,8 +112,8 @@ pub struct Outgoing {
     transport: Arc<dyn Transport>,
     guard: Guard,
     settings: OutgoingSettings,
-    /// Compiled schemas by registration id, with the `updated_at` they belong to.
-    schemas: Mutex<HashMap<String, (Timestamp, Arc<jsonschema::Validator>)>>,
+    /// Compiled schemas by registration id, for the `updated_at` they belong to.
+    schemas: CompileCache<jsonschema::Validator>,
 }
 
 impl Outgoing {
@@ -132,7 +132,7 @@ impl Outgoing {
             transport,
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
-            schemas: Mutex::default(),
+            schemas: CompileCache::default(),
         }
     }
 
@@ -258,15 +258,9 @@ impl Outgoing {
         let Some(schema) = &webhook.schema else {
             return Ok(None);
         };
-        let mut compiled = self.schemas.lock().expect("schema cache");
-        if let Some((version, validator)) = compiled.get(&webhook.id)
-            && *version == webhook.updated_at
-        {
-            return Ok(Some(validator.clone()));
-        }
-        let validator = Arc::new(schema::compile(schema)?);
-        compiled.insert(webhook.id.clone(), (webhook.updated_at, validator.clone()));
-        Ok(Some(validator))
+        self.schemas
+            .get_or_compile(&webhook.id, webhook.updated_at, || schema::compile(schema))
+            .map(Some)
     }
 
     /// Makes the next attempt of an asynchronous delivery (a queued job) and
