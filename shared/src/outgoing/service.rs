@@ -174,8 +174,8 @@ impl Outgoing {
         if !webhook.enabled {
             return Err(registry::disabled(&webhook));
         }
-        let schema = self.schema_of(&webhook)?;
-        let pending = prepare(&webhook, schema.as_deref(), trigger)?;
+        let validator = self.schema_of(&webhook)?;
+        let pending = prepare(&webhook, validator.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
             return Err(OutgoingError::TooLarge {
                 limit: MAX_ASYNC_BODY,
@@ -255,11 +255,13 @@ impl Outgoing {
         &self,
         webhook: &OutgoingWebhook,
     ) -> Result<Option<Arc<jsonschema::Validator>>, OutgoingError> {
-        let Some(schema) = &webhook.schema else {
+        let Some(definition) = &webhook.schema else {
             return Ok(None);
         };
         self.schemas
-            .get_or_compile(&webhook.id, webhook.updated_at, || schema::compile(schema))
+            .get_or_compile(&webhook.id, webhook.updated_at, || {
+                schema::compile(definition)
+            })
             .map(Some)
     }
 

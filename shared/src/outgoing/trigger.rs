@@ -123,12 +123,12 @@ impl Trigger {
     }
 }
 
-/// Checks `trigger` against `webhook` (whose compiled `schema`, if it has one,
-/// is given) and builds what is to be sent; a 4xx error naming the problem when
-/// it does not fit.
+/// Checks `trigger` against `webhook` (`validator` is its compiled `schema`, if
+/// it has one) and builds what is to be sent; a 4xx error naming the problem
+/// when it does not fit.
 pub fn prepare(
     webhook: &OutgoingWebhook,
-    schema: Option<&jsonschema::Validator>,
+    validator: Option<&jsonschema::Validator>,
     trigger: &Trigger,
 ) -> Result<PendingSend, OutgoingError> {
     let mut headers = BTreeMap::new();
@@ -175,7 +175,7 @@ pub fn prepare(
             ));
         }
     }
-    if let Some(validator) = schema {
+    if let Some(validator) = validator {
         schema::check(validator, trigger.data.as_ref().unwrap_or(&Value::Null))?;
     }
     let (body, content_type) = match (&trigger.data, webhook.payload_encoding) {
