@@ -11,9 +11,11 @@
 //! - [`pipeline`]: the YAML pipeline engine and the worker that runs it.
 //! - [`config`]: typed settings read once from the environment.
 //! - [`limits`]: bounds every part shares (JSON nesting).
+//! - [`compile_cache`]: compiled pipelines and schemas, by name and version.
 
 pub mod adapters;
 pub mod api;
+pub mod compile_cache;
 pub mod config;
 pub mod domain;
 pub mod error;

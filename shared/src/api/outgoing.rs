@@ -9,8 +9,9 @@ use super::ApiError;
 use super::Gateway;
 use super::params::{Params, is_json, media_type, parse_json_body};
 use crate::domain::Timestamp;
-use crate::outgoing::registry::{self, Trigger};
+use crate::outgoing::registry;
 use crate::outgoing::service::Caller;
+use crate::outgoing::trigger::Trigger;
 use crate::outgoing::{OutgoingError, ReferenceId};
 
 impl From<OutgoingError> for ApiError {

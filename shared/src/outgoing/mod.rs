@@ -5,18 +5,26 @@
 //!
 //! - [`error`]: why an operation was refused, and whether retrying may help.
 //! - [`model`]: the stored registration and invocation records.
-//! - [`registry`]: validation of `outgoing.put` and of a trigger against a registration.
+//! - [`registry`]: what `outgoing.put` accepts as a registration; secret rotation.
+//! - [`trigger`]: what a trigger may ask of a registration, and the body it sends.
+//! - [`schema`]: a registration's JSON Schema, compiled and checked.
+//! - [`request`]: the signed HTTP request a send becomes.
+//! - [`audit`]: what an invocation record keeps about the request.
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`guard`]: which addresses calls may reach.
 //! - [`service`]: trigger, send, record, retry: what both callers share.
 
+pub mod audit;
 pub mod error;
 pub mod guard;
 pub mod model;
 pub mod registry;
+pub mod request;
 pub mod schedule;
+pub mod schema;
 pub mod service;
 pub mod signing;
+pub mod trigger;
 
 #[cfg(test)]
 mod tests;

@@ -1,19 +1,23 @@
 //! Trigger, send, record, retry: what the API and the pipeline command share.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::audit::summarize;
 use super::error::OutgoingError;
 use super::guard::Guard;
 use super::model::{
     Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
 };
-use super::registry::{self, Trigger};
+use super::registry;
+use super::request::build_request;
 use super::schedule::MAX_DELAY;
+use super::schema;
+use super::trigger::{Trigger, prepare};
+use crate::compile_cache::CompileCache;
 use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::StoreError;
@@ -108,8 +112,8 @@ pub struct Outgoing {
     transport: Arc<dyn Transport>,
     guard: Guard,
     settings: OutgoingSettings,
-    /// Compiled schemas by registration id, with the `updated_at` they belong to.
-    schemas: Mutex<HashMap<String, (Timestamp, Arc<jsonschema::Validator>)>>,
+    /// Compiled schemas by registration id, for the `updated_at` they belong to.
+    schemas: CompileCache<jsonschema::Validator>,
 }
 
 impl Outgoing {
@@ -128,7 +132,7 @@ impl Outgoing {
             transport,
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
-            schemas: Mutex::default(),
+            schemas: CompileCache::default(),
         }
     }
 
@@ -170,8 +174,8 @@ impl Outgoing {
         if !webhook.enabled {
             return Err(registry::disabled(&webhook));
         }
-        let schema = self.schema_of(&webhook)?;
-        let pending = registry::prepare(&webhook, schema.as_deref(), trigger)?;
+        let validator = self.schema_of(&webhook)?;
+        let pending = prepare(&webhook, validator.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
             return Err(OutgoingError::TooLarge {
                 limit: MAX_ASYNC_BODY,
@@ -187,7 +191,7 @@ impl Outgoing {
             created_at: now,
             updated_at: now,
             expires_at: now.plus_seconds(self.settings.invocation_ttl_seconds),
-            request: registry::summarize(&webhook, &pending),
+            request: summarize(&webhook, &pending),
             state: InvocationState::Processing,
             status: 0,
             error: false,
@@ -251,18 +255,14 @@ impl Outgoing {
         &self,
         webhook: &OutgoingWebhook,
     ) -> Result<Option<Arc<jsonschema::Validator>>, OutgoingError> {
-        let Some(schema) = &webhook.schema else {
+        let Some(definition) = &webhook.schema else {
             return Ok(None);
         };
-        let mut compiled = self.schemas.lock().expect("schema cache");
-        if let Some((version, validator)) = compiled.get(&webhook.id)
-            && *version == webhook.updated_at
-        {
-            return Ok(Some(validator.clone()));
-        }
-        let validator = Arc::new(registry::compile_schema(schema)?);
-        compiled.insert(webhook.id.clone(), (webhook.updated_at, validator.clone()));
-        Ok(Some(validator))
+        self.schemas
+            .get_or_compile(&webhook.id, webhook.updated_at, || {
+                schema::compile(definition)
+            })
+            .map(Some)
     }
 
     /// Makes the next attempt of an asynchronous delivery (a queued job) and
@@ -405,7 +405,7 @@ impl Outgoing {
     ) -> AttemptOutcome {
         let at = Timestamp::now();
         let started = Instant::now();
-        let result = match registry::build_request(webhook, pending, id, at) {
+        let result = match build_request(webhook, pending, id, at) {
             Ok(request) => self.transport.call(request).await,
             Err(problem) => Err(CallError::Unreachable(problem)),
         };

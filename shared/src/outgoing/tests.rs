@@ -11,9 +11,11 @@ use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::model::{InvocationState, OutgoingWebhook, ReferenceId};
-use super::registry::{self, Trigger};
+use super::registry;
+use super::request::build_request;
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
+use super::trigger::{Trigger, prepare};
 use crate::config::OutgoingSettings;
 use crate::domain::{Job, Timestamp};
 use crate::error::StoreError;
@@ -611,8 +613,8 @@ async fn a_trigger_value_replaces_a_fixed_default_of_the_same_name() {
     )
     .unwrap();
     let url = |body: Value| {
-        let pending = registry::prepare(&webhook, None, &trigger(body)).unwrap();
-        registry::build_request(
+        let pending = prepare(&webhook, None, &trigger(body)).unwrap();
+        build_request(
             &webhook,
             &pending,
             ReferenceId::generate(),
@@ -629,4 +631,34 @@ async fn a_trigger_value_replaces_a_fixed_default_of_the_same_name() {
         url(json!({"webhookId": "paged"})),
         "https://api.example/items?page=1&size=20"
     );
+}
+
+#[tokio::test]
+async fn a_schema_put_again_applies_from_the_next_trigger() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    let mut webhook = ports.outgoing.get_outgoing("crm").await.unwrap().unwrap();
+    let requiring = |field: &str| json!({"type": "object", "required": [field]});
+    let send = |data: Value| {
+        let outgoing = &outgoing;
+        async move {
+            outgoing
+                .send(
+                    &trigger(json!({"webhookId": "crm", "data": data})),
+                    &Caller::Admin,
+                    None,
+                )
+                .await
+        }
+    };
+    webhook.schema = Some(requiring("a"));
+    ports.outgoing.put_outgoing(&webhook).await.unwrap();
+    send(json!({"a": 1})).await.unwrap();
+
+    webhook.schema = Some(requiring("b"));
+    webhook.updated_at = webhook.updated_at.plus_seconds(1);
+    ports.outgoing.put_outgoing(&webhook).await.unwrap();
+    let refused = send(json!({"a": 1})).await.unwrap_err();
+    assert_eq!(refused.code(), "schema_violation");
+    send(json!({"b": 1})).await.unwrap();
+    assert_eq!(transport.sent().len(), 2);
 }

@@ -11,8 +11,8 @@ use super::expr::to_text;
 use super::users::Users;
 use crate::domain::{CorrelationId, EventKey, MESSAGE_KEY_PREFIX};
 use crate::outgoing::ReferenceId;
-use crate::outgoing::registry::Trigger;
 use crate::outgoing::service::Caller;
+use crate::outgoing::trigger::Trigger;
 use crate::outgoing::{Outgoing, OutgoingError};
 use crate::ports::{EffectLog, Mail, MailError, Mailer};
 

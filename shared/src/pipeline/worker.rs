@@ -2,8 +2,7 @@
 //! outcome, idempotently. The same [`Worker::process`] serves the in-process
 //! queue loop of `hookflow serve` and (later) the SQS-triggered Lambda.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
@@ -11,7 +10,8 @@ use tokio::sync::{Semaphore, watch};
 use super::budget::RunLimits;
 use super::commands::Services;
 use super::{Pipeline, RunFailure};
-use crate::domain::{Job, PipelineJob, PipelineOutcome, Timestamp};
+use crate::compile_cache::CompileCache;
+use crate::domain::{Job, PipelineJob, PipelineOutcome};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
 use crate::ports::{
@@ -69,7 +69,7 @@ pub struct Worker {
     ports: WorkerPorts,
     services: Arc<Services>,
     settings: WorkerSettings,
-    compiled: Mutex<HashMap<String, (Timestamp, Arc<Pipeline>)>>,
+    compiled: CompileCache<Pipeline>,
 }
 
 /// Delay before retrying after the storage itself failed.
@@ -88,7 +88,7 @@ impl Worker {
             ports,
             services,
             settings,
-            compiled: Mutex::new(HashMap::new()),
+            compiled: CompileCache::default(),
         }
     }
 
@@ -268,18 +268,13 @@ impl Worker {
         let Some(definition) = self.ports.pipelines.get_pipeline(name).await? else {
             return Ok(None);
         };
-        let mut compiled = self.compiled.lock().expect("pipeline cache");
-        if let Some((version, pipeline)) = compiled.get(name)
-            && *version == definition.updated_at
-        {
-            return Ok(Some(pipeline.clone()));
-        }
-        match Pipeline::compile(name, &definition.source, &self.services.users) {
-            Ok(pipeline) => {
-                let pipeline = Arc::new(pipeline);
-                compiled.insert(name.to_owned(), (definition.updated_at, pipeline.clone()));
-                Ok(Some(pipeline))
-            }
+        let compiled = self
+            .compiled
+            .get_or_compile(name, definition.updated_at, || {
+                Pipeline::compile(name, &definition.source, &self.services.users)
+            });
+        match compiled {
+            Ok(pipeline) => Ok(Some(pipeline)),
             // Stored pipelines were checked when put; this happens only when the
             // configuration (users) changed since.
             Err(err) => {
