@@ -134,7 +134,9 @@ impl Params {
 /// A parameter whose value the command refuses: which one, and the rule's message.
 #[derive(Debug)]
 pub struct BadParam {
+    /// The parameter's name, as sent.
     pub param: String,
+    /// Why its value is refused.
     pub message: String,
 }
 

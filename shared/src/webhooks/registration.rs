@@ -25,17 +25,22 @@ pub const MAX_DESCRIPTION_LEN: usize = 2000;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookPut {
+    /// The webhook to edit, or the token a new one gets.
     #[serde(default, deserialize_with = "uuid")]
     pub uuid: Option<Token>,
+    /// Required to create.
     #[serde(default, deserialize_with = "event_key")]
     pub event_key: Option<EventKey>,
     /// `Some(None)` clears the description (it was sent empty).
     #[serde(default, deserialize_with = "description")]
     pub description: Option<Option<String>>,
+    /// Whether calls are accepted (a new webhook is).
     #[serde(default, deserialize_with = "enabled")]
     pub enabled: Option<bool>,
+    /// How the body is kept in the event.
     #[serde(default, deserialize_with = "payload_type")]
     pub payload_type: Option<PayloadType>,
+    /// The body bound of a call, in bytes.
     #[serde(default, deserialize_with = "max_payload_length")]
     pub max_payload_length: Option<u32>,
 }
@@ -43,6 +48,7 @@ pub struct WebhookPut {
 /// The webhook `webhook.get` and `webhook.delete` act on, if one is named.
 #[derive(Debug, Default, Deserialize)]
 pub struct WebhookSelector {
+    /// The webhook's token.
     #[serde(default, deserialize_with = "uuid")]
     pub uuid: Option<Token>,
 }
