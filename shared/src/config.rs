@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::domain::MAX_PAYLOAD_LENGTH_LIMIT;
 use crate::pipeline::users::Users;
 use crate::pipeline::worker::WorkerSettings;
+use crate::webhooks::registration::MAX_PAYLOAD_LENGTH_LIMIT;
 
 /// Default of `HOOKFLOW_WAL_MAX_BYTES`: the WAL is reset once it passes this.
 pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 * 1024 * 1024;

@@ -10,10 +10,6 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use uuid::Uuid;
 
-/// Most bytes a webhook may accept per call (the spec's ceiling for `maxPayloadLength`).
-pub const MAX_PAYLOAD_LENGTH_LIMIT: u32 = 4_194_304;
-/// `maxPayloadLength` of a webhook created without one.
-pub const DEFAULT_MAX_PAYLOAD_LENGTH: u32 = 512_000;
 /// Longest allowed `eventKey`.
 pub const MAX_EVENT_KEY_LEN: usize = 200;
 /// Prefix of the message key under which `message.receive` sees a webhook event.

@@ -1,6 +1,8 @@
 //! hookflow-core: everything hookflow does, independent of where it runs.
 //!
 //! - [`domain`]: webhooks, events, results and their rules.
+//! - [`webhooks`]: incoming-webhook registrations: the rules of `webhook.*`, their
+//!   typed inputs and errors.
 //! - [`ports`]: the small traits the core needs from the outside world.
 //! - [`adapters`]: implementations of the ports (SQLite, AWS, SMTP, HTTP, in-memory),
 //!   each concrete one behind a cargo feature.
@@ -29,6 +31,7 @@ pub mod ports;
 pub mod random;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod webhooks;
 pub mod wiring;
 
 pub use api::Gateway;

@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, Request, Response, StatusCode};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -12,23 +14,13 @@ use super::ApiError;
 use super::params::{Params, is_json, media_type};
 use super::{Gateway, RECEIVE_PATH, json_response};
 use crate::config::AdminToken;
-use crate::domain::{
-    DEFAULT_MAX_PAYLOAD_LENGTH, EventKey, MAX_PAYLOAD_LENGTH_LIMIT, PayloadType,
-    PipelineDefinition, Timestamp, Token, Webhook,
-};
-use crate::error::{Conflict, StoreError};
+use crate::domain::{PipelineDefinition, Timestamp};
 use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::ports::SecretSource;
-
-/// Longest webhook description.
-const MAX_DESCRIPTION_LEN: usize = 2000;
+use crate::webhooks::{self, WebhookError, WebhookPut, WebhookSelector};
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
-
-fn webhook_not_found() -> ApiError {
-    ApiError::not_found("webhook_not_found", "no webhook has this uuid")
 }
 
 impl Gateway {
@@ -131,68 +123,17 @@ impl Gateway {
     }
 
     async fn put_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
-        let now = Timestamp::now();
-        let token = match params.get("uuid") {
-            None => None,
-            Some(text) => Some(Token::parse(text).ok_or_else(|| {
-                ApiError::bad_request("invalid_uuid", "uuid must be a well-formed UUID")
-            })?),
-        };
-        let existing = match &token {
-            Some(t) => self.ports.webhooks.get_by_token(t).await?,
-            None => None,
-        };
-        let webhook = match existing {
-            Some(mut webhook) => {
-                apply_changes(&mut webhook, params)?;
-                webhook.updated_at = now;
-                self.ports
-                    .webhooks
-                    .update_webhook(&webhook)
-                    .await
-                    .map_err(map_conflict)?;
-                webhook
-            }
-            None => {
-                let key = params.get("eventKey").ok_or_else(|| {
-                    ApiError::bad_request(
-                        "event_key_missing",
-                        "eventKey is required to create a webhook",
-                    )
-                })?;
-                let mut webhook = Webhook {
-                    token: token.unwrap_or_else(Token::generate),
-                    event_key: parse_event_key(key)?,
-                    description: None,
-                    enabled: true,
-                    payload_type: PayloadType::default(),
-                    max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
-                    created_at: now,
-                    updated_at: now,
-                };
-                apply_changes(&mut webhook, params)?;
-                self.ports
-                    .webhooks
-                    .insert_webhook(&webhook)
-                    .await
-                    .map_err(map_conflict)?;
-                tracing::info!(event_key = %webhook.event_key, "webhook created");
-                webhook
-            }
-        };
+        let change: WebhookPut = webhook_input(params)?;
+        let webhook =
+            webhooks::service::put(&*self.ports.webhooks, change, Timestamp::now()).await?;
         Ok(webhook.to_api_json(receive_url))
     }
 
     async fn get_webhooks(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
-        match params.get("uuid") {
-            Some(text) => {
-                let token = parse_uuid(text)?;
-                let webhook = self
-                    .ports
-                    .webhooks
-                    .get_by_token(&token)
-                    .await?
-                    .ok_or_else(webhook_not_found)?;
+        let selector: WebhookSelector = webhook_input(params)?;
+        match selector.uuid {
+            Some(token) => {
+                let webhook = webhooks::service::get(&*self.ports.webhooks, &token).await?;
                 Ok(webhook.to_api_json(receive_url))
             }
             None => {
@@ -205,21 +146,32 @@ impl Gateway {
     }
 
     async fn delete_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
-        let text = params
-            .get("uuid")
-            .ok_or_else(|| ApiError::bad_request("uuid_missing", "uuid is required"))?;
-        let token = parse_uuid(text)?;
-        let webhook = self
-            .ports
-            .webhooks
-            .get_by_token(&token)
-            .await?
-            .ok_or_else(webhook_not_found)?;
-        if !self.ports.webhooks.delete_webhook(&token).await? {
-            return Err(webhook_not_found());
-        }
-        tracing::info!(event_key = %webhook.event_key, "webhook deleted");
+        let selector: WebhookSelector = webhook_input(params)?;
+        let token = selector.uuid.ok_or(WebhookError::UuidMissing)?;
+        let webhook = webhooks::service::delete(&*self.ports.webhooks, &token).await?;
         Ok(webhook.to_api_json(receive_url))
+    }
+}
+
+/// The typed input of a `webhook.*` command; a refused value gets its parameter's code.
+fn webhook_input<T: DeserializeOwned>(params: &Params) -> Result<T, WebhookError> {
+    params
+        .typed()
+        .map_err(|bad| WebhookError::invalid_param(&bad.param, bad.message))
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        let code = err.code();
+        match err {
+            WebhookError::Invalid { message, .. } => ApiError::bad_request(code, message),
+            WebhookError::EventKeyMissing | WebhookError::UuidMissing => {
+                ApiError::bad_request(code, err.to_string())
+            }
+            WebhookError::NotFound => ApiError::not_found(code, err.to_string()),
+            WebhookError::UuidTaken => ApiError::new(StatusCode::CONFLICT, code, err.to_string()),
+            WebhookError::Store(err) => err.into(),
+        }
     }
 }
 
@@ -227,15 +179,36 @@ fn pipeline_not_found() -> ApiError {
     ApiError::not_found("pipeline_not_found", "no pipeline has this name")
 }
 
-fn pipeline_name(params: &Params) -> Result<&str, ApiError> {
-    let name = params
-        .get("name")
-        .ok_or_else(|| ApiError::bad_request("name_missing", "name is required"))?;
-    if valid_pipeline_name(name) {
-        Ok(name)
+/// What the `pipeline.*` commands say.
+#[derive(Deserialize)]
+struct PipelineInput {
+    #[serde(default, deserialize_with = "pipeline_name")]
+    name: Option<String>,
+    /// The YAML, when not sent as the body.
+    pipeline: Option<String>,
+}
+
+impl PipelineInput {
+    fn from_params(params: &Params) -> Result<Self, ApiError> {
+        // Only `name` has a rule a value can break.
+        params
+            .typed()
+            .map_err(|bad| ApiError::bad_request("invalid_name", bad.message))
+    }
+
+    fn required_name(&self) -> Result<&str, ApiError> {
+        self.name
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("name_missing", "name is required"))
+    }
+}
+
+fn pipeline_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    if valid_pipeline_name(&name) {
+        Ok(Some(name))
     } else {
-        Err(ApiError::bad_request(
-            "invalid_name",
+        Err(de::Error::custom(
             "name must be 1 to 100 letters, digits, '.', '_' or '-'",
         ))
     }
@@ -259,9 +232,10 @@ impl Gateway {
         headers: &HeaderMap,
         body: &Bytes,
     ) -> Result<Value, ApiError> {
-        let name = pipeline_name(params)?;
-        let source = match params.get("pipeline") {
-            Some(text) => text.to_owned(),
+        let input = PipelineInput::from_params(params)?;
+        let name = input.required_name()?;
+        let source = match &input.pipeline {
+            Some(text) => text.clone(),
             None if media_type(headers).is_some_and(|t| is_json(&t)) => {
                 return Err(ApiError::bad_request(
                     "pipeline_missing",
@@ -314,10 +288,8 @@ impl Gateway {
     }
 
     async fn get_pipelines(&self, params: &Params) -> Result<Value, ApiError> {
-        match params.get("name") {
-            Some(_) => Ok(pipeline_json(
-                &self.existing_pipeline(pipeline_name(params)?).await?,
-            )),
+        match PipelineInput::from_params(params)?.name {
+            Some(name) => Ok(pipeline_json(&self.existing_pipeline(&name).await?)),
             None => {
                 let all = self.ports.pipelines.list_pipelines().await?;
                 Ok(Value::Array(all.iter().map(pipeline_json).collect()))
@@ -326,7 +298,8 @@ impl Gateway {
     }
 
     async fn delete_pipeline(&self, params: &Params) -> Result<Value, ApiError> {
-        let name = pipeline_name(params)?;
+        let input = PipelineInput::from_params(params)?;
+        let name = input.required_name()?;
         let found = self.existing_pipeline(name).await?;
         if !self.ports.pipelines.delete_pipeline(name).await? {
             return Err(pipeline_not_found());
@@ -334,76 +307,4 @@ impl Gateway {
         tracing::info!(pipeline = name, "pipeline deleted");
         Ok(pipeline_json(&found))
     }
-}
-
-fn parse_uuid(text: &str) -> Result<Token, ApiError> {
-    Token::parse(text)
-        .ok_or_else(|| ApiError::bad_request("invalid_uuid", "uuid must be a well-formed UUID"))
-}
-
-fn parse_event_key(text: &str) -> Result<EventKey, ApiError> {
-    EventKey::parse(text).map_err(|e| ApiError::bad_request("invalid_event_key", e.to_string()))
-}
-
-fn map_conflict(err: StoreError) -> ApiError {
-    match err {
-        StoreError::NotFound => webhook_not_found(),
-        // Two creates raced for the same new uuid: the other one won.
-        StoreError::Conflict(Conflict::TokenTaken) => ApiError::new(
-            StatusCode::CONFLICT,
-            "uuid_taken",
-            "a webhook with this uuid was created at the same time",
-        ),
-        other => other.into(),
-    }
-}
-
-/// Applies the optional fields of `webhook.put` to `webhook`, validating each.
-fn apply_changes(webhook: &mut Webhook, params: &Params) -> Result<(), ApiError> {
-    if let Some(key) = params.get("eventKey") {
-        webhook.event_key = parse_event_key(key)?;
-    }
-    if let Some(description) = params.get("description") {
-        if description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(ApiError::bad_request(
-                "invalid_description",
-                format!("description must be at most {MAX_DESCRIPTION_LEN} characters"),
-            ));
-        }
-        webhook.description = (!description.is_empty()).then(|| description.to_owned());
-    }
-    if let Some(enabled) = params.get("enabled") {
-        webhook.enabled = match enabled.to_ascii_lowercase().as_str() {
-            "true" => true,
-            "false" => false,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_enabled",
-                    "enabled must be true or false",
-                ));
-            }
-        };
-    }
-    if let Some(kind) = params.get("payloadType") {
-        webhook.payload_type = PayloadType::parse(kind).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_payload_type",
-                "payloadType must be base64, raw or ignore",
-            )
-        })?;
-    }
-    if let Some(max) = params.get("maxPayloadLength") {
-        webhook.max_payload_length = max
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAYLOAD_LENGTH_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_max_payload_length",
-                    format!("maxPayloadLength must be a whole number of bytes from 1 to {MAX_PAYLOAD_LENGTH_LIMIT}"),
-                )
-            })?;
-    }
-    Ok(())
 }

@@ -1,10 +1,12 @@
 //! Command parameters from the query string, a form body or a JSON object body.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::CONTENT_TYPE;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::ApiError;
@@ -118,6 +120,151 @@ impl Params {
     pub fn extend(&mut self, other: Params) {
         self.pairs.extend(other.pairs);
     }
+
+    /// The parameters as the command's typed input `T`. Each field reads the
+    /// first value of its name as text, as [`Params::get`] does, so a JSON
+    /// `100` and a query's `100` are alike; names `T` lacks are ignored. Fields
+    /// are read in the order `T` declares them, so the first one refused is
+    /// the same whatever order the parameters came in.
+    pub fn typed<T: DeserializeOwned>(&self) -> Result<T, BadParam> {
+        T::deserialize(ParamsDeserializer(self))
+    }
+}
+
+/// A parameter whose value the command refuses: which one, and the rule's message.
+#[derive(Debug)]
+pub struct BadParam {
+    /// The parameter's name, as sent.
+    pub param: String,
+    /// Why its value is refused.
+    pub message: String,
+}
+
+impl fmt::Display for BadParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BadParam {}
+
+impl de::Error for BadParam {
+    fn custom<T: fmt::Display>(message: T) -> Self {
+        // The parameter is named by `FirstValues`, which knows which one it is reading.
+        BadParam {
+            param: String::new(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// [`Params`] as a serde map of each name's first value.
+struct ParamsDeserializer<'a>(&'a Params);
+
+impl<'de> de::Deserializer<'de> for ParamsDeserializer<'_> {
+    type Error = BadParam;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BadParam> {
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _) in self.0.pairs() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        visitor.visit_map(FirstValues::new(self.0, names))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BadParam> {
+        visitor.visit_map(FirstValues::new(self.0, fields.iter().copied()))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// The present ones of `names`, each with its first value; a value's refusal
+/// is tagged with its name.
+struct FirstValues<'a, I> {
+    params: &'a Params,
+    names: I,
+    current: Option<(&'a str, &'a str)>,
+}
+
+impl<'a, I: Iterator<Item = &'a str>> FirstValues<'a, I> {
+    fn new(params: &'a Params, names: impl IntoIterator<IntoIter = I>) -> Self {
+        FirstValues {
+            params,
+            names: names.into_iter(),
+            current: None,
+        }
+    }
+}
+
+impl<'de, 'a, I: Iterator<Item = &'a str>> MapAccess<'de> for FirstValues<'a, I> {
+    type Error = BadParam;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, BadParam> {
+        for name in self.names.by_ref() {
+            if let Some(value) = self.params.get(name) {
+                self.current = Some((name, value));
+                return seed.deserialize(name.into_deserializer()).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, BadParam> {
+        let (name, value) = self
+            .current
+            .take()
+            .ok_or_else(|| de::Error::custom("a parameter value was read before its name"))?;
+        seed.deserialize(Text(value)).map_err(|mut err: BadParam| {
+            if err.param.is_empty() {
+                err.param = name.to_owned();
+            }
+            err
+        })
+    }
+}
+
+/// One parameter's value: text, and present (so an `Option` field is `Some`).
+struct Text<'a>(&'a str);
+
+impl<'de> de::Deserializer<'de> for Text<'_> {
+    type Error = BadParam;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BadParam> {
+        visitor.visit_str(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BadParam> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, BadParam> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
 }
 
 /// A JSON request body, nested at most [`MAX_JSON_DEPTH`] levels (deeper
@@ -189,5 +336,67 @@ mod tests {
         assert!(Params::from_request(None, &headers, &nested(MAX_JSON_DEPTH)).is_ok());
         let err = Params::from_request(None, &headers, &nested(MAX_JSON_DEPTH + 1)).unwrap_err();
         assert_eq!(err.code, "invalid_json");
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+    use crate::webhooks::WebhookPut;
+
+    fn json_params(body: &'static str, query: Option<&str>) -> Params {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "application/json".parse().unwrap());
+        Params::from_request(query, &headers, &Bytes::from_static(body.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn query_text_and_json_values_read_alike() {
+        let by_query =
+            Params::from_urlencoded(b"eventKey=webhook.a&enabled=false&maxPayloadLength=100")
+                .typed::<WebhookPut>()
+                .unwrap();
+        let by_json = json_params(
+            r#"{"eventKey":"webhook.a","enabled":false,"maxPayloadLength":100}"#,
+            None,
+        )
+        .typed::<WebhookPut>()
+        .unwrap();
+        for change in [by_query, by_json] {
+            assert_eq!(change.event_key.unwrap().as_str(), "webhook.a");
+            assert_eq!(change.enabled, Some(false));
+            assert_eq!(change.max_payload_length, Some(100));
+            assert_eq!(change.uuid, None);
+        }
+        // A JSON value that is not a whole number is refused, as its text is.
+        let bad = json_params(r#"{"maxPayloadLength":100.5}"#, None)
+            .typed::<WebhookPut>()
+            .unwrap_err();
+        assert_eq!(bad.param, "maxPayloadLength");
+    }
+
+    #[test]
+    fn the_first_value_counts_and_unknown_names_are_ignored() {
+        let change = json_params(
+            r#"{"eventKey":"webhook.body","other":[1]}"#,
+            Some("eventKey=webhook.query&x=1"),
+        )
+        .typed::<WebhookPut>()
+        .unwrap();
+        assert_eq!(change.event_key.unwrap().as_str(), "webhook.query");
+    }
+
+    #[test]
+    fn a_refusal_names_the_first_bad_field_in_declared_order() {
+        let bad = Params::from_urlencoded(b"enabled=maybe&description=ok&uuid=nope")
+            .typed::<WebhookPut>()
+            .unwrap_err();
+        assert_eq!(bad.param, "uuid");
+        assert_eq!(bad.message, "uuid must be a well-formed UUID");
+        let bad = Params::from_urlencoded(b"maxPayloadLength=0&enabled=maybe")
+            .typed::<WebhookPut>()
+            .unwrap_err();
+        assert_eq!(bad.param, "enabled");
+        assert_eq!(bad.message, "enabled must be true or false");
     }
 }
