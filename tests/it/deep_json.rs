@@ -120,7 +120,12 @@ async fn management_json_deeper_than_the_bound_is_refused() {
 async fn an_endpoint_answer_deeper_than_the_bound_is_kept_as_text() {
     let deep = nested(BOUND + 40);
     // The fixture checks that the registration is created (201).
-    let OutgoingFixture { server, .. } = OutgoingFixture::options()
+    // Bound to a name, so the endpoint lives to the end of the test.
+    let OutgoingFixture {
+        server,
+        endpoint: _endpoint,
+        ..
+    } = OutgoingFixture::options()
         .server_env(&[ALLOW])
         .answering(
             Reply::status(200)
