@@ -11,9 +11,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::endpoint::{Endpoint, Reply};
+use hookflow_core::testkit::endpoint::{Endpoint, Reply};
+
 use crate::harness::{Backend, Server, backend, stored_event_body};
-use crate::outgoing::{ALLOW, epoch_millis, invocation, put, reference_id, send};
+use crate::outgoing::{ALLOW, OutgoingFixture, epoch_millis, invocation, reference_id, send};
 
 const UPPER: &str = "pipeline:
   - event.listen:
@@ -83,18 +84,18 @@ async fn bodies_and_results_up_to_4_mb_come_back_whole() {
 /// what SQS takes and the delivery waits out its 12 hours.
 #[tokio::test]
 async fn a_retry_after_of_twelve_hours_is_waited_out() {
-    let server = Server::start_logged(&[
-        ALLOW,
-        ("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", "2"),
-        ("HOOKFLOW_PIPELINE_TIMEOUT_MS", "1000"),
-    ])
-    .await;
-    let endpoint = Endpoint::answering(Reply::status(503).header("retry-after", "43200")).await;
-    put(
-        &server,
-        &json!({"id": "busy", "url": endpoint.url("/b"), "method": "POST"}),
-    )
-    .await;
+    let OutgoingFixture {
+        server, endpoint, ..
+    } = OutgoingFixture::options()
+        .server_env(&[
+            ALLOW,
+            ("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", "2"),
+            ("HOOKFLOW_PIPELINE_TIMEOUT_MS", "1000"),
+        ])
+        .logged()
+        .answering(Reply::status(503).header("retry-after", "43200"))
+        .start(|endpoint| json!({"id": "busy", "url": endpoint.url("/b"), "method": "POST"}))
+        .await;
     let (status, answer) = send(&server, &json!({"webhookId": "busy", "async": true})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let id = reference_id(&answer);
@@ -119,13 +120,16 @@ async fn a_retry_after_of_twelve_hours_is_waited_out() {
 /// worker finishes its receive on stop and hands back what it brought.
 #[tokio::test]
 async fn after_a_restart_a_new_send_is_attempted_at_once() {
-    let mut server = Server::start_with(&[ALLOW]).await;
-    let endpoint = Endpoint::start().await;
-    put(
-        &server,
-        &json!({"id": "after-restart", "url": endpoint.url("/r"), "method": "POST"}),
-    )
-    .await;
+    let OutgoingFixture {
+        mut server,
+        endpoint,
+        ..
+    } = OutgoingFixture::options()
+        .server_env(&[ALLOW])
+        .start(
+            |endpoint| json!({"id": "after-restart", "url": endpoint.url("/r"), "method": "POST"}),
+        )
+        .await;
     // Let the worker's receive be under way when the server stops.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.stop().await;
@@ -178,15 +182,8 @@ async fn after_a_restart_a_new_send_is_attempted_at_once() {
 /// counts connections).
 #[tokio::test]
 async fn serve_on_aws_without_its_settings_names_them_before_any_aws_call() {
-    let metadata = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metadata_url = format!("http://{}", metadata.local_addr().unwrap());
-    let contacted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = contacted.clone();
-    let listening = tokio::spawn(async move {
-        while let Ok((_, _)) = metadata.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    let metadata = Endpoint::never_answering().await;
+    let metadata_url = metadata.url("");
     let home = tempfile::tempdir().unwrap();
     for provision in [false, true] {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookflow"));
@@ -223,10 +220,5 @@ async fn serve_on_aws_without_its_settings_names_them_before_any_aws_call() {
             "{stderr}"
         );
     }
-    assert_eq!(
-        contacted.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "no call to the metadata address"
-    );
-    listening.abort();
+    assert_eq!(metadata.accepted(), 0, "no call to the metadata address");
 }

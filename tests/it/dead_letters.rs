@@ -2,35 +2,17 @@
 //! ending the process stops after `HOOKFLOW_MAX_ATTEMPTS` deliveries with an
 //! error outcome, and an unreadable message is moved aside, not dropped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hookflow_core::testkit::endpoint::Endpoint;
 use serde_json::json;
 
-use crate::harness::{ADMIN, Server, client, json_of};
-use crate::outgoing::ALLOW;
+use crate::outgoing::{ALLOW, OutgoingFixture};
 
-/// An endpoint that accepts connections and never answers: a run calling it
-/// stays in its step until the process is killed. Counts the connections.
-fn endpoint_that_never_answers() -> (u16, Arc<AtomicUsize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = calls.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            counted.fetch_add(1, Ordering::SeqCst);
-            held.push(stream);
-        }
-    });
-    (port, calls)
-}
-
-async fn wait_for_calls(calls: &AtomicUsize, count: usize) {
+/// Waits until `count` connections reached `endpoint`.
+async fn wait_for_calls(endpoint: &Endpoint, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while calls.load(Ordering::SeqCst) < count {
+    while endpoint.accepted() < count {
         assert!(
             Instant::now() < deadline,
             "run {count} did not reach the endpoint within 30 s"
@@ -52,26 +34,25 @@ async fn a_job_that_keeps_ending_the_process_is_dead_lettered_with_an_error_outc
     ) {
         return;
     }
-    let (port, calls) = endpoint_that_never_answers();
-    let mut server = Server::start_with(&[
-        ALLOW,
-        ("HOOKFLOW_MAX_ATTEMPTS", "2"),
-        ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
-        // A restarted embedded server hands a killed run's job out at once;
-        // this only keeps a stray run from outliving the test.
-        ("HOOKFLOW_PIPELINE_TIMEOUT_MS", "2500"),
-        ("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", "3"),
-    ])
-    .await;
-    let res = client()
-        .post(server.at("/api/v3/command/outgoing.put"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"id": "silent", "url": format!("http://127.0.0.1:{port}/hook"), "method": "POST"}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(res).await;
-    assert!(status.is_success(), "{status}: {body}");
+    // The endpoint accepts and never answers: a run calling it stays in its
+    // step until the process is killed.
+    let OutgoingFixture {
+        mut server,
+        endpoint,
+        ..
+    } = OutgoingFixture::options()
+        .server_env(&[
+            ALLOW,
+            ("HOOKFLOW_MAX_ATTEMPTS", "2"),
+            ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
+            // A restarted embedded server hands a killed run's job out at once;
+            // this only keeps a stray run from outliving the test.
+            ("HOOKFLOW_PIPELINE_TIMEOUT_MS", "2500"),
+            ("HOOKFLOW_VISIBILITY_TIMEOUT_SECONDS", "3"),
+        ])
+        .never_answering()
+        .start(|endpoint| json!({"id": "silent", "url": endpoint.url("/hook"), "method": "POST"}))
+        .await;
     let (status, body) = server
         .put_pipeline(
             "stuck",
@@ -89,7 +70,7 @@ async fn a_job_that_keeps_ending_the_process_is_dead_lettered_with_an_error_outc
     // Each of the allowed deliveries ends with the process (as an abort or the
     // OOM killer would end it): the run is inside its step when kill -9 comes.
     for run in 1..=2 {
-        wait_for_calls(&calls, run).await;
+        wait_for_calls(&endpoint, run).await;
         server.kill9().await;
         server.restart().await;
     }
@@ -112,5 +93,5 @@ async fn a_job_that_keeps_ending_the_process_is_dead_lettered_with_an_error_outc
         assert!(Instant::now() < deadline, "the job is still queued");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(endpoint.accepted(), 2);
 }

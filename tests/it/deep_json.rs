@@ -4,8 +4,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::endpoint::{Endpoint, Reply};
+use hookflow_core::testkit::endpoint::Reply;
+
 use crate::harness::{ADMIN, Server, assert_error, client, json_of, stored_event_body};
+use crate::outgoing::{ALLOW, OutgoingFixture, send};
 
 /// The bound of `hookflow_core::limits::MAX_JSON_DEPTH`.
 const BOUND: usize = 64;
@@ -116,37 +118,29 @@ async fn management_json_deeper_than_the_bound_is_refused() {
 
 #[tokio::test]
 async fn an_endpoint_answer_deeper_than_the_bound_is_kept_as_text() {
-    let server = Server::start_with(&[("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8")]).await;
     let deep = nested(BOUND + 40);
-    let endpoint = Endpoint::answering(
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .body(deep.clone().into_bytes()),
-    )
-    .await;
-    let registration = json!({
-        "id": "deep-answer",
-        "url": format!("http://127.0.0.1:{}/hook", endpoint.port),
-        "method": "POST",
-    });
-    let send = |command: &'static str, body: Value| {
-        let server = &server;
-        async move {
-            json_of(
-                client()
-                    .post(server.at(&format!("/api/v3/command/{command}")))
-                    .bearer_auth(ADMIN)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await
-        }
-    };
-    let (status, body) = send("outgoing.put", registration).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, answer) = send("webhook.send", json!({"webhookId": "deep-answer"})).await;
+    // The fixture checks that the registration is created (201).
+    // Bound to a name, so the endpoint lives to the end of the test.
+    let OutgoingFixture {
+        server,
+        endpoint: _endpoint,
+        ..
+    } = OutgoingFixture::options()
+        .server_env(&[ALLOW])
+        .answering(
+            Reply::status(200)
+                .header("content-type", "application/json")
+                .body(deep.clone().into_bytes()),
+        )
+        .start(|endpoint| {
+            json!({
+                "id": "deep-answer",
+                "url": format!("http://127.0.0.1:{}/hook", endpoint.port),
+                "method": "POST",
+            })
+        })
+        .await;
+    let (status, answer) = send(&server, &json!({"webhookId": "deep-answer"})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"], Value::String(deep.clone()));
     // The record holding it reads back.

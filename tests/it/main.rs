@@ -11,7 +11,6 @@ mod deep_json;
 mod disk_full;
 mod durability;
 mod edges;
-mod endpoint;
 mod fuzz;
 mod harness;
 mod infra_agrees;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use hookflow_core::testkit::endpoint::closed_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -450,11 +451,7 @@ async fn transient_mail_failures_are_retried_then_succeed() {
 #[tokio::test]
 async fn unreachable_mail_server_gives_up_after_max_attempts() {
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let url = format!("smtp://127.0.0.1:{closed}");
     let server = Server::start_with(&[
         ("HOOKFLOW_SMTP_URL", url.as_str()),

@@ -304,123 +304,13 @@ impl LazyHttpTransport {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
     use bytes::Bytes;
     use http::{HeaderMap, HeaderValue, Method};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
-
-    /// What the test endpoint does once it has read a request.
-    #[derive(Clone)]
-    enum Reply {
-        /// Writes these bytes and closes the connection.
-        Fixed(Vec<u8>),
-        /// Keeps the connection open without answering.
-        Never,
-    }
-
-    /// A minimal HTTP/1.1 endpoint on 127.0.0.1 that counts the connections it
-    /// accepts and keeps the raw requests it reads.
-    struct Endpoint {
-        port: u16,
-        accepted: Arc<AtomicUsize>,
-        requests: Arc<Mutex<Vec<Vec<u8>>>>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Endpoint {
-        async fn start(reply: Reply) -> Endpoint {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let accepted = Arc::new(AtomicUsize::new(0));
-            let requests = Arc::new(Mutex::new(Vec::new()));
-            let task = tokio::spawn({
-                let accepted = Arc::clone(&accepted);
-                let requests = Arc::clone(&requests);
-                async move {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        accepted.fetch_add(1, Ordering::SeqCst);
-                        tokio::spawn(answer(stream, reply.clone(), Arc::clone(&requests)));
-                    }
-                }
-            });
-            Endpoint {
-                port,
-                accepted,
-                requests,
-                task,
-            }
-        }
-
-        fn accepted(&self) -> usize {
-            self.accepted.load(Ordering::SeqCst)
-        }
-
-        fn requests(&self) -> Vec<Vec<u8>> {
-            self.requests.lock().unwrap().clone()
-        }
-    }
-
-    impl Drop for Endpoint {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
-
-    async fn answer(mut stream: TcpStream, reply: Reply, requests: Arc<Mutex<Vec<Vec<u8>>>>) {
-        let raw = read_request(&mut stream).await;
-        requests.lock().unwrap().push(raw);
-        match reply {
-            Reply::Fixed(bytes) => {
-                let _ = stream.write_all(&bytes).await;
-                let _ = stream.shutdown().await;
-            }
-            Reply::Never => tokio::time::sleep(Duration::from_secs(60)).await,
-        }
-    }
-
-    /// Reads the request head and a `Content-Length` body.
-    async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + length {
-                    return buf;
-                }
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return buf,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    fn response(status_line: &str, headers: &[&str], body: &[u8]) -> Reply {
-        let mut out = format!("HTTP/1.1 {status_line}\r\n");
-        for header in headers {
-            out.push_str(header);
-            out.push_str("\r\n");
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        ));
-        let mut out = out.into_bytes();
-        out.extend_from_slice(body);
-        Reply::Fixed(out)
-    }
+    use crate::testkit::endpoint::{Endpoint, Reply, closed_port};
 
     fn settings(allow: &[&str]) -> OutgoingSettings {
         OutgoingSettings {
@@ -459,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_blocked_without_an_allow_list_and_nothing_connects() {
-        let endpoint = Endpoint::start(response("200 OK", &[], b"hello")).await;
+        let endpoint = Endpoint::answering(Reply::text(200, "hello")).await;
         let port = endpoint.port;
         let transport = transport(&[]);
 
@@ -513,11 +403,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_allowed_call_delivers_the_request_as_sent() {
-        let endpoint = Endpoint::start(response(
-            "201 Created",
-            &["X-Reply: yes", "Content-Type: text/plain"],
-            b"hello",
-        ))
+        let endpoint = Endpoint::answering(
+            Reply::status(201)
+                .header("X-Reply", "yes")
+                .header("Content-Type", "text/plain")
+                .body(b"hello".to_vec()),
+        )
         .await;
         let transport = transport(&["127.0.0.0/8"]);
         let mut headers = HeaderMap::new();
@@ -539,32 +430,29 @@ mod tests {
         assert_eq!(endpoint.accepted(), 1);
         let requests = endpoint.requests();
         assert_eq!(requests.len(), 1);
-        let raw = String::from_utf8(requests[0].clone()).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        let head = head.to_ascii_lowercase();
-        assert!(
-            head.starts_with("put /hook/path?a=1&b=two http/1.1\r\n"),
-            "{head}"
+        let request = &requests[0];
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.version.as_str()
+            ),
+            ("PUT", "/hook/path?a=1&b=two", "HTTP/1.1"),
+            "{request:?}"
         );
-        assert!(head.contains("\r\nx-custom: custom-value"), "{head}");
-        assert!(
-            head.contains("\r\ncontent-type: application/json"),
-            "{head}"
+        assert_eq!(request.header("x-custom"), Some("custom-value"));
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(request.header("content-length"), Some("7"));
+        assert_eq!(
+            request.header("user-agent"),
+            Some(concat!("hookflow/", env!("CARGO_PKG_VERSION")))
         );
-        assert!(head.contains("\r\ncontent-length: 7"), "{head}");
-        assert!(
-            head.contains(&format!(
-                "\r\nuser-agent: hookflow/{}",
-                env!("CARGO_PKG_VERSION")
-            )),
-            "{head}"
-        );
-        assert_eq!(body, r#"{"x":1}"#);
+        assert_eq!(request.body, br#"{"x":1}"#);
     }
 
     #[tokio::test]
     async fn a_name_resolves_to_its_allowed_addresses_only() {
-        let endpoint = Endpoint::start(response("200 OK", &[], b"ok")).await;
+        let endpoint = Endpoint::answering(Reply::text(200, "ok")).await;
         // `localhost` may also resolve to ::1, which is not allowed and dropped;
         // the call goes to the checked 127.0.0.1.
         let transport = transport(&["127.0.0.0/8"]);
@@ -575,8 +463,16 @@ mod tests {
         assert_eq!(answer.status, 200);
         assert_eq!(answer.body, Bytes::from_static(b"ok"));
         assert_eq!(endpoint.accepted(), 1);
-        let raw = String::from_utf8(endpoint.requests()[0].clone()).unwrap();
-        assert!(raw.starts_with("GET /ping HTTP/1.1\r\n"), "{raw}");
+        let request = &endpoint.requests()[0];
+        assert_eq!(
+            (
+                request.method.as_str(),
+                request.path.as_str(),
+                request.version.as_str()
+            ),
+            ("GET", "/ping", "HTTP/1.1"),
+            "{request:?}"
+        );
     }
 
     #[tokio::test]
@@ -584,9 +480,7 @@ mod tests {
         let transport = transport(&["::1/128"]);
         // Not blocked: the guard lets it through, the connection is refused or
         // reaches nothing (nothing listens on [::1] at this port).
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        let port = closed_port();
         let result = transport.call(get(format!("http://[::1]:{port}/"))).await;
         assert!(
             matches!(result, Err(CallError::Unreachable(_))),
@@ -603,11 +497,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_redirect_is_the_answer_and_is_not_followed() {
-        let endpoint = Endpoint::start(response(
-            "302 Found",
-            &["Location: http://127.0.0.1:1/elsewhere"],
-            b"",
-        ))
+        let endpoint = Endpoint::answering(
+            Reply::status(302).header("Location", "http://127.0.0.1:1/elsewhere"),
+        )
         .await;
         let transport = transport(&["127.0.0.0/8"]);
         let answer = transport
@@ -625,7 +517,7 @@ mod tests {
         let transport = transport(&["127.0.0.0/8"]);
 
         // Announced by Content-Length.
-        let endpoint = Endpoint::start(response("200 OK", &[], &[b'a'; 1025])).await;
+        let endpoint = Endpoint::answering(Reply::status(200).body(vec![b'a'; 1025])).await;
         let result = transport
             .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
             .await;
@@ -638,16 +530,8 @@ mod tests {
         );
 
         // Chunked, found out while reading.
-        let mut chunked =
-            b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                .to_vec();
-        for _ in 0..3 {
-            chunked.extend_from_slice(b"190\r\n");
-            chunked.extend_from_slice(&[b'b'; 400]);
-            chunked.extend_from_slice(b"\r\n");
-        }
-        chunked.extend_from_slice(b"0\r\n\r\n");
-        let endpoint = Endpoint::start(Reply::Fixed(chunked)).await;
+        let endpoint =
+            Endpoint::answering(Reply::status(500).body(vec![b'b'; 1200]).chunked(400)).await;
         let result = transport
             .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
             .await;
@@ -660,7 +544,7 @@ mod tests {
         );
 
         // Exactly the cap is fine.
-        let endpoint = Endpoint::start(response("200 OK", &[], &[b'c'; 1024])).await;
+        let endpoint = Endpoint::answering(Reply::status(200).body(vec![b'c'; 1024])).await;
         let answer = transport
             .call(get(format!("http://127.0.0.1:{}/", endpoint.port)))
             .await
@@ -670,7 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_that_never_answers_times_out() {
-        let endpoint = Endpoint::start(Reply::Never).await;
+        let endpoint = Endpoint::never_answering().await;
         let transport = HttpTransport::new(&OutgoingSettings {
             total_timeout: Duration::from_millis(300),
             ..settings(&["127.0.0.0/8"])
@@ -690,9 +574,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_unreachable_and_the_text_holds_no_url() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        let port = closed_port();
         let transport = transport(&["127.0.0.0/8"]);
         for url in [
             format!("http://127.0.0.1:{port}/p?token=secret"),

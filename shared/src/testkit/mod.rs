@@ -3,7 +3,9 @@
 //! An adapter's test calls e.g. `webhook_store_conformance(&store).await`; the
 //! suite panics with a message naming the broken rule. Each suite uses fresh
 //! random keys, so it can run against a shared, non-empty backend (moto).
+//! `endpoint` is the recording, scripted HTTP endpoint outgoing calls go to.
 
+pub mod endpoint;
 mod events;
 mod invocations;
 mod outgoing;

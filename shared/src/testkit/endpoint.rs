@@ -1,7 +1,12 @@
-//! A real HTTP endpoint for outgoing webhooks to call: it listens on
-//! `127.0.0.1:0`, records every request it gets (method, path and query,
-//! headers, body bytes, arrival time), answers from a script (a queue of
-//! replies, then a default one) and counts the TCP connections it accepts.
+//! The one test HTTP endpoint, for the core's unit tests and the integration
+//! tests alike: it listens on `127.0.0.1:0`, records every request it gets
+//! (method, path and query, version, headers, body bytes, arrival time),
+//! answers from a script (a queue of replies, then a default one) and counts
+//! the TCP connections it accepts.
+//!
+//! Two behaviours a normal HTTP server does not have are modes of it:
+//! [`Endpoint::never_answering`] accepts connections and never reads or
+//! answers, and [`closed_port`] is a port nobody listens on.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -10,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -25,6 +31,8 @@ pub struct Recorded {
     pub method: String,
     /// Path and query, as sent (`/hook?a=1`).
     pub path: String,
+    /// `HTTP/1.1`.
+    pub version: String,
     /// Header names in lower case, values as sent (lossy UTF-8), in order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -71,6 +79,9 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Waits this long before answering.
     pub delay: Duration,
+    /// Sends the body in chunks of this many bytes (`Transfer-Encoding:
+    /// chunked`, no `Content-Length`), so its size is found out only while reading.
+    pub chunk_size: Option<usize>,
 }
 
 impl Reply {
@@ -81,6 +92,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: Duration::ZERO,
+            chunk_size: None,
         }
     }
 
@@ -110,6 +122,11 @@ impl Reply {
 
     pub fn delay(mut self, delay: Duration) -> Reply {
         self.delay = delay;
+        self
+    }
+
+    pub fn chunked(mut self, chunk_size: usize) -> Reply {
+        self.chunk_size = Some(chunk_size);
         self
     }
 }
@@ -158,6 +175,32 @@ impl Endpoint {
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
                     });
+                }
+            }
+        });
+        Endpoint { port, state, task }
+    }
+
+    /// An endpoint that accepts connections, counts them and keeps them open
+    /// without reading or answering: a caller waits until its own timeout.
+    pub async fn never_answering() -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(State {
+            requests: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(Reply::status(500)),
+            accepted: AtomicUsize::new(0),
+            arrived: Notify::new(),
+        });
+        let task = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move {
+                // Held here, the connections close only when the endpoint is dropped.
+                let mut held = Vec::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    state.accepted.fetch_add(1, Ordering::SeqCst);
+                    held.push(stream);
                 }
             }
         });
@@ -214,12 +257,22 @@ impl Drop for Endpoint {
     }
 }
 
+/// A loopback port nothing listens on (bound, read and released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 async fn handle(
     state: Arc<State>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let at = Instant::now();
     let method = request.method().to_string();
+    let version = format!("{:?}", request.version());
     let path = request
         .uri()
         .path_and_query()
@@ -246,6 +299,7 @@ async fn handle(
         requests.push(Recorded {
             method,
             path,
+            version,
             headers,
             body,
             at,
@@ -261,7 +315,68 @@ async fn handle(
     for (name, value) in &reply.headers {
         response = response.header(name, value);
     }
-    Ok(response
-        .body(Full::new(Bytes::from(reply.body)))
-        .expect("a valid scripted reply"))
+    let body = match reply.chunk_size {
+        // A body of unknown length is what makes hyper send it chunked.
+        Some(size) => {
+            let frames: Vec<Result<Frame<Bytes>, Infallible>> = reply
+                .body
+                .chunks(size.max(1))
+                .map(|chunk| Ok(Frame::data(Bytes::copy_from_slice(chunk))))
+                .collect();
+            StreamBody::new(futures_util::stream::iter(frames)).boxed()
+        }
+        None => Full::new(Bytes::from(reply.body)).boxed(),
+    };
+    Ok(response.body(body).expect("a valid scripted reply"))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// What the endpoint writes on the wire for one `GET /`.
+    async fn raw_answer(endpoint: &Endpoint) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", endpoint.port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_chunked_reply_has_no_length_and_a_plain_one_has() {
+        let endpoint =
+            Endpoint::answering(Reply::status(500).body(vec![b'b'; 10]).chunked(4)).await;
+        let answer = raw_answer(&endpoint).await;
+        assert!(answer.starts_with("http/1.1 500"), "{answer}");
+        assert!(answer.contains("transfer-encoding: chunked"), "{answer}");
+        assert!(!answer.contains("content-length"), "{answer}");
+
+        endpoint.set_default(Reply::status(200).body(vec![b'c'; 10]));
+        let answer = raw_answer(&endpoint).await;
+        assert!(answer.contains("content-length: 10"), "{answer}");
+        assert!(!answer.contains("transfer-encoding"), "{answer}");
+        assert_eq!(endpoint.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_never_answering_endpoint_counts_connections_and_says_nothing() {
+        let endpoint = Endpoint::never_answering().await;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", endpoint.port))
+            .await
+            .unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await;
+        assert!(read.is_err(), "no answer: {read:?}");
+        assert_eq!(endpoint.accepted(), 1);
+        assert!(endpoint.requests().is_empty());
+    }
 }
