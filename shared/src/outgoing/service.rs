@@ -113,7 +113,7 @@ pub struct Outgoing {
     guard: Guard,
     settings: OutgoingSettings,
     /// Compiled schemas by registration id, for the `updated_at` they belong to.
-    schemas: CompileCache<jsonschema::Validator>,
+    schemas: CompileCache<schema::Validator>,
 }
 
 impl Outgoing {
@@ -254,7 +254,7 @@ impl Outgoing {
     fn schema_of(
         &self,
         webhook: &OutgoingWebhook,
-    ) -> Result<Option<Arc<jsonschema::Validator>>, OutgoingError> {
+    ) -> Result<Option<Arc<schema::Validator>>, OutgoingError> {
         let Some(definition) = &webhook.schema else {
             return Ok(None);
         };

@@ -128,7 +128,7 @@ impl Trigger {
 /// when it does not fit.
 pub fn prepare(
     webhook: &OutgoingWebhook,
-    validator: Option<&jsonschema::Validator>,
+    validator: Option<&schema::Validator>,
     trigger: &Trigger,
 ) -> Result<PendingSend, OutgoingError> {
     let mut headers = BTreeMap::new();
