@@ -11,6 +11,7 @@ mod deep_json;
 mod disk_full;
 mod durability;
 mod edges;
+mod function_deps;
 mod fuzz;
 mod harness;
 mod infra_agrees;

@@ -20,6 +20,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::domain::Webhook;
@@ -156,7 +157,11 @@ impl Gateway {
         if let Some(admission) = parts.extensions.get::<Admission>() {
             return Ok(admission.clone());
         }
-        let admission = self.decide(parts).await.map_err(|e| error_response(&e))?;
+        let admission = self
+            .decide(parts)
+            .instrument(request_span(parts))
+            .await
+            .map_err(|e| error_response(&e))?;
         parts.extensions.insert(admission.clone());
         Ok(admission)
     }
@@ -231,14 +236,28 @@ impl Gateway {
         if body.len() > admission.body_limit {
             return admission.body_too_large();
         }
+        let span = request_span(&parts);
         let req = Request::from_parts(parts, body);
-        let answer = match admission.route {
-            Route::Receive { webhook } => self.receive(req, webhook).await,
-            Route::Result => self.poll_result(req).await,
-            Route::Command { name } => self.command(&name, req).await,
-        };
+        let answer = async {
+            match admission.route {
+                Route::Receive { webhook } => self.receive(req, webhook).await,
+                Route::Result => self.poll_result(req).await,
+                Route::Command { name } => self.command(&name, req).await,
+            }
+        }
+        .instrument(span)
+        .await;
         answer.unwrap_or_else(|e| error_response(&e))
     }
+}
+
+/// The context of everything logged while a request is served, so that the
+/// one place logging a store failure ([`ApiError`]'s `From<StoreError>`) says
+/// which request it failed: the method, and the route, whose last segment
+/// names the operation (`/api/v3/command/webhook.put`). Never the query,
+/// which may carry a webhook's token.
+fn request_span(parts: &Parts) -> tracing::Span {
+    tracing::error_span!("request", method = %parts.method, route = %parts.uri.path())
 }
 
 /// The `Content-Length` the client declared, if any.
@@ -337,4 +356,103 @@ pub fn error_response(err: &ApiError) -> Response<Bytes> {
         _ => {}
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::domain::Token;
+    use crate::error::StoreError;
+    use crate::ports::{StoreResult, WebhookStore};
+
+    const ADMIN: &str = "admin-token-of-the-test";
+
+    /// A webhook store whose backend is down.
+    struct DownWebhooks;
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::unavailable("connection refused by the backend"))
+    }
+
+    #[async_trait]
+    impl WebhookStore for DownWebhooks {
+        async fn insert_webhook(&self, _webhook: &Webhook) -> StoreResult<()> {
+            down()
+        }
+        async fn update_webhook(&self, _webhook: &Webhook) -> StoreResult<()> {
+            down()
+        }
+        async fn get_by_token(&self, _token: &Token) -> StoreResult<Option<Webhook>> {
+            down()
+        }
+        async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+            down()
+        }
+        async fn delete_webhook(&self, _token: &Token) -> StoreResult<bool> {
+            down()
+        }
+    }
+
+    /// The log, as text.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_store_failure_is_logged_once_with_its_route_and_cause_but_no_token() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        let mut ports = Ports::memory();
+        ports.webhooks = Arc::new(DownWebhooks);
+        let settings =
+            Settings::from_lookup(|name| (name == "HOOKFLOW_ADMIN_TOKEN").then(|| ADMIN.into()))
+                .unwrap();
+        let gateway = crate::wiring::gateway(ports, settings);
+        let token = uuid::Uuid::new_v4().to_string();
+
+        let receive = Request::post(format!("{RECEIVE_ALIAS_PATH}?token={token}"))
+            .body(Bytes::new())
+            .unwrap();
+        let answer = gateway.handle(receive).await;
+        assert_eq!(answer.status(), 503);
+        let list = Request::get(format!("{COMMAND_PREFIX}webhook.get"))
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Bytes::new())
+            .unwrap();
+        assert_eq!(gateway.handle(list).await.status(), 503);
+
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let failures: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("store unavailable"))
+            .collect();
+        assert_eq!(failures.len(), 2, "{text}");
+        for (line, route) in failures.iter().zip([
+            "route=/api/v3/webhook.receive",
+            "route=/api/v3/command/webhook.get",
+        ]) {
+            assert!(line.contains(route), "{line}");
+            assert!(line.contains("connection refused by the backend"), "{line}");
+        }
+        assert!(!text.contains(&token), "the token is never logged: {text}");
+    }
 }

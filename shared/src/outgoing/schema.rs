@@ -20,12 +20,14 @@ pub enum Validator {}
 /// The validator of a registration's `schema`; 400 `invalid_schema` if it is none.
 #[cfg(feature = "http-client")]
 pub fn compile(schema: &Value) -> Result<Validator, OutgoingError> {
-    jsonschema::validator_for(schema).map(Validator).map_err(|e| {
-        OutgoingError::invalid(
-            "invalid_schema",
-            format!("schema is not a valid JSON Schema: {e}"),
-        )
-    })
+    jsonschema::validator_for(schema)
+        .map(Validator)
+        .map_err(|e| {
+            OutgoingError::invalid(
+                "invalid_schema",
+                format!("schema is not a valid JSON Schema: {e}"),
+            )
+        })
 }
 
 /// Without `jsonschema`, every schema is refused (400 `invalid_schema`).
