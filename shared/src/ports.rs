@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
+use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
     ResultRecord, Token, Webhook,
 };
 use crate::error::StoreError;
-use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 
 /// Result type of every port call.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::BytesMut;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::config::OutgoingSettings;
 use crate::outgoing::guard::Guard;
+use crate::outgoing::settings::OutgoingSettings;
 use crate::ports::{CallError, OutgoingRequest, OutgoingResponse, Transport};
 
 /// The `User-Agent` of every outgoing call (a request's own header wins).

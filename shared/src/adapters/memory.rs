@@ -9,12 +9,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::job_wait::receive_within;
+use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome, ResultRecord,
     Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
-use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{
     Delivery, EffectLog, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
     Recorded, StoreResult, WebhookStore,

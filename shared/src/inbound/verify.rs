@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::outgoing::model::SecretText;
+use crate::domain::outgoing::SecretText;
 use crate::outgoing::signing;
 
 /// How far a signed timestamp may be from now, by default (seconds).
@@ -260,7 +260,7 @@ impl Verification {
                 Value::Array(
                     self.secrets
                         .iter()
-                        .map(|_| Value::from(crate::outgoing::model::MASK))
+                        .map(|_| Value::from(crate::domain::outgoing::MASK))
                         .collect(),
                 ),
             );

@@ -2,8 +2,8 @@
 //! and query parameter names, body size and whether it was signed. Never a
 //! header value, a query value, a secret or the body.
 
-use super::model::{OutgoingWebhook, PendingSend, RequestSummary};
 use super::signing;
+use crate::domain::outgoing::{OutgoingWebhook, PendingSend, RequestSummary};
 
 /// What the invocation record tells about the request: names and sizes only.
 pub fn summarize(webhook: &OutgoingWebhook, pending: &PendingSend) -> RequestSummary {

@@ -4,7 +4,8 @@
 //! asynchronous deliveries.
 //!
 //! - [`error`]: why an operation was refused, and whether retrying may help.
-//! - [`model`]: the stored registration and invocation records.
+//! - The stored registration and invocation records are domain data:
+//!   [`crate::domain::outgoing`].
 //! - [`registry`]: what `outgoing.put` accepts as a registration; secret rotation.
 //! - [`trigger`]: what a trigger may ask of a registration, and the body it sends.
 //! - [`schema`]: a registration's JSON Schema, compiled and checked.
@@ -13,22 +14,23 @@
 //! - [`signing`]: Standard Webhooks signatures.
 //! - [`guard`]: which addresses calls may reach.
 //! - [`service`]: trigger, send, record, retry: what both callers share.
+//! - [`settings`]: timeouts, bounds, retry schedule and record lifetime.
 
 pub mod audit;
 pub mod error;
 pub mod guard;
-pub mod model;
 pub mod registry;
 pub mod request;
 pub mod schedule;
 pub mod schema;
 pub mod service;
+pub mod settings;
 pub mod signing;
 pub mod trigger;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 pub use error::OutgoingError;
-pub use model::{Invocation, OutgoingWebhook, ReferenceId};
 pub use service::Outgoing;

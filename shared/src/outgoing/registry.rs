@@ -11,10 +11,10 @@ use url::Url;
 
 use super::error::OutgoingError;
 use super::guard::Guard;
-use super::model::{OutgoingWebhook, PayloadEncoding, SecretText, SigningSecret};
 use super::schema;
 use super::signing;
 use crate::domain::Timestamp;
+use crate::domain::outgoing::{OutgoingWebhook, PayloadEncoding, SecretText, SigningSecret};
 
 /// Most headers or query parameters a registration may list.
 const MAX_NAMES: usize = 50;

@@ -6,9 +6,9 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use url::Url;
 
-use super::model::{OutgoingWebhook, PendingSend, ReferenceId};
 use super::signing;
 use crate::domain::Timestamp;
+use crate::domain::outgoing::{OutgoingWebhook, PendingSend, ReferenceId};
 use crate::ports::OutgoingRequest;
 
 /// The request to send for `pending`, signed when the registration has secrets.

@@ -9,16 +9,16 @@ use serde_json::{Value, json};
 use super::audit::summarize;
 use super::error::OutgoingError;
 use super::guard::Guard;
-use super::model::{
-    Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
-};
 use super::registry;
 use super::request::build_request;
 use super::schedule::MAX_DELAY;
 use super::schema;
+use super::settings::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use super::trigger::{Trigger, prepare};
 use crate::compile_cache::CompileCache;
-use crate::config::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
+use crate::domain::outgoing::{
+    Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
+};
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::StoreError;
 use crate::ports::{

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::model::{InvocationState, OutgoingWebhook, ReferenceId};
+use super::OutgoingError;
 use super::registry;
 use super::request::build_request;
 use super::schedule::RetrySchedule;
 use super::service::{Caller, Outgoing};
+use super::settings::OutgoingSettings;
 use super::trigger::{Trigger, prepare};
-use crate::config::OutgoingSettings;
+use crate::domain::outgoing::{InvocationState, OutgoingWebhook, ReferenceId};
 use crate::domain::{Job, Timestamp};
 use crate::error::StoreError;
 use crate::pipeline::Pipeline;
@@ -591,8 +592,9 @@ async fn records_stay_within_a_dynamodb_item() {
         .send(&trigger(too_big), &Caller::Admin, None)
         .await
         .unwrap_err();
-    let err = crate::api::ApiError::from(err);
-    assert_eq!((err.status.as_u16(), err.code), (413, "payload_too_large"));
+    // The API answers it 413 (tests/it/outgoing/limits.rs).
+    assert!(matches!(err, OutgoingError::TooLarge { .. }), "{err}");
+    assert_eq!(err.code(), "payload_too_large");
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use http::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::error::OutgoingError;
-use super::model::{OutgoingWebhook, PayloadEncoding, PendingSend, SecretText};
 use super::schema;
+use crate::domain::outgoing::{OutgoingWebhook, PayloadEncoding, PendingSend, SecretText};
 
 /// What a trigger asks for (`webhook.send`).
 #[derive(Debug, Clone, Default)]

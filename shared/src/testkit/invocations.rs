@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::domain::{CorrelationId, Timestamp};
-use crate::outgoing::model::{
+use crate::domain::outgoing::{
     Attempt, Invocation, InvocationState, PendingSend, ReferenceId, RequestSummary, SecretText,
 };
+use crate::domain::{CorrelationId, Timestamp};
 use crate::ports::InvocationStore;
 
 /// An asynchronous invocation of `webhook_id` still waiting for its next

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::domain::Timestamp;
-use crate::outgoing::model::{OutgoingWebhook, PayloadEncoding, SecretText, SigningSecret};
+use crate::domain::outgoing::{OutgoingWebhook, PayloadEncoding, SecretText, SigningSecret};
 use crate::ports::OutgoingStore;
 
 /// A registration named `id` with every optional part filled in: pre-filled and

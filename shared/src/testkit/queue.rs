@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::{sample_event, unique_key};
+use crate::domain::outgoing::ReferenceId;
 use crate::domain::{CorrelationId, DeliveryJob, Job, PipelineJob};
 use crate::error::{Conflict, StoreError};
-use crate::outgoing::model::ReferenceId;
 use crate::ports::{EventIntake, EventStore, JobQueue};
 
 /// The rules of [`JobQueue`]: at-least-once delivery with visibility timeouts.

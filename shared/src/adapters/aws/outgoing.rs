@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 
 use super::dynamo::{Item, get_json, json, n, s, scan_json, to_json, unavailable};
 use crate::domain::Timestamp;
-use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{InvocationStore, OutgoingStore, StoreResult};
 
 /// The attribute holding a record's JSON document.

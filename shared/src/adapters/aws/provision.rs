@@ -15,7 +15,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use super::dynamo::{OUTCOME_PAYLOAD_PREFIX, PAYLOAD_PREFIX, PIPELINES_BY_EVENT_KEY};
 use super::outgoing::INVOCATIONS_BY_WEBHOOK;
 use super::{AwsClients, AwsResources, describe_failure};
-use crate::config::DEFAULT_QUEUE_RETENTION;
+use crate::outgoing::settings::DEFAULT_QUEUE_RETENTION;
 use crate::pipeline::worker::MAX_RECEIVES;
 
 /// Deliveries of a job before SQS moves it to the dead-letter queue, as in

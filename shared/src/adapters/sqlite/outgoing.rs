@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, from_json, to_json};
 use crate::domain::Timestamp;
-use crate::outgoing::model::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::ports::{InvocationStore, OutgoingStore, StoreResult};
 
 #[async_trait]

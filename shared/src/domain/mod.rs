@@ -1,4 +1,7 @@
-//! Domain types: webhooks, events and results, with the rules that govern them.
+//! Domain types: webhooks, events and results, with the rules that govern them;
+//! [`outgoing`] holds the records of outgoing webhooks and their invocations.
+
+pub mod outgoing;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -10,8 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use crate::domain::ReferenceId;
-use crate::domain::Timestamp;
+pub use super::ReferenceId;
+use super::Timestamp;
 
 /// What a reader sees instead of a hidden value.
 pub const MASK: &str = "********";
