@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 # The functions (and their hello-world baseline) as deployed: the lambda-release
 # profile; `hookflow provision` from the quick release build.
-cargo build --profile lambda-release --quiet -p webhook-admin -p webhook-receive -p result-poll -p pipeline-worker -p hello-lambda
+# One build per function: built together, cargo would unify the core's features
+# across them and each binary would link what any of them uses (as `sam build`,
+# which builds each function alone, does not).
+for function in webhook-admin webhook-receive result-poll pipeline-worker hello-lambda; do
+  cargo build --profile lambda-release --quiet -p "$function"
+done
 cargo build --release --quiet -p hookflow
 
 work=$(mktemp -d)
