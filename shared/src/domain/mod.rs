@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod outgoing;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -209,6 +210,9 @@ pub struct Webhook {
     pub enabled: bool,
     pub payload_type: PayloadType,
     pub max_payload_length: u32,
+    /// The sender's signature every call must carry; `None` checks none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<verify::Verification>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -226,6 +230,7 @@ impl Webhook {
             "description": self.description,
             "payloadType": self.payload_type,
             "maxPayloadLength": self.max_payload_length,
+            "verify": self.verify.as_ref().map(verify::Verification::to_api_json),
             "createdAt": self.created_at.to_rfc3339(),
             "updatedAt": self.updated_at.to_rfc3339(),
         })

@@ -3,6 +3,7 @@
 use super::{sample_webhook, unique_key};
 use crate::domain::{Timestamp, Token};
 use crate::error::{Conflict, StoreError};
+use crate::inbound::verify::Verification;
 use crate::ports::WebhookStore;
 
 /// The rules of [`WebhookStore`].
@@ -43,6 +44,30 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         Some(a.clone()),
         "conflict changed nothing"
     );
+
+    // The signature check is stored with its secrets in clear (only answers mask them).
+    let mut verified = sample_webhook();
+    verified.verify = Some(
+        Verification::from_json(&serde_json::json!({
+            "scheme": "hmac", "secrets": ["old-secret", "new-secret"], "header": "X-Signature",
+            "algorithm": "sha512", "encoding": "base64", "prefix": "v1=", "toleranceSeconds": 60
+        }))
+        .expect("valid verify"),
+    );
+    store.insert_webhook(&verified).await.expect("insert verified");
+    assert_eq!(
+        store.get_by_token(&verified.token).await.unwrap(),
+        Some(verified.clone()),
+        "verify round-trips with its secrets"
+    );
+    verified.verify = None;
+    store.update_webhook(&verified).await.expect("remove verify");
+    assert_eq!(
+        store.get_by_token(&verified.token).await.unwrap(),
+        Some(verified.clone()),
+        "an update removes verify"
+    );
+    assert!(store.delete_webhook(&verified.token).await.unwrap());
 
     let b = sample_webhook();
     store.insert_webhook(&b).await.expect("insert b");
