@@ -65,7 +65,6 @@ pub struct Verification {
     pub tolerance_seconds: u64,
 }
 
-
 impl Verification {
     /// The settings as the API shows them: the secrets masked.
     pub fn to_api_json(&self) -> Value {
@@ -73,12 +72,7 @@ impl Verification {
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 "secrets".into(),
-                Value::Array(
-                    self.secrets
-                        .iter()
-                        .map(|_| Value::from(MASK))
-                        .collect(),
-                ),
+                Value::Array(self.secrets.iter().map(|_| Value::from(MASK)).collect()),
             );
         }
         value

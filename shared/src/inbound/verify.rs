@@ -13,8 +13,8 @@ use http::HeaderMap;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-pub use crate::domain::verify::{Algorithm, Encoding, Scheme, Verification};
 use crate::domain::outgoing::SecretText;
+pub use crate::domain::verify::{Algorithm, Encoding, Scheme, Verification};
 use crate::outgoing::signing;
 
 /// How far a signed timestamp may be from now, by default (seconds).

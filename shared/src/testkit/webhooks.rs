@@ -54,14 +54,20 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         }))
         .expect("valid verify"),
     );
-    store.insert_webhook(&verified).await.expect("insert verified");
+    store
+        .insert_webhook(&verified)
+        .await
+        .expect("insert verified");
     assert_eq!(
         store.get_by_token(&verified.token).await.unwrap(),
         Some(verified.clone()),
         "verify round-trips with its secrets"
     );
     verified.verify = None;
-    store.update_webhook(&verified).await.expect("remove verify");
+    store
+        .update_webhook(&verified)
+        .await
+        .expect("remove verify");
     assert_eq!(
         store.get_by_token(&verified.token).await.unwrap(),
         Some(verified.clone()),
