@@ -180,6 +180,16 @@ async fn standard_webhooks_signed_by_the_reference_package_with_rotation() {
         json!(["********", "********"]),
         "{shown}"
     );
+    // Five refusals counted, the last one's reason kept.
+    assert_eq!(shown["verification"]["refused"], 5, "{shown}");
+    assert_eq!(
+        shown["verification"]["lastRefusal"]["code"], "timestamp_out_of_tolerance",
+        "{shown}"
+    );
+    assert!(
+        shown["verification"]["lastRefusal"]["at"].is_string(),
+        "{shown}"
+    );
     let log = server.log_text();
     for secret in [&old, &new] {
         assert!(!shown.to_string().contains(secret.as_str()));
@@ -203,6 +213,14 @@ async fn github_documented_example_over_http() {
     let signature = (
         "X-Hub-Signature-256",
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    );
+    let (_, shown) = server
+        .command("webhook.get", &[("uuid", token.as_str())])
+        .await;
+    assert_eq!(
+        shown["verification"],
+        json!({"refused": 0, "lastRefusal": null}),
+        "{shown}"
     );
     let (status, answer) = receive(&server, &token, &[signature], "Hello, World!").await;
     assert_eq!(status, StatusCode::OK, "{answer}");

@@ -193,6 +193,15 @@ impl Gateway {
             code = refusal.code(),
             "call refused: signature not verified"
         );
+        // The caller is refused either way: a count that failed is only logged.
+        if let Err(err) = self
+            .ports
+            .webhooks
+            .record_refusal(&webhook.token, refusal.code(), Timestamp::now())
+            .await
+        {
+            tracing::warn!(event_key = %webhook.event_key, error = %err, "refusal not counted");
+        }
         ApiError::new(StatusCode::UNAUTHORIZED, refusal.code(), refusal.message())
     }
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Timestamp;
 use super::outgoing::{MASK, SecretText};
 
 /// The signature schemes hookflow verifies.
@@ -53,6 +54,22 @@ pub enum Algorithm {
 pub enum Encoding {
     Hex,
     Base64,
+}
+
+/// The calls a webhook's signature check refused: how many, and the last one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusals {
+    pub refused: u64,
+    /// The refusal's error code, e.g. `signature_invalid`.
+    pub last_code: String,
+    pub last_at: Timestamp,
+}
+
+impl Refusals {
+    /// The last refusal as `webhook.get` shows it.
+    pub fn last_refusal_json(&self) -> Value {
+        json!({"code": self.last_code, "at": self.last_at.to_rfc3339()})
+    }
 }
 
 /// A webhook's signature check: the scheme, its secrets, the time tolerance.

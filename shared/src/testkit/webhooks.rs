@@ -1,6 +1,7 @@
 //! The rules of [`WebhookStore`](crate::ports::WebhookStore).
 
 use super::{sample_webhook, unique_key};
+use crate::domain::verify::Refusals;
 use crate::domain::{Timestamp, Token};
 use crate::error::{Conflict, StoreError};
 use crate::inbound::verify::Verification;
@@ -63,6 +64,26 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         Some(verified.clone()),
         "verify round-trips with its secrets"
     );
+    assert_eq!(store.refusals(&verified.token).await.unwrap(), None);
+    store
+        .record_refusal(&verified.token, "signature_missing", Timestamp(1_000))
+        .await
+        .expect("count a refusal");
+    store
+        .record_refusal(&verified.token, "signature_invalid", Timestamp(2_000))
+        .await
+        .expect("count a refusal");
+    let unknown = Token::generate();
+    store
+        .record_refusal(&unknown, "signature_invalid", Timestamp(2_000))
+        .await
+        .expect("a refusal of no webhook");
+    assert_eq!(
+        store.refusals(&unknown).await.unwrap(),
+        None,
+        "nothing is counted for a token no webhook has"
+    );
+
     verified.verify = None;
     store
         .update_webhook(&verified)
@@ -73,7 +94,21 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         Some(verified.clone()),
         "an update removes verify"
     );
+    assert_eq!(
+        store.refusals(&verified.token).await.unwrap(),
+        Some(Refusals {
+            refused: 2,
+            last_code: "signature_invalid".into(),
+            last_at: Timestamp(2_000),
+        }),
+        "refusals are counted, the last one kept, and an update keeps them"
+    );
     assert!(store.delete_webhook(&verified.token).await.unwrap());
+    assert_eq!(
+        store.refusals(&verified.token).await.unwrap(),
+        None,
+        "a delete removes the count"
+    );
 
     let b = sample_webhook();
     store.insert_webhook(&b).await.expect("insert b");
