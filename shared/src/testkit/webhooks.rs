@@ -103,6 +103,21 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         }),
         "refusals are counted, the last one kept, and an update keeps them"
     );
+    // Refusals arriving at once are each counted: an increment, not read-then-write.
+    let racing = (0..16)
+        .map(|i| store.record_refusal(&verified.token, "signature_missing", Timestamp(3_000 + i)));
+    for counted in futures_util::future::join_all(racing).await {
+        counted.expect("count a racing refusal");
+    }
+    assert_eq!(
+        store
+            .refusals(&verified.token)
+            .await
+            .unwrap()
+            .map(|r| r.refused),
+        Some(18),
+        "16 racing refusals all counted"
+    );
     assert!(store.delete_webhook(&verified.token).await.unwrap());
     assert_eq!(
         store.refusals(&verified.token).await.unwrap(),
