@@ -161,7 +161,9 @@ async fn standard_webhooks_signed_by_the_reference_package_with_rotation() {
     let old_call = standard_webhooks_headers(&python, &new, now_seconds() - 301, body);
     let (status, answer) = receive(&server, &token, &pairs(&old_call), body).await;
     assert_error(status, &answer, 401, "timestamp_out_of_tolerance");
-    let future_call = standard_webhooks_headers(&python, &new, now_seconds() + 301, body);
+    // A future one comes closer while it travels: 30 s of slack for a loaded machine
+    // (the exact bound is unit-tested in inbound::verify).
+    let future_call = standard_webhooks_headers(&python, &new, now_seconds() + 330, body);
     let (status, answer) = receive(&server, &token, &pairs(&future_call), body).await;
     assert_error(status, &answer, 401, "timestamp_out_of_tolerance");
 
@@ -322,7 +324,7 @@ async fn verify_is_validated_masked_and_removable() {
         .command("webhook.put", &[("uuid", token), ("verify", "")])
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
-    assert_eq!(changed["verify"], Value::Null);
+    assert!(changed.get("verify").is_none(), "{changed}");
     let (status, answer) = receive(&server, token, &[], "{}").await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }

@@ -219,10 +219,11 @@ pub struct Webhook {
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`.
+    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set, so
+    /// a webhook without it answers exactly PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
-        json!({
+        let mut shown = json!({
             "eventKey": self.event_key,
             "uuid": token,
             "webhookUrl": format!("{receive_url}?token={token}"),
@@ -230,10 +231,13 @@ impl Webhook {
             "description": self.description,
             "payloadType": self.payload_type,
             "maxPayloadLength": self.max_payload_length,
-            "verify": self.verify.as_ref().map(verify::Verification::to_api_json),
             "createdAt": self.created_at.to_rfc3339(),
             "updatedAt": self.updated_at.to_rfc3339(),
-        })
+        });
+        if let Some(verification) = &self.verify {
+            shown["verify"] = verification.to_api_json();
+        }
+        shown
     }
 }
 

@@ -465,6 +465,9 @@ mod tests {
             let rotated =
                 config(json!({"scheme": "standard-webhooks", "secrets": [other, secret]}));
             assert_eq!(rotated.verify(&h, body, ts + 299), Ok(()));
+            // Exactly the tolerance away, either way, is still accepted.
+            assert_eq!(one.verify(&h, body, ts + 300), Ok(()));
+            assert_eq!(one.verify(&h, body, ts - 300), Ok(()));
             let only_other = config(json!({"scheme": "standard-webhooks", "secret": other}));
             assert_eq!(
                 only_other.verify(&h, body, ts),
