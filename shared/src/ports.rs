@@ -12,9 +12,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
-    ResultRecord, Token, Webhook,
+    ResultRecord, Timestamp, Token, Webhook,
 };
 use crate::error::StoreError;
 
@@ -33,8 +34,14 @@ pub trait WebhookStore: Send + Sync {
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>>;
     /// All webhooks, oldest first.
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
-    /// Removes the webhook; false if there was none.
+    /// Removes the webhook (and its refusal count); false if there was none.
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool>;
+    /// Counts one call the webhook's signature check refused, with its code.
+    /// An atomic increment, not read-then-write: refusals may come at once.
+    /// Nothing is counted for a token no webhook has.
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()>;
+    /// The refusals counted for the webhook; `None` before the first.
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>>;
 }
 
 /// Whether a write that may be a retry actually changed anything.

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hookflow_core::config::AdminToken;
-use hookflow_core::domain::{Token, Webhook};
+use hookflow_core::domain::verify::Refusals;
+use hookflow_core::domain::{Timestamp, Token, Webhook};
 use hookflow_core::ports::Ports;
 use hookflow_core::ports::{StoreResult, WebhookStore};
 use hookflow_core::wiring;
@@ -17,10 +18,12 @@ use http::{Request, Response};
 
 const ADMIN: &str = "test-admin-token-0123456789";
 
-/// Counts `get_by_token`, the receive path's webhook read.
+/// Counts `get_by_token`, the receive path's webhook read, and the refusal
+/// counter's writes.
 struct CountingWebhooks {
     inner: Arc<dyn WebhookStore>,
     reads: AtomicUsize,
+    refusal_writes: AtomicUsize,
 }
 
 #[async_trait]
@@ -41,6 +44,13 @@ impl WebhookStore for CountingWebhooks {
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
         self.inner.delete_webhook(token).await
     }
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        self.refusal_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_refusal(token, code, at).await
+    }
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        self.inner.refusals(token).await
+    }
 }
 
 fn gateway() -> (Gateway, Arc<CountingWebhooks>) {
@@ -48,6 +58,7 @@ fn gateway() -> (Gateway, Arc<CountingWebhooks>) {
     let webhooks = Arc::new(CountingWebhooks {
         inner: ports.webhooks.clone(),
         reads: AtomicUsize::new(0),
+        refusal_writes: AtomicUsize::new(0),
     });
     ports.webhooks = webhooks.clone();
     let settings = Settings {
@@ -234,4 +245,56 @@ async fn the_head_alone_decides_refusals() {
         panic!("a form body may carry the token");
     };
     assert_eq!(admission.body_limit(), Settings::default().max_body_bytes);
+}
+
+/// A verified call costs the same one webhook read as any other and writes
+/// nothing for the refusal counter; only a refused call writes it.
+#[tokio::test]
+async fn only_a_refused_signature_writes_the_refusal_counter() {
+    let (gateway, webhooks) = gateway();
+    let created = gateway
+        .handle(request(
+            "POST",
+            "/api/v3/command/webhook.put",
+            &[
+                ("authorization", &format!("Bearer {ADMIN}")),
+                ("content-type", "application/json"),
+            ],
+            r#"{"eventKey":"webhook.verified","verify":{"scheme":"github","secret":"It's a Secret to Everybody"}}"#,
+        ))
+        .await;
+    assert_eq!(created.status(), 200);
+    let hook: serde_json::Value = serde_json::from_slice(created.body()).unwrap();
+    let token = hook["uuid"].as_str().unwrap().to_owned();
+    let signature = (
+        "x-hub-signature-256",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    );
+    let reads_before = webhooks.reads.load(Ordering::SeqCst);
+    let accepted = admitted_then_handled(
+        &gateway,
+        request(
+            "POST",
+            "/api/v3/webhook.receive",
+            &[("token", &token), signature],
+            "Hello, World!",
+        ),
+    )
+    .await;
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(webhooks.reads.load(Ordering::SeqCst) - reads_before, 1);
+    assert_eq!(webhooks.refusal_writes.load(Ordering::SeqCst), 0);
+
+    let refused = admitted_then_handled(
+        &gateway,
+        request(
+            "POST",
+            "/api/v3/webhook.receive",
+            &[("token", &token), signature],
+            "Hello, World?",
+        ),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(webhooks.refusal_writes.load(Ordering::SeqCst), 1);
 }

@@ -24,5 +24,6 @@ mod side_effects;
 mod slow_clients;
 mod token_never_stored;
 mod unread_answers;
+mod verify;
 mod wal_bound;
 mod webhooks;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::domain::{EventKey, PipelineDefinition, Token, Webhook};
+use crate::domain::verify::Refusals;
+use crate::domain::{EventKey, PipelineDefinition, Timestamp, Token, Webhook};
 use crate::ports::{PipelineStore, StoreResult, WebhookStore};
 
 /// Most entries kept; beyond it the cache starts over (tokens are unbounded input).
@@ -105,6 +106,14 @@ impl WebhookStore for CachedWebhooks {
         let deleted = self.inner.delete_webhook(token).await;
         self.cache.forget(token);
         deleted
+    }
+
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        self.inner.record_refusal(token, code, at).await
+    }
+
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        self.inner.refusals(token).await
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::job_wait::receive_within;
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome, ResultRecord,
     Timestamp, Token, Webhook,
@@ -23,6 +24,7 @@ use crate::ports::{
 #[derive(Default)]
 struct Tables {
     webhooks: BTreeMap<Token, Webhook>,
+    refusals: HashMap<Token, Refusals>,
     events: HashMap<CorrelationId, EventRecord>,
     outcomes: HashMap<CorrelationId, BTreeMap<String, PipelineOutcome>>,
     effects: HashSet<(CorrelationId, String)>,
@@ -92,7 +94,30 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
-        Ok(self.tables().webhooks.remove(token).is_some())
+        let mut t = self.tables();
+        t.refusals.remove(token);
+        Ok(t.webhooks.remove(token).is_some())
+    }
+
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        let mut t = self.tables();
+        if !t.webhooks.contains_key(token) {
+            return Ok(());
+        }
+        let refused = t.refusals.get(token).map_or(0, |r| r.refused) + 1;
+        t.refusals.insert(
+            *token,
+            Refusals {
+                refused,
+                last_code: code.to_owned(),
+                last_at: at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        Ok(self.tables().refusals.get(token).cloned())
     }
 }
 

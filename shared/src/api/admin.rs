@@ -134,7 +134,15 @@ impl Gateway {
         match selector.uuid {
             Some(token) => {
                 let webhook = webhooks::service::get(&*self.ports.webhooks, &token).await?;
-                Ok(webhook.to_api_json(receive_url))
+                let mut shown = webhook.to_api_json(receive_url);
+                if webhook.verify.is_some() {
+                    let refusals = self.ports.webhooks.refusals(&token).await?;
+                    shown["verification"] = json!({
+                        "refused": refusals.as_ref().map_or(0, |r| r.refused),
+                        "lastRefusal": refusals.as_ref().map(|r| r.last_refusal_json()),
+                    });
+                }
+                Ok(shown)
             }
             None => {
                 let all = self.ports.webhooks.list_webhooks().await?;

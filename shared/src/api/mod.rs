@@ -366,7 +366,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::domain::Token;
+    use crate::domain::verify::Refusals;
+    use crate::domain::{Timestamp, Token};
     use crate::error::StoreError;
     use crate::ports::{StoreResult, WebhookStore};
 
@@ -394,6 +395,17 @@ mod tests {
             down()
         }
         async fn delete_webhook(&self, _token: &Token) -> StoreResult<bool> {
+            down()
+        }
+        async fn record_refusal(
+            &self,
+            _token: &Token,
+            _code: &str,
+            _at: Timestamp,
+        ) -> StoreResult<()> {
+            down()
+        }
+        async fn refusals(&self, _token: &Token) -> StoreResult<Option<Refusals>> {
             down()
         }
     }

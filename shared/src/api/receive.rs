@@ -18,6 +18,7 @@ use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
     Webhook,
 };
+use crate::inbound::verify::Refusal;
 use crate::limits::parse_json_within_depth;
 
 /// Request headers never stored with an event: they carry credentials.
@@ -64,6 +65,12 @@ impl Gateway {
         };
         if body.len() > webhook.max_payload_length as usize {
             return Err(webhook_payload_too_large(&webhook));
+        }
+        if let Some(verification) = &webhook.verify {
+            let now_seconds = Timestamp::now().0 / 1000;
+            if let Err(refusal) = verification.verify(&head.headers, &body, now_seconds) {
+                return Err(self.refuse_signature(&webhook, refusal).await);
+            }
         }
 
         let polling_redirect =
@@ -174,6 +181,28 @@ impl Gateway {
         .ok_or_else(|| {
             ApiError::not_found("webhook_not_found", "no enabled webhook has this token")
         })
+    }
+}
+
+impl Gateway {
+    /// 401 for a call whose signature does not verify. Nothing of the call is
+    /// stored or logged: only which webhook refused it, and why.
+    async fn refuse_signature(&self, webhook: &Webhook, refusal: Refusal) -> ApiError {
+        tracing::info!(
+            event_key = %webhook.event_key,
+            code = refusal.code(),
+            "call refused: signature not verified"
+        );
+        // The caller is refused either way: a count that failed is only logged.
+        if let Err(err) = self
+            .ports
+            .webhooks
+            .record_refusal(&webhook.token, refusal.code(), Timestamp::now())
+            .await
+        {
+            tracing::warn!(event_key = %webhook.event_key, error = %err, "refusal not counted");
+        }
+        ApiError::new(StatusCode::UNAUTHORIZED, refusal.code(), refusal.message())
     }
 }
 

@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod outgoing;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -209,16 +210,20 @@ pub struct Webhook {
     pub enabled: bool,
     pub payload_type: PayloadType,
     pub max_payload_length: u32,
+    /// The sender's signature every call must carry; `None` checks none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<verify::Verification>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`.
+    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set, so
+    /// a webhook without it answers exactly PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
-        json!({
+        let mut shown = json!({
             "eventKey": self.event_key,
             "uuid": token,
             "webhookUrl": format!("{receive_url}?token={token}"),
@@ -228,7 +233,11 @@ impl Webhook {
             "maxPayloadLength": self.max_payload_length,
             "createdAt": self.created_at.to_rfc3339(),
             "updatedAt": self.updated_at.to_rfc3339(),
-        })
+        });
+        if let Some(verification) = &self.verify {
+            shown["verify"] = verification.to_api_json();
+        }
+        shown
     }
 }
 

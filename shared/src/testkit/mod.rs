@@ -44,6 +44,7 @@ pub fn sample_webhook() -> Webhook {
         enabled: true,
         payload_type: PayloadType::Base64,
         max_payload_length: 1024,
+        verify: None,
         created_at: now,
         updated_at: now,
     }

@@ -1,8 +1,10 @@
 //! The rules of [`WebhookStore`](crate::ports::WebhookStore).
 
 use super::{sample_webhook, unique_key};
+use crate::domain::verify::Refusals;
 use crate::domain::{Timestamp, Token};
 use crate::error::{Conflict, StoreError};
+use crate::inbound::verify::Verification;
 use crate::ports::WebhookStore;
 
 /// The rules of [`WebhookStore`].
@@ -42,6 +44,85 @@ pub async fn webhook_store_conformance(store: &dyn WebhookStore) {
         store.get_by_token(&same_token.token).await.unwrap(),
         Some(a.clone()),
         "conflict changed nothing"
+    );
+
+    // The signature check is stored with its secrets in clear (only answers mask them).
+    let mut verified = sample_webhook();
+    verified.verify = Some(
+        Verification::from_json(&serde_json::json!({
+            "scheme": "hmac", "secrets": ["old-secret", "new-secret"], "header": "X-Signature",
+            "algorithm": "sha512", "encoding": "base64", "prefix": "v1=", "toleranceSeconds": 60
+        }))
+        .expect("valid verify"),
+    );
+    store
+        .insert_webhook(&verified)
+        .await
+        .expect("insert verified");
+    assert_eq!(
+        store.get_by_token(&verified.token).await.unwrap(),
+        Some(verified.clone()),
+        "verify round-trips with its secrets"
+    );
+    assert_eq!(store.refusals(&verified.token).await.unwrap(), None);
+    store
+        .record_refusal(&verified.token, "signature_missing", Timestamp(1_000))
+        .await
+        .expect("count a refusal");
+    store
+        .record_refusal(&verified.token, "signature_invalid", Timestamp(2_000))
+        .await
+        .expect("count a refusal");
+    let unknown = Token::generate();
+    store
+        .record_refusal(&unknown, "signature_invalid", Timestamp(2_000))
+        .await
+        .expect("a refusal of no webhook");
+    assert_eq!(
+        store.refusals(&unknown).await.unwrap(),
+        None,
+        "nothing is counted for a token no webhook has"
+    );
+
+    verified.verify = None;
+    store
+        .update_webhook(&verified)
+        .await
+        .expect("remove verify");
+    assert_eq!(
+        store.get_by_token(&verified.token).await.unwrap(),
+        Some(verified.clone()),
+        "an update removes verify"
+    );
+    assert_eq!(
+        store.refusals(&verified.token).await.unwrap(),
+        Some(Refusals {
+            refused: 2,
+            last_code: "signature_invalid".into(),
+            last_at: Timestamp(2_000),
+        }),
+        "refusals are counted, the last one kept, and an update keeps them"
+    );
+    // Refusals arriving at once are each counted: an increment, not read-then-write.
+    let racing = (0..16)
+        .map(|i| store.record_refusal(&verified.token, "signature_missing", Timestamp(3_000 + i)));
+    for counted in futures_util::future::join_all(racing).await {
+        counted.expect("count a racing refusal");
+    }
+    assert_eq!(
+        store
+            .refusals(&verified.token)
+            .await
+            .unwrap()
+            .map(|r| r.refused),
+        Some(18),
+        "16 racing refusals all counted"
+    );
+    assert!(store.delete_webhook(&verified.token).await.unwrap());
+    assert_eq!(
+        store.refusals(&verified.token).await.unwrap(),
+        None,
+        "a delete removes the count"
     );
 
     let b = sample_webhook();

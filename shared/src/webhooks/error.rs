@@ -36,6 +36,7 @@ impl WebhookError {
             "enabled" => "invalid_enabled",
             "payloadType" => "invalid_payload_type",
             "maxPayloadLength" => "invalid_max_payload_length",
+            "verify" => "invalid_verify",
             _ => "invalid_parameter",
         };
         WebhookError::Invalid {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, de};
 
 use super::error::WebhookError;
 use crate::domain::{EventKey, PayloadType, Timestamp, Token, Webhook};
+use crate::inbound::verify::Verification;
 
 /// Most bytes a webhook may accept per call (the spec's ceiling for
 /// `maxPayloadLength`), and the default of `HOOKFLOW_MAX_BODY_BYTES`.
@@ -43,6 +44,10 @@ pub struct WebhookPut {
     /// The body bound of a call, in bytes.
     #[serde(default, deserialize_with = "max_payload_length")]
     pub max_payload_length: Option<u32>,
+    /// The sender's signature calls must carry; `Some(None)` removes the check
+    /// (it was sent empty). A JSON object, sent as JSON text in a query or form.
+    #[serde(default, deserialize_with = "verify")]
+    pub verify: Option<Option<Verification>>,
 }
 
 /// The webhook `webhook.get` and `webhook.delete` act on, if one is named.
@@ -65,6 +70,7 @@ impl WebhookPut {
             enabled: true,
             payload_type: PayloadType::default(),
             max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
+            verify: None,
             created_at: now,
             updated_at: now,
         };
@@ -88,6 +94,9 @@ impl WebhookPut {
         }
         if let Some(max) = self.max_payload_length {
             webhook.max_payload_length = max;
+        }
+        if let Some(verify) = self.verify {
+            webhook.verify = verify;
         }
         webhook.updated_at = now;
     }
@@ -148,6 +157,24 @@ fn parse_max_payload_length(text: &str) -> Result<u32, WebhookError> {
         })
 }
 
+/// The `verify` object as JSON text (a JSON body's object arrives as its text,
+/// a query or form sends the text itself); empty removes the check.
+fn parse_verify(text: &str) -> Result<Option<Verification>, WebhookError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    // serde_json's message would quote none of the text, but say only what is expected.
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+        WebhookError::invalid_param(
+            "verify",
+            "verify must be a JSON object, e.g. {\"scheme\":\"github\",\"secret\":\"...\"}",
+        )
+    })?;
+    Verification::from_json(&value)
+        .map(Some)
+        .map_err(|invalid| WebhookError::invalid_param("verify", invalid.0))
+}
+
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
 fn by_rule<'de, D: Deserializer<'de>, T>(
@@ -176,6 +203,10 @@ fn enabled<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 
 fn payload_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PayloadType>, D::Error> {
     by_rule(d, parse_payload_type)
+}
+
+fn verify<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Verification>>, D::Error> {
+    by_rule(d, parse_verify)
 }
 
 fn max_payload_length<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -272,6 +303,8 @@ mod tests {
             ("enabled", "1", "invalid_enabled"),
             ("payloadType", "xml", "invalid_payload_type"),
             ("maxPayloadLength", "lots", "invalid_max_payload_length"),
+            ("verify", "{\"scheme\":\"github\"}", "invalid_verify"),
+            ("verify", "github", "invalid_verify"),
         ] {
             let message = put(json!({ param: bad })).unwrap_err();
             let err = WebhookError::invalid_param(param, message);

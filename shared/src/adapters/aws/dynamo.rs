@@ -8,8 +8,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 
+use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineOutcome, ResultRecord,
     Timestamp, Token, Webhook,
@@ -149,6 +152,10 @@ impl DynamoWebhookStore {
 
     fn webhook_key(token: &Token) -> AttributeValue {
         s(format!("webhook#{}", token.reveal()))
+    }
+
+    fn refusals_key(token: &Token) -> AttributeValue {
+        s(format!("refusals#{}", token.reveal()))
     }
 
     fn claim_key(key: &EventKey) -> AttributeValue {
@@ -297,12 +304,84 @@ impl WebhookStore for DynamoWebhookStore {
             TransactWriteItem::builder()
                 .delete(self.claim_delete(&current.event_key, token)?)
                 .build(),
+            TransactWriteItem::builder()
+                .delete(built(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", Self::refusals_key(token))
+                        .build(),
+                )?)
+                .build(),
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(Ok(_)) => Ok(false),
             Err(Err(err)) => Err(err),
         }
+    }
+
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        self.add_refusal(token, code, at).await
+    }
+
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        self.read_refusals(token).await
+    }
+}
+
+impl DynamoWebhookStore {
+    /// [`WebhookStore::record_refusal`]: `ADD` is DynamoDB's atomic increment,
+    /// in one transaction with a check that the webhook exists, so a refusal
+    /// racing a delete leaves no count behind.
+    async fn add_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        let items = vec![
+            TransactWriteItem::builder()
+                .condition_check(built(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key("pk", Self::webhook_key(token))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key("pk", Self::refusals_key(token))
+                        .update_expression("ADD refused :one SET lastCode = :code, lastAt = :at")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":code", s(code))
+                        .expression_attribute_values(":at", n(at.0))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        match self.transact(items).await {
+            // Cancelled by the check: the webhook is gone, nothing to count.
+            Ok(()) | Err(Ok(_)) => Ok(()),
+            Err(Err(err)) => Err(err),
+        }
+    }
+
+    async fn read_refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::refusals_key(token))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = found.item else {
+            return Ok(None);
+        };
+        Ok(Some(Refusals {
+            refused: number(&item, "refused")? as u64,
+            last_code: text(&item, "lastCode")?.to_owned(),
+            last_at: Timestamp(number(&item, "lastAt")?),
+        }))
     }
 }
 

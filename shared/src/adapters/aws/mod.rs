@@ -6,6 +6,8 @@
 //! - webhooks table, `pk`: `webhook#<token>` holds a webhook (receive: one
 //!   GetItem); `eventkey#<key>` claims an event key for one token, written in the
 //!   same transaction as the webhook, which is how a taken key is refused (409).
+//!   `refusals#<token>` counts the calls the webhook's signature check refused
+//!   (`ADD`, an atomic increment; written only on a refusal).
 //!   Listing webhooks scans, but only for the management command.
 //! - pipelines table, `name`; GSI `byEventKey` (`eventKey`, keys only) answers
 //!   "who listens to this webhook" with one Query on receive.

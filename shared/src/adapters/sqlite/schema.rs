@@ -80,6 +80,17 @@ CREATE TABLE dead_letters (
     data          TEXT NOT NULL
 );
 ",
+    // 3: the calls each webhook's signature check refused. Apart from the
+    // webhook's document so a refusal is one atomic increment that a
+    // concurrent `webhook.put` (which rewrites the document) cannot undo.
+    "
+CREATE TABLE webhook_refusals (
+    token     TEXT PRIMARY KEY,
+    refused   INTEGER NOT NULL,
+    last_code TEXT NOT NULL,
+    last_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+",
 ];
 /// Brings the file to the newest schema version this code knows, one migration
 /// at a time. A file written by a newer hookflow is refused, not guessed at.

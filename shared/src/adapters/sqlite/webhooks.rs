@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, from_json, is_unique_violation, to_json};
-use crate::domain::{Token, Webhook};
+use crate::domain::verify::Refusals;
+use crate::domain::{Timestamp, Token, Webhook};
 use crate::error::{Conflict, StoreError};
 use crate::ports::{StoreResult, WebhookStore};
 
@@ -95,7 +96,44 @@ impl WebhookStore for SqliteStore {
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
         let token = token.reveal();
-        self.write(move |c| Ok(c.execute("DELETE FROM webhooks WHERE token = ?1", [token])? > 0))
-            .await
+        self.write(move |c| {
+            c.execute("DELETE FROM webhook_refusals WHERE token = ?1", [&token])?;
+            Ok(c.execute("DELETE FROM webhooks WHERE token = ?1", [token])? > 0)
+        })
+        .await
+    }
+
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+        let token = token.reveal().to_owned();
+        let code = code.to_owned();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO webhook_refusals (token, refused, last_code, last_at)
+                 SELECT token, 1, ?2, ?3 FROM webhooks WHERE token = ?1
+                 ON CONFLICT (token) DO UPDATE SET refused = refused + 1,
+                     last_code = excluded.last_code, last_at = excluded.last_at",
+            )?
+            .execute(params![token, code, at.0])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        let token = token.reveal().to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT refused, last_code, last_at FROM webhook_refusals WHERE token = ?1",
+            )?
+            .query_row([token], |r| {
+                Ok(Refusals {
+                    refused: r.get::<_, i64>(0)? as u64,
+                    last_code: r.get(1)?,
+                    last_at: Timestamp(r.get(2)?),
+                })
+            })
+            .optional()
+        })
+        .await
     }
 }
