@@ -26,6 +26,10 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use hookflow_core::adapters::sqlite::wal_path;
+use hookflow_core::domain::Timestamp;
+use hookflow_core::outgoing::signing::{
+    ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header,
+};
 
 use crate::serve::DATABASE_FILE;
 
@@ -67,8 +71,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let wal = wal_path(&data_dir.join(DATABASE_FILE));
     let (mut server, addr) = start_server(&data_dir).await?;
     let pid = server.id().context("server pid")?;
-    let plain = create_webhook(&addr, "webhook.bench.lead").await?;
-    let piped = create_webhook(&addr, "webhook.bench.pipeline").await?;
+    let plain = create_webhook(&addr, "webhook.bench.lead", None).await?;
+    let piped = create_webhook(&addr, "webhook.bench.pipeline", None).await?;
+    let verify = format!(r#"{{"scheme":"standard-webhooks","secret":"{VERIFY_SECRET}"}}"#);
+    let verified = create_webhook(&addr, "webhook.bench.verified", Some(&verify)).await?;
+    let kilobyte = Bytes::from(kilobyte_body());
     put_pipeline(&addr).await?;
     if cfg!(debug_assertions) {
         eprintln!(
@@ -81,23 +88,38 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let endpoint = start_endpoint().await?;
     register_outgoing(&addr, &endpoint).await?;
+    let receive = |token: &str, body: Bytes, expected: Option<String>, sign: bool| Call::Receive {
+        token: token.to_owned(),
+        body,
+        expected,
+        sign,
+    };
+    let small = Bytes::from_static(BODY.as_bytes());
     let scenarios = [
         (
-            "webhook.receive, no listener (accepted and stored)",
-            Call::Receive {
-                token: plain,
-                expected: None,
-            },
+            "webhook.receive, no listener (accepted and stored)".to_owned(),
+            receive(&plain, small.clone(), None, false),
         ),
         (
-            "webhook.receive with a one-step pipeline (answered with its result)",
-            Call::Receive {
-                token: piped,
-                expected: Some(BODY.to_uppercase()),
-            },
+            "webhook.receive with a one-step pipeline (answered with its result)".to_owned(),
+            receive(&piped, small, Some(BODY.to_uppercase()), false),
         ),
         (
-            "webhook.send, signed, to an endpoint on loopback (answered with its reply)",
+            format!(
+                "webhook.receive, {} B JSON body, no signature check",
+                kilobyte.len()
+            ),
+            receive(&plain, kilobyte.clone(), None, false),
+        ),
+        (
+            format!(
+                "verified receive: the same {} B body signed (standard-webhooks), checked",
+                kilobyte.len()
+            ),
+            receive(&verified, kilobyte, None, true),
+        ),
+        (
+            "webhook.send, signed, to an endpoint on loopback (answered with its reply)".to_owned(),
             Call::Send,
         ),
     ];
@@ -241,11 +263,26 @@ async fn put_pipeline(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_webhook(addr: &str, event_key: &str) -> anyhow::Result<String> {
+/// The secret the verified-receive scenario signs with (a bench's own, public).
+const VERIFY_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A JSON object of about 1 KB, the body of the verified-receive scenario.
+fn kilobyte_body() -> String {
+    let note = "x".repeat(1024 - BODY.len() - 12);
+    format!(r#"{{"a":{BODY},"note":"{note}"}}"#)
+}
+
+async fn create_webhook(
+    addr: &str,
+    event_key: &str,
+    verify: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut form = vec![("eventKey", event_key)];
+    form.extend(verify.map(|v| ("verify", v)));
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("http://{addr}/api/v3/command/webhook.put"))
         .bearer_auth(BENCH_ADMIN_TOKEN)
-        .form(&[("eventKey", event_key)])
+        .form(&form)
         .send()
         .await?
         .json()
@@ -259,11 +296,14 @@ async fn create_webhook(addr: &str, event_key: &str) -> anyhow::Result<String> {
 /// What one benchmark call is.
 #[derive(Clone)]
 enum Call {
-    /// `webhook.receive` with this token; with `expected`, a call counts only when
-    /// answered `ok` with that value.
+    /// `webhook.receive` of `body` with this token; with `expected`, a call counts
+    /// only when answered `ok` with that value; with `sign`, each call is signed
+    /// as a Standard Webhooks sender does (a new message id each).
     Receive {
         token: String,
+        body: Bytes,
         expected: Option<String>,
+        sign: bool,
     },
     /// `webhook.send` of the registered bench webhook; counts when the endpoint's
     /// 200 comes back.
@@ -333,14 +373,25 @@ async fn client_loop(
     tokio::spawn(connection);
     let (mut ok, mut failed, mut latencies) = (0, 0, Vec::with_capacity(16_384));
     let body = match call {
-        Call::Receive { .. } => Bytes::from_static(BODY.as_bytes()),
+        Call::Receive { body, .. } => body.clone(),
         Call::Send => Bytes::from(format!(r#"{{"webhookId":"{OUTGOING_ID}","data":{BODY}}}"#)),
     };
     let authorization = format!("Bearer {BENCH_ADMIN_TOKEN}");
     while Instant::now() < deadline {
         let req = match call {
-            Call::Receive { token, .. } => {
-                Request::post("/api/v3/command/webhook.receive").header("token", token.as_str())
+            Call::Receive { token, sign, .. } => {
+                let req = Request::post("/api/v3/command/webhook.receive")
+                    .header("token", token.as_str());
+                if *sign {
+                    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                    let at = Timestamp::now().epoch_seconds();
+                    let signature = signature_header([VERIFY_SECRET], &id, at, &body);
+                    req.header(ID_HEADER, id)
+                        .header(TIMESTAMP_HEADER, at)
+                        .header(SIGNATURE_HEADER, signature)
+                } else {
+                    req
+                }
             }
             Call::Send => Request::post("/api/v3/command/webhook.send")
                 .header("authorization", authorization.as_str()),
