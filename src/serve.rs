@@ -23,6 +23,7 @@ use hookflow_core::api::ApiError;
 use hookflow_core::api::{MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, declared_length, error_response};
 use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
+use hookflow_core::inbound::source::PeerAddr;
 use hookflow_core::pipeline::worker::QUEUE_POLL_WAIT;
 use hookflow_core::ports::Housekeeping;
 use hookflow_core::wiring;
@@ -452,10 +453,10 @@ async fn serve_http(
             accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff.succeeded();
-                stream
+                (stream, PeerAddr(peer.ip()))
             }
             Err(err) => {
                 drop(slot);
@@ -470,8 +471,9 @@ async fn serve_http(
         let io = TokioIo::new(WriteTimeout::new(stream, door.limits.write_timeout));
         let service = {
             let door = door.clone();
-            service_fn(move |req| {
+            service_fn(move |mut req: Request<Incoming>| {
                 let door = door.clone();
+                req.extensions_mut().insert(peer);
                 async move { Ok::<_, Infallible>(door.handle(req).await) }
             })
         };

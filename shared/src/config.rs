@@ -100,6 +100,10 @@ pub struct Settings {
     /// `HOOKFLOW_LOOKUP_CACHE_SECONDS`: how long the AWS shape caches a webhook and
     /// its listeners per process on the receive path (default 10; 0: off).
     pub lookup_cache: Duration,
+    /// `HOOKFLOW_TRUSTED_PROXIES`: the proxies (CIDRs) whose `X-Forwarded-For`
+    /// entries are believed when finding a caller's address (default none: the
+    /// TCP peer, or API Gateway's `sourceIp`, is the caller).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `HOOKFLOW_WAL_MAX_BYTES`: the embedded shape's SQLite write-ahead log is
     /// checkpointed and truncated once it passes this size (default 64 MiB).
     pub wal_max_bytes: u64,
@@ -172,6 +176,7 @@ impl Default for Settings {
                 pipeline_budget_bytes: crate::pipeline::budget::DEFAULT_BUDGET_BYTES,
             },
             lookup_cache: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
             wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
             outgoing: OutgoingSettings::default(),
             front_door: FrontDoorSettings::default(),
@@ -304,6 +309,10 @@ impl Settings {
                     Duration::from_secs(parse_number("HOOKFLOW_LOOKUP_CACHE_SECONDS", &v, 0, 3600)?)
                 }
             },
+            trusted_proxies: match get("HOOKFLOW_TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => parse_cidrs("HOOKFLOW_TRUSTED_PROXIES", &list)?,
+            },
             wal_max_bytes: match get("HOOKFLOW_WAL_MAX_BYTES") {
                 None => defaults.wal_max_bytes,
                 Some(v) => parse_number(
@@ -316,7 +325,7 @@ impl Settings {
             outgoing: OutgoingSettings {
                 allow: match get("HOOKFLOW_OUTGOING_ALLOW") {
                     None => Vec::new(),
-                    Some(list) => parse_cidrs(&list)?,
+                    Some(list) => parse_cidrs("HOOKFLOW_OUTGOING_ALLOW", &list)?,
                 },
                 connect_timeout: millis(
                     "HOOKFLOW_OUTGOING_CONNECT_TIMEOUT_MS",
@@ -489,19 +498,9 @@ fn check_smtp_url(url: String) -> Result<String, ConfigError> {
 }
 
 /// `127.0.0.0/8, ::1/128` → ranges; a bare address is a range of one.
-fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError {
-                    name: "HOOKFLOW_OUTGOING_ALLOW",
-                    problem: format!("{item:?} is not an address range like 127.0.0.0/8"),
-                })
-        })
-        .collect()
+fn parse_cidrs(name: &'static str, list: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    crate::inbound::source::parse_ranges(list.split(','))
+        .map_err(|problem| ConfigError { name, problem })
 }
 
 fn parse_number(name: &'static str, text: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -543,8 +542,11 @@ mod tests {
             ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.0/8, ::1, 10.1.0.0/16"),
             ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "1s,200ms"),
             ("HOOKFLOW_INVOCATION_TTL_SECONDS", "7200"),
+            ("HOOKFLOW_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::1"),
         ])
         .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.trusted_proxies[1].to_string(), "2001:db8::1/128");
         assert_eq!(s.outgoing.allow.len(), 3);
         assert_eq!(s.outgoing.allow[1].to_string(), "::1/128");
         assert_eq!(s.outgoing.retry_schedule.max_attempts(), 3);
@@ -625,6 +627,7 @@ mod tests {
         for (name, value) in [
             ("HOOKFLOW_OUTGOING_ALLOW", "127.0.0.1/33"),
             ("HOOKFLOW_OUTGOING_ALLOW", "localhost"),
+            ("HOOKFLOW_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
             ("HOOKFLOW_OUTGOING_RETRY_SCHEDULE", "5s,1d"),
             ("HOOKFLOW_OUTGOING_TIMEOUT_MS", "fast"),
             ("HOOKFLOW_INVOCATION_TTL_SECONDS", "3600"),

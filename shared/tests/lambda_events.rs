@@ -570,3 +570,37 @@ async fn a_job_whose_stored_event_cannot_be_decoded_is_dead_lettered_with_an_err
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(dead[0].1.starts_with("stored event unreadable"), "{dead:?}");
 }
+
+/// `allowedSources` judges API Gateway's `sourceIp` (203.0.113.17 in the event
+/// file), never an `X-Forwarded-For` the caller wrote.
+#[tokio::test]
+async fn allowed_sources_judge_the_api_gateway_source_ip() {
+    let ports = Ports::memory();
+    let gw = gateway(ports.clone());
+    let (status, _, created) = call(&gw, include_str!("../../events/admin-webhook-put.json")).await;
+    assert_eq!(status, 200, "{created}");
+    let mut webhook = ports
+        .webhooks
+        .get_by_token(&hookflow_core::domain::Token::parse(TOKEN).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let receive = include_str!("../../events/receive-get-token-query.json");
+    let mut spoofed: Value = serde_json::from_str(receive).unwrap();
+    spoofed["headers"]["x-forwarded-for"] = json!("198.51.100.5");
+    let spoofed = spoofed.to_string();
+
+    for (allowed, event, expected) in [
+        ("203.0.113.0/24", receive, 200),
+        ("198.51.100.0/24", receive, 403),
+        ("198.51.100.0/24", spoofed.as_str(), 403),
+    ] {
+        webhook.allowed_sources = vec![allowed.parse().unwrap()];
+        ports.webhooks.update_webhook(&webhook).await.unwrap();
+        let (status, _, answer) = call(&gw, event).await;
+        assert_eq!(status, expected, "{allowed}: {answer}");
+        if expected == 403 {
+            assert_eq!(answer["error"]["code"], "source_not_allowed");
+        }
+    }
+}

@@ -22,6 +22,7 @@ mod results;
 mod runaway_pipelines;
 mod side_effects;
 mod slow_clients;
+mod sources;
 mod token_never_stored;
 mod unread_answers;
 mod verify;

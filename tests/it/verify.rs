@@ -66,6 +66,15 @@ fn standard_webhooks_headers(
     timestamp: i64,
     body: &str,
 ) -> Vec<(String, String)> {
+    signed_by_reference(
+        python,
+        json!({"secret": secret, "id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", "timestamp": timestamp, "body": body}),
+    )
+}
+
+/// The headers tests/sign_webhook.py answers for `input`: the sender's own
+/// library signs (the secret goes over stdin, never on a command line).
+fn signed_by_reference(python: &std::path::Path, input: Value) -> Vec<(String, String)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sign_webhook.py");
     let mut child = Command::new(python)
         .arg(script)
@@ -73,7 +82,6 @@ fn standard_webhooks_headers(
         .stdout(Stdio::piped())
         .spawn()
         .expect("run the signer");
-    let input = json!({"secret": secret, "id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", "timestamp": timestamp, "body": body});
     child
         .stdin
         .take()
@@ -230,9 +238,43 @@ async fn github_documented_example_over_http() {
     assert_error(status, &answer, 401, "signature_invalid");
 }
 
+/// The `stripe` package's own signing helper
+/// (`WebhookSignature.generate_signature_header`) makes a header that
+/// verifies; the same header over a tampered body, or too old, does not.
+#[tokio::test]
+async fn stripe_signed_by_the_stripe_package() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let server = Server::start().await;
+    let secret = hookflow_core::outgoing::signing::generate_secret();
+    let token = webhook_verifying(
+        &server,
+        "webhook.signed.stripe.package",
+        json!({"scheme": "stripe", "secret": secret}),
+    )
+    .await;
+    let body =
+        r#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event","type":"charge.succeeded"}"#;
+    let sign = |timestamp: i64| {
+        signed_by_reference(
+            &python,
+            json!({"scheme": "stripe", "secret": secret, "timestamp": timestamp, "body": body}),
+        )
+    };
+    let signed = sign(now_seconds());
+    let (status, answer) = receive(&server, &token, &pairs(&signed), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let tampered = body.replace("charge.succeeded", "charge.refunded");
+    let (status, answer) = receive(&server, &token, &pairs(&signed), &tampered).await;
+    assert_error(status, &answer, 401, "signature_invalid");
+    let stale = sign(now_seconds() - 301);
+    let (status, answer) = receive(&server, &token, &pairs(&stale), body).await;
+    assert_error(status, &answer, 401, "timestamp_out_of_tolerance");
+}
+
 /// Stripe's scheme, signed here with the hmac crate (not hookflow's code):
-/// `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>.<body>">`. The `stripe` package is not
-/// in the test venv.
+/// `t=<ts>,v1=<hex HMAC-SHA256 of "<ts>.<body>">`; Shopify's likewise.
 #[tokio::test]
 async fn stripe_and_shopify_signed_by_a_separate_implementation() {
     let server = Server::start().await;

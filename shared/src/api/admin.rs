@@ -135,7 +135,8 @@ impl Gateway {
             Some(token) => {
                 let webhook = webhooks::service::get(&*self.ports.webhooks, &token).await?;
                 let mut shown = webhook.to_api_json(receive_url);
-                if webhook.verify.is_some() {
+                // Only a webhook that can refuse calls has a counter to show.
+                if webhook.verify.is_some() || !webhook.allowed_sources.is_empty() {
                     let refusals = self.ports.webhooks.refusals(&token).await?;
                     shown["verification"] = json!({
                         "refused": refusals.as_ref().map_or(0, |r| r.refused),

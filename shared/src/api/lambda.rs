@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::header::{COOKIE, HeaderValue};
 
 use super::{ApiError, Gateway, error_response};
+use crate::inbound::source::PeerAddr;
 
 /// Answers one API Gateway request with the core router.
 pub async fn handle_http(
@@ -52,6 +53,13 @@ fn request_of(event: ApiGatewayV2httpRequest) -> Result<http::Request<Bytes>, Ap
         Some(text) => Bytes::from(text),
     };
     let mut request = http::Request::new(body);
+    // API Gateway's view of the caller: the TCP peer it saw, which a client
+    // cannot set (an `X-Forwarded-For` it sends arrives as a plain header).
+    if let Some(addr) = (event.request_context.http.source_ip.as_deref())
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+    {
+        request.extensions_mut().insert(PeerAddr(addr));
+    }
     *request.method_mut() = event.request_context.http.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = event.headers;

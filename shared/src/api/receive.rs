@@ -18,7 +18,8 @@ use crate::domain::{
     CorrelationId, Event, EventRecord, FilePart, PayloadType, PipelineJob, Timestamp, Token,
     Webhook,
 };
-use crate::inbound::verify::Refusal;
+use crate::inbound::Refusal;
+use crate::inbound::source::{PeerAddr, client_address, is_allowed};
 use crate::limits::parse_json_within_depth;
 
 /// Request headers never stored with an event: they carry credentials.
@@ -66,10 +67,17 @@ impl Gateway {
         if body.len() > webhook.max_payload_length as usize {
             return Err(webhook_payload_too_large(&webhook));
         }
+        if !webhook.allowed_sources.is_empty()
+            && !self
+                .caller_address(&head)
+                .is_some_and(|addr| is_allowed(addr, &webhook.allowed_sources))
+        {
+            return Err(self.refuse(&webhook, Refusal::SourceNotAllowed).await);
+        }
         if let Some(verification) = &webhook.verify {
             let now_seconds = Timestamp::now().0 / 1000;
             if let Err(refusal) = verification.verify(&head.headers, &body, now_seconds) {
-                return Err(self.refuse_signature(&webhook, refusal).await);
+                return Err(self.refuse(&webhook, refusal).await);
             }
         }
 
@@ -185,13 +193,35 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// 401 for a call whose signature does not verify. Nothing of the call is
-    /// stored or logged: only which webhook refused it, and why.
-    async fn refuse_signature(&self, webhook: &Webhook, refusal: Refusal) -> ApiError {
+    /// The caller's address: the peer the shell saw (TCP peer, or API Gateway's
+    /// `sourceIp`), or behind trusted proxies the rightmost untrusted
+    /// `X-Forwarded-For` entry. `None` when the shell gave no peer: a webhook
+    /// with an allowlist then refuses the call rather than guess.
+    fn caller_address(&self, head: &Parts) -> Option<std::net::IpAddr> {
+        let peer = head.extensions.get::<PeerAddr>()?.0;
+        // A value that is not text reads as a malformed entry, which ends the
+        // walk at the last trusted hop instead of skipping to earlier entries.
+        let forwarded: Vec<&str> = head
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect();
+        Some(client_address(
+            peer,
+            &forwarded,
+            &self.settings.trusted_proxies,
+        ))
+    }
+
+    /// The answer to a call a webhook's source or signature rule refused
+    /// (403 for the source, 401 for a signature). Nothing of the call is stored
+    /// or logged: only which webhook refused it, and why.
+    async fn refuse(&self, webhook: &Webhook, refusal: Refusal) -> ApiError {
         tracing::info!(
             event_key = %webhook.event_key,
             code = refusal.code(),
-            "call refused: signature not verified"
+            "call refused"
         );
         // The caller is refused either way: a count that failed is only logged.
         if let Err(err) = self
@@ -202,7 +232,11 @@ impl Gateway {
         {
             tracing::warn!(event_key = %webhook.event_key, error = %err, "refusal not counted");
         }
-        ApiError::new(StatusCode::UNAUTHORIZED, refusal.code(), refusal.message())
+        let status = match refusal {
+            Refusal::SourceNotAllowed => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, refusal.code(), refusal.message())
     }
 }
 

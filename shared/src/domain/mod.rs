@@ -213,14 +213,18 @@ pub struct Webhook {
     /// The sender's signature every call must carry; `None` checks none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<verify::Verification>,
+    /// The address ranges calls may come from; empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_sources: Vec<ipnet::IpNet>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set, so
-    /// a webhook without it answers exactly PIPEFORCE's fields.
+    /// URL of `webhook.receive`. `verify` (its secrets masked) and
+    /// `allowedSources` only when set, so a webhook without them answers
+    /// exactly PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
         let mut shown = json!({
@@ -236,6 +240,9 @@ impl Webhook {
         });
         if let Some(verification) = &self.verify {
             shown["verify"] = verification.to_api_json();
+        }
+        if !self.allowed_sources.is_empty() {
+            shown["allowedSources"] = json!(self.allowed_sources);
         }
         shown
     }

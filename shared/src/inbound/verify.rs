@@ -13,6 +13,7 @@ use http::HeaderMap;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use super::Refusal;
 use crate::domain::outgoing::SecretText;
 pub use crate::domain::verify::{Algorithm, Encoding, Scheme, Verification};
 use crate::outgoing::signing;
@@ -23,39 +24,6 @@ pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 pub const MAX_SECRETS: usize = 5;
 /// Longest secret accepted.
 const MAX_SECRET_LEN: usize = 512;
-
-/// Why a call was refused; each is answered 401 with its code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A header the scheme needs is absent or malformed.
-    SignatureMissing,
-    /// No secret produces the signature sent.
-    SignatureInvalid,
-    /// The signed timestamp is further from now than the tolerance.
-    TimestampOutOfTolerance,
-}
-
-impl Refusal {
-    /// The stable error code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Refusal::SignatureMissing => "signature_missing",
-            Refusal::SignatureInvalid => "signature_invalid",
-            Refusal::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
-        }
-    }
-
-    /// What the caller is told (nothing about the secrets or the expected value).
-    pub fn message(self) -> &'static str {
-        match self {
-            Refusal::SignatureMissing => "the call carries no signature this webhook can check",
-            Refusal::SignatureInvalid => "the signature does not match the body",
-            Refusal::TimestampOutOfTolerance => {
-                "the signed timestamp is too far from the current time"
-            }
-        }
-    }
-}
 
 /// A `webhook.put` `verify` value that does not fit: the reason, for `invalid_verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]

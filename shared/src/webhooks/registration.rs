@@ -7,10 +7,12 @@
 //! a rule refuses fails deserialization with the rule's message; the caller
 //! names the parameter, and [`WebhookError::invalid_param`] gives its code.
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, de};
 
 use super::error::WebhookError;
 use crate::domain::{EventKey, PayloadType, Timestamp, Token, Webhook};
+use crate::inbound::source::parse_ranges;
 use crate::inbound::verify::Verification;
 
 /// Most bytes a webhook may accept per call (the spec's ceiling for
@@ -20,6 +22,9 @@ pub const MAX_PAYLOAD_LENGTH_LIMIT: u32 = 4_194_304;
 pub const DEFAULT_MAX_PAYLOAD_LENGTH: u32 = 512_000;
 /// Longest webhook description, in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 2000;
+/// Most address ranges in a webhook's `allowedSources` (GitHub's hook ranges are
+/// four; a partner's offices a handful).
+pub const MAX_ALLOWED_SOURCES: usize = 100;
 
 /// What `webhook.put` says. A create needs `event_key`; an edit names the
 /// webhook by `uuid` and changes only the fields given.
@@ -48,6 +53,10 @@ pub struct WebhookPut {
     /// (it was sent empty). A JSON object, sent as JSON text in a query or form.
     #[serde(default, deserialize_with = "verify")]
     pub verify: Option<Option<Verification>>,
+    /// The address ranges calls may come from; `Some(vec![])` allows any again
+    /// (it was sent empty). A JSON array, or comma-separated text.
+    #[serde(default, deserialize_with = "allowed_sources")]
+    pub allowed_sources: Option<Vec<IpNet>>,
 }
 
 /// The webhook `webhook.get` and `webhook.delete` act on, if one is named.
@@ -71,6 +80,7 @@ impl WebhookPut {
             payload_type: PayloadType::default(),
             max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
             verify: None,
+            allowed_sources: Vec::new(),
             created_at: now,
             updated_at: now,
         };
@@ -97,6 +107,9 @@ impl WebhookPut {
         }
         if let Some(verify) = self.verify {
             webhook.verify = verify;
+        }
+        if let Some(allowed_sources) = self.allowed_sources {
+            webhook.allowed_sources = allowed_sources;
         }
         webhook.updated_at = now;
     }
@@ -175,6 +188,31 @@ fn parse_verify(text: &str) -> Result<Option<Verification>, WebhookError> {
         .map_err(|invalid| WebhookError::invalid_param("verify", invalid.0))
 }
 
+/// Address ranges as a JSON array of strings (how a JSON body's array arrives)
+/// or comma-separated text (a query or form); empty allows any source. At most
+/// [`MAX_ALLOWED_SOURCES`].
+fn parse_allowed_sources(text: &str) -> Result<Vec<IpNet>, WebhookError> {
+    let invalid = |message: String| WebhookError::invalid_param("allowedSources", message);
+    let text = text.trim();
+    let ranges = if text.starts_with('[') {
+        let items: Vec<String> = serde_json::from_str(text).map_err(|_| {
+            invalid(
+                "allowedSources must be a list of address ranges like [\"192.0.2.0/24\"]".into(),
+            )
+        })?;
+        parse_ranges(items.iter().map(String::as_str))
+    } else {
+        parse_ranges(text.split(','))
+    }
+    .map_err(|problem| invalid(format!("allowedSources: {problem}")))?;
+    if ranges.len() > MAX_ALLOWED_SOURCES {
+        return Err(invalid(format!(
+            "allowedSources may hold at most {MAX_ALLOWED_SOURCES} ranges"
+        )));
+    }
+    Ok(ranges)
+}
+
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
 fn by_rule<'de, D: Deserializer<'de>, T>(
@@ -207,6 +245,10 @@ fn payload_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PayloadType>, 
 
 fn verify<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Verification>>, D::Error> {
     by_rule(d, parse_verify)
+}
+
+fn allowed_sources<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<IpNet>>, D::Error> {
+    by_rule(d, parse_allowed_sources)
 }
 
 fn max_payload_length<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -259,6 +301,39 @@ mod tests {
     }
 
     #[test]
+    fn allowed_sources_are_a_json_list_or_commas_bounded_in_count() {
+        let from_json = put(json!({"allowedSources": "[\"192.30.252.0/22\", \"2606:50c0::/32\"]"}))
+            .unwrap()
+            .allowed_sources
+            .unwrap();
+        let from_text = put(json!({"allowedSources": "192.30.252.0/22, 2606:50c0::/32"}))
+            .unwrap()
+            .allowed_sources
+            .unwrap();
+        assert_eq!(from_json, from_text);
+        assert_eq!(from_json[1].to_string(), "2606:50c0::/32");
+        assert_eq!(
+            put(json!({"allowedSources": ""})).unwrap().allowed_sources,
+            Some(Vec::new())
+        );
+        let list = |n: usize| {
+            let items: Vec<String> = (0..n).map(|i| format!("10.0.{i}.0/24")).collect();
+            json!({ "allowedSources": items.join(",") })
+        };
+        assert_eq!(
+            put(list(MAX_ALLOWED_SOURCES))
+                .unwrap()
+                .allowed_sources
+                .map(|r| r.len()),
+            Some(MAX_ALLOWED_SOURCES)
+        );
+        assert_eq!(
+            put(list(MAX_ALLOWED_SOURCES + 1)).unwrap_err(),
+            format!("allowedSources may hold at most {MAX_ALLOWED_SOURCES} ranges")
+        );
+    }
+
+    #[test]
     fn a_create_takes_the_defaults_and_an_edit_only_what_it_names() {
         let created = put(json!({"eventKey": "webhook.a", "enabled": "FALSE"}))
             .unwrap()
@@ -305,6 +380,13 @@ mod tests {
             ("maxPayloadLength", "lots", "invalid_max_payload_length"),
             ("verify", "{\"scheme\":\"github\"}", "invalid_verify"),
             ("verify", "github", "invalid_verify"),
+            ("allowedSources", "10.0.0.0/33", "invalid_allowed_sources"),
+            (
+                "allowedSources",
+                "[\"example.com\"]",
+                "invalid_allowed_sources",
+            ),
+            ("allowedSources", "[1, 2]", "invalid_allowed_sources"),
         ] {
             let message = put(json!({ param: bad })).unwrap_err();
             let err = WebhookError::invalid_param(param, message);
