@@ -20,6 +20,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use hookflow_core::adapters::aws::DEFAULT_PREFIX;
 use hookflow_core::api::ApiError;
+use hookflow_core::api::observe::{AccessLog, RequestId};
 use hookflow_core::api::{MAX_HEADER_BYTES, MAX_REQUEST_HEADERS, declared_length, error_response};
 use hookflow_core::config::{AdminToken, FrontDoorSettings};
 use hookflow_core::domain::Timestamp;
@@ -509,10 +510,24 @@ struct FrontDoor {
 }
 
 impl FrontDoor {
-    /// Judges the head, reads the body (bounded in size, time and budget), hands
-    /// the request to the core, and sends its answer.
+    /// Answers one request, with its id on the answer and one access log line.
     async fn handle(&self, req: Request<Incoming>) -> Response<AnswerBody> {
         let (mut parts, body) = req.into_parts();
+        let id = RequestId::of_request(&mut parts);
+        let access = AccessLog::begin(&parts.method, parts.uri.path(), &id);
+        let mut answer = self.answer(parts, body).await;
+        let bytes = hyper::body::Body::size_hint(answer.body()).exact();
+        access.end(&mut answer, bytes);
+        answer
+    }
+
+    /// Judges the head, reads the body (bounded in size, time and budget), hands
+    /// the request to the core, and sends its answer.
+    async fn answer(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+    ) -> Response<AnswerBody> {
         let admission = match self.gateway.admit(&mut parts).await {
             Ok(admission) => admission,
             // Refused on its head alone: the body is never read (hyper closes

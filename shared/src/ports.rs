@@ -42,6 +42,11 @@ pub trait WebhookStore: Send + Sync {
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()>;
     /// The refusals counted for the webhook; `None` before the first.
     async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>>;
+    /// Whether the store answers (the health check): one read by key, of a
+    /// token no generated webhook has, so it costs one lookup and finds nothing.
+    async fn ping(&self) -> StoreResult<()> {
+        self.get_by_token(&Token::nil()).await.map(drop)
+    }
 }
 
 /// Whether a write that may be a retry actually changed anything.

@@ -115,6 +115,12 @@ impl WebhookStore for CachedWebhooks {
     async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
         self.inner.refusals(token).await
     }
+
+    /// Always asks the store: a health check answered from the cache would
+    /// report a store that is down as up.
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
 }
 
 /// [`PipelineStore`] with `listeners_of` cached for `ttl`.

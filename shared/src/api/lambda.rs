@@ -7,6 +7,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{COOKIE, HeaderValue};
 
+use super::observe::{AccessLog, RequestId};
 use super::{ApiError, Gateway, error_response};
 use crate::inbound::source::PeerAddr;
 
@@ -15,10 +16,21 @@ pub async fn handle_http(
     gateway: &Gateway,
     event: ApiGatewayV2httpRequest,
 ) -> ApiGatewayV2httpResponse {
-    let response = match request_of(event) {
-        Ok(request) => gateway.handle(request).await,
+    let id = RequestId::of(&event.headers);
+    let access = AccessLog::begin(
+        &event.request_context.http.method,
+        event.raw_path.as_deref().unwrap_or("/"),
+        &id,
+    );
+    let mut response = match request_of(event) {
+        Ok(mut request) => {
+            request.extensions_mut().insert(id);
+            gateway.handle(request).await
+        }
         Err(err) => error_response(&err),
     };
+    let bytes = response.body().len() as u64;
+    access.end(&mut response, Some(bytes));
     response_of(response)
 }
 

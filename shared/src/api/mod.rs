@@ -8,6 +8,7 @@ mod admin;
 mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod observe;
 mod outgoing;
 mod params;
 mod receive;
@@ -28,6 +29,7 @@ use crate::outgoing::Outgoing;
 use crate::ports::{Ports, SecretSource};
 
 pub use error::ApiError;
+use observe::RequestId;
 
 /// Path of the receive command, as PIPEFORCE documents it.
 pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";
@@ -35,6 +37,8 @@ pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";
 pub const RECEIVE_ALIAS_PATH: &str = "/api/v3/webhook.receive";
 /// Path of result polling.
 pub const RESULT_PATH: &str = "/api/v3/result";
+/// Path of the health check (no auth).
+pub const HEALTH_PATH: &str = "/api/v3/health";
 /// Prefix of every management command.
 pub const COMMAND_PREFIX: &str = "/api/v3/command/";
 /// Header that carries a call's correlation id.
@@ -70,6 +74,7 @@ enum Route {
         webhook: Option<Webhook>,
     },
     Result,
+    Health,
     Command {
         name: String,
     },
@@ -90,7 +95,7 @@ impl Admission {
     /// `*.get` commands), so its answer may be refused and the caller retry.
     pub fn is_read_only(&self) -> bool {
         match &self.route {
-            Route::Result => true,
+            Route::Result | Route::Health => true,
             Route::Command { name } => name.ends_with(".get"),
             Route::Receive { .. } => false,
         }
@@ -153,15 +158,21 @@ impl Gateway {
     /// token (401), and for `webhook.receive` a token in the header or query
     /// (401/404, 413 over the webhook's `maxPayloadLength`). The admission is kept
     /// in `parts.extensions`; calling again returns it without deciding twice.
+    /// A refusal carries the request's id (`x-request-id`).
     pub async fn admit(&self, parts: &mut Parts) -> Result<Admission, Response<Bytes>> {
         if let Some(admission) = parts.extensions.get::<Admission>() {
             return Ok(admission.clone());
         }
+        let id = RequestId::of_request(parts);
         let admission = self
             .decide(parts)
-            .instrument(request_span(parts))
+            .instrument(request_span(parts, &id))
             .await
-            .map_err(|e| error_response(&e))?;
+            .map_err(|e| {
+                let mut answer = error_response(&e);
+                id.stamp(&mut answer);
+                answer
+            })?;
         parts.extensions.insert(admission.clone());
         Ok(admission)
     }
@@ -201,6 +212,10 @@ impl Gateway {
                 require_method(&parts.method, GET_POST)?;
                 Route::Result
             }
+            HEALTH_PATH => {
+                require_method(&parts.method, GET_POST)?;
+                Route::Health
+            }
             p if p.starts_with(COMMAND_PREFIX) => {
                 require_method(&parts.method, GET_POST)?;
                 self.authorize_admin(&parts.headers).await?;
@@ -223,12 +238,20 @@ impl Gateway {
     }
 
     /// Answers one HTTP request whose body is read (the Lambda path, and `serve`
-    /// after [`Gateway::admit`]). Never panics on input; every failure is a JSON error.
+    /// after [`Gateway::admit`]). Never panics on input; every failure is a JSON
+    /// error. Every answer carries the request's id (`x-request-id`).
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        if req.body().len() > self.settings.max_body_bytes {
+        let (mut parts, body) = req.into_parts();
+        let id = RequestId::of_request(&mut parts);
+        let mut answer = self.answer(parts, body, &id).await;
+        id.stamp(&mut answer);
+        answer
+    }
+
+    async fn answer(&self, mut parts: Parts, body: Bytes, id: &RequestId) -> Response<Bytes> {
+        if body.len() > self.settings.max_body_bytes {
             return error_response(&payload_too_large(self.settings.max_body_bytes));
         }
-        let (mut parts, body) = req.into_parts();
         let admission = match self.admit(&mut parts).await {
             Ok(admission) => admission,
             Err(answer) => return answer,
@@ -236,12 +259,13 @@ impl Gateway {
         if body.len() > admission.body_limit {
             return admission.body_too_large();
         }
-        let span = request_span(&parts);
+        let span = request_span(&parts, id);
         let req = Request::from_parts(parts, body);
         let answer = async {
             match admission.route {
                 Route::Receive { webhook } => self.receive(req, webhook).await,
                 Route::Result => self.poll_result(req).await,
+                Route::Health => self.health().await,
                 Route::Command { name } => self.command(&name, req).await,
             }
         }
@@ -249,15 +273,32 @@ impl Gateway {
         .await;
         answer.unwrap_or_else(|e| error_response(&e))
     }
+
+    /// 200 `{"status":"ok"}` when storage answers a read; else the 503
+    /// `unavailable` every store failure gets (its cause only in the log).
+    async fn health(&self) -> Result<Response<Bytes>, ApiError> {
+        self.ports.webhooks.ping().await?;
+        let mut answer = json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+        answer.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        Ok(answer)
+    }
 }
 
 /// The context of everything logged while a request is served, so that the
 /// one place logging a store failure ([`ApiError`]'s `From<StoreError>`) says
-/// which request it failed: the method, and the route, whose last segment
-/// names the operation (`/api/v3/command/webhook.put`). Never the query,
-/// which may carry a webhook's token.
-fn request_span(parts: &Parts) -> tracing::Span {
-    tracing::error_span!("request", method = %parts.method, route = %parts.uri.path())
+/// which request it failed: its id, the method, and the route, whose last
+/// segment names the operation (`/api/v3/command/webhook.put`). Never the
+/// query, which may carry a webhook's token.
+fn request_span(parts: &Parts, id: &RequestId) -> tracing::Span {
+    tracing::error_span!(
+        "request",
+        request_id = id.as_str(),
+        method = %parts.method,
+        route = %parts.uri.path()
+    )
 }
 
 /// The `Content-Length` the client declared, if any.
@@ -408,6 +449,34 @@ mod tests {
         async fn refusals(&self, _token: &Token) -> StoreResult<Option<Refusals>> {
             down()
         }
+    }
+
+    #[tokio::test]
+    async fn health_is_503_when_storage_does_not_answer_and_carries_the_request_id() {
+        let settings = Settings::default();
+        let up = crate::wiring::gateway(Ports::memory(), settings.clone());
+        let health = || {
+            Request::get(HEALTH_PATH)
+                .header("x-request-id", "health-1")
+                .body(Bytes::new())
+                .unwrap()
+        };
+        let answer = up.handle(health()).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["x-request-id"], "health-1");
+
+        let mut ports = Ports::memory();
+        ports.webhooks = Arc::new(DownWebhooks);
+        let down = crate::wiring::gateway(ports, settings);
+        let answer = down.handle(health()).await;
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.headers()["x-request-id"], "health-1");
+        let body: Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert!(
+            !body.to_string().contains("connection refused"),
+            "no cause in the answer: {body}"
+        );
     }
 
     /// The log, as text.

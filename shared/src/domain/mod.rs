@@ -71,6 +71,12 @@ impl Token {
         Uuid::try_parse(text.trim()).ok().map(Token)
     }
 
+    /// The all-zero UUID: never generated, so a lookup of it finds nothing
+    /// unless an operator chose it (the health check reads it).
+    pub fn nil() -> Self {
+        Token(Uuid::nil())
+    }
+
     /// The token's text, hyphenated lower case. Only for answers to its owner and for storage.
     pub fn reveal(&self) -> String {
         self.0.hyphenated().to_string()

@@ -1,0 +1,90 @@
+//! What an operator sees of each request: `x-request-id` on every answer, one
+//! access log line per request carrying it, and the health check.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{ADMIN, Server, client, json_of};
+
+#[tokio::test]
+async fn health_answers_without_auth() {
+    let server = Server::start().await;
+    let res = client()
+        .get(server.at("/api/v3/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"].to_str().unwrap(), "no-store");
+    let (status, body) = json_of(res).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_that_its_access_line_carries_too() {
+    // Access lines are written at `info` (the tests' servers log `warn` and above).
+    let server = Server::start_logged(&[("HOOKFLOW_LOG", "info")]).await;
+    let created = server.create_webhook("webhook.observed", &[]).await;
+    let token = created["uuid"].as_str().unwrap().to_owned();
+    let http = client();
+    let receive = server.at(&format!("/api/v3/webhook.receive?token={token}"));
+    let requests = [
+        (http.post(&receive).body("{}"), 200),
+        (http.get(server.at("/api/v3/result")), 400),
+        (http.get(server.at("/api/v3/command/webhook.get")), 401),
+        (
+            http.get(server.at("/api/v3/command/webhook.get"))
+                .bearer_auth(ADMIN),
+            200,
+        ),
+        (http.get(server.at("/nowhere")), 404),
+        (http.put(server.at("/api/v3/result")), 405),
+        // Refused on its declared length, before the body is read.
+        (
+            http.post(&receive)
+                .header("content-length", "999999999")
+                .body(""),
+            413,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (request, expected) in requests {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), expected, "{}", res.url().path());
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        ids.push((id, expected));
+    }
+    // A sane caller id is echoed; one that is not is replaced.
+    let res = http
+        .get(server.at("/api/v3/health"))
+        .header("x-request-id", "partner-req.42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "partner-req.42");
+    let res = http
+        .get(server.at("/api/v3/health"))
+        .header("x-request-id", "no spaces\"allowed")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.headers()["x-request-id"], "no spaces\"allowed");
+
+    let log = server.log_text();
+    for (id, status) in &ids {
+        let line = log
+            .lines()
+            .find(|l| l.contains("answered") && l.contains(id.as_str()))
+            .unwrap_or_else(|| panic!("no access line for {id}: {log}"));
+        assert!(line.contains(&format!("status={status}")), "{line}");
+        assert!(line.contains("route="), "{line}");
+        assert!(line.contains("duration_ms="), "{line}");
+    }
+    assert!(
+        log.lines().any(|l| l.contains("partner-req.42")
+            && l.contains("route=/api/v3/health")
+            && l.contains("status=200")),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "a token in the log");
+}
