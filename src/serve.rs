@@ -8,6 +8,7 @@
 mod body;
 mod budget;
 mod io;
+mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -68,6 +69,10 @@ pub struct ServeArgs {
     /// Name prefix of the resources `--provision` creates.
     #[arg(long, default_value = DEFAULT_PREFIX, env = "HOOKFLOW_AWS_PREFIX")]
     aws_prefix: String,
+    /// Serve Prometheus metrics at `http://<addr>/metrics`, on a listener of
+    /// their own (keep it off the public network). Off when unset.
+    #[arg(long, env = "HOOKFLOW_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +122,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gateway = Arc::new(wiring::gateway(ports, settings));
     let worker = Arc::new(wiring::worker_beside(&gateway)?);
 
+    let metrics_addr = match args.metrics_addr {
+        Some(addr) => Some(metrics::serve_metrics(addr, stopping.clone()).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -128,6 +137,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         &admin_token,
         token_source,
         max_connections,
+        metrics_addr,
     );
 
     if let Some(store) = &storage.housekeeping {
@@ -290,12 +300,16 @@ fn print_banner(
     token: &AdminToken,
     source: TokenSource,
     max_connections: usize,
+    metrics_addr: Option<SocketAddr>,
 ) {
     let url = format!("http://{addr}");
     let kept_in = data_dir.join(ADMIN_TOKEN_FILE);
     println!("hookflow listening on {url}");
     println!("  data:        {storage}");
     println!("  connections: at most {max_connections} at once");
+    if let Some(metrics) = metrics_addr {
+        println!("  metrics:     http://{metrics}/metrics");
+    }
     // A token is printed once, when it is made; logs of later starts do not hold it.
     let shown = match source {
         TokenSource::Setting => {

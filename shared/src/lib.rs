@@ -25,6 +25,7 @@ pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod limits;
+pub mod metrics;
 pub mod outgoing;
 pub mod pipeline;
 pub mod ports;

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{ADMIN, Server, client, json_of};
+use crate::harness::{ADMIN, Server, add_listener, client, json_of};
 
 #[tokio::test]
 async fn health_answers_without_auth() {
@@ -87,4 +87,100 @@ async fn every_answer_carries_a_request_id_that_its_access_line_carries_too() {
         "{log}"
     );
     assert!(!log.contains(&token), "a token in the log");
+}
+
+/// A free loopback port for a second listener (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_receives_refusals_and_pipeline_runs() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(&[("HOOKFLOW_METRICS_ADDR", &metrics)]).await;
+    let plain = server.create_webhook("webhook.metered", &[]).await;
+    add_listener(&server, "metered", "webhook.metered").await;
+    let verify = json!({"scheme": "github", "secret": "s"}).to_string();
+    let signed = server
+        .create_webhook("webhook.metered.signed", &[("verify", &verify)])
+        .await;
+    let http = client();
+    let call = |token: &str| {
+        http.post(server.at("/api/v3/webhook.receive"))
+            .header("token", token.to_owned())
+            .body("{}")
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            call(plain["uuid"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let refused = call(signed["uuid"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let text = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, r#"hookflow_receives_total{status="200"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"hookflow_receives_total{status="401"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"hookflow_receive_refusals_total{code="signature_missing"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // Each receive waited for its pipeline's result, so all three runs are counted.
+    assert_eq!(
+        sample(&text, r#"hookflow_pipeline_runs_total{status="ok"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hookflow_pipeline_run_duration_seconds_count"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hookflow_receive_duration_seconds_count"),
+        Some(4.0),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"hookflow_receive_duration_seconds_bucket{le="0.001"}"#),
+        "{text}"
+    );
+    assert!(text.contains("# HELP hookflow_receives_total"), "{text}");
+    // Nothing of a token in it.
+    assert!(!text.contains(plain["uuid"].as_str().unwrap()));
 }

@@ -91,17 +91,25 @@ impl AccessLog {
         }
     }
 
-    /// Writes the line, and puts the request id on the answer.
+    /// Writes the line, puts the request id on the answer, and counts a
+    /// receive call in the metrics.
     pub fn end<B>(self, answer: &mut Response<B>, bytes: Option<u64>) {
         self.id.stamp(answer);
         let status: StatusCode = answer.status();
+        let elapsed = self.started.elapsed();
+        if matches!(
+            self.route.trim_end_matches('/'),
+            super::RECEIVE_PATH | super::RECEIVE_ALIAS_PATH
+        ) {
+            crate::metrics::receive_answered(status.as_u16(), elapsed);
+        }
         tracing::info!(
             target: "hookflow::access",
             request_id = self.id.as_str(),
             method = %self.method,
             route = %self.route,
             status = status.as_u16(),
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
             bytes,
             "answered"
         );

@@ -218,6 +218,7 @@ impl Gateway {
     /// (403 for the source, 401 for a signature). Nothing of the call is stored
     /// or logged: only which webhook refused it, and why.
     async fn refuse(&self, webhook: &Webhook, refusal: Refusal) -> ApiError {
+        crate::metrics::call_refused(refusal.code());
         tracing::info!(
             event_key = %webhook.event_key,
             code = refusal.code(),

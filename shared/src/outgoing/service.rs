@@ -409,7 +409,15 @@ impl Outgoing {
             Ok(request) => self.transport.call(request).await,
             Err(problem) => Err(CallError::Unreachable(problem)),
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let duration_ms = elapsed.as_millis() as u64;
+        crate::metrics::outgoing_attempted(
+            match &result {
+                Ok(response) => response.status,
+                Err(_) => 0,
+            },
+            elapsed,
+        );
         match result {
             Ok(response) => AttemptOutcome {
                 attempt: Attempt {

@@ -14,6 +14,7 @@ use crate::compile_cache::CompileCache;
 use crate::domain::{Job, PipelineJob, PipelineOutcome};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
+use crate::metrics;
 use crate::ports::{
     Delivery, Disposition, EventStore, JobQueue, PipelineStore, Ports, ResultSignal,
 };
@@ -197,9 +198,15 @@ impl Worker {
             timeout: self.settings.pipeline_timeout,
         };
         let body = event.body();
+        let started = std::time::Instant::now();
         let run = tokio::spawn(async move { pipeline.run(body, &services, limits).await });
-        let failure = match run.await {
-            Ok(Ok(value)) => return self.record(job, PipelineOutcome::Ok { value }).await,
+        let ran = run.await;
+        let elapsed = started.elapsed();
+        let failure = match ran {
+            Ok(Ok(value)) => {
+                metrics::pipeline_ran("ok", elapsed);
+                return self.record(job, PipelineOutcome::Ok { value }).await;
+            }
             Ok(Err(failure)) => failure,
             Err(_panicked) => RunFailure {
                 code: "internal_error".into(),
@@ -213,8 +220,10 @@ impl Worker {
             transient = failure.transient, "pipeline failed"
         );
         if failure.transient && attempt < self.settings.max_attempts {
+            metrics::pipeline_ran("retry", elapsed);
             return Disposition::RetryAfter(self.backoff(attempt));
         }
+        metrics::pipeline_ran("error", elapsed);
         let message = if failure.transient {
             format!("{} (gave up after {attempt} attempts)", failure.message)
         } else {
@@ -385,6 +394,7 @@ pub async fn settle(
         }
         Disposition::DeadLetter(reason) => {
             tracing::warn!(receive_count = delivery.receive_count, %reason, "job dead-lettered");
+            metrics::job_dead_lettered();
             (queue.dead_letter_job(delivery, &reason).await, true)
         }
     };
