@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hookflow_core::config::AdminToken;
+use hookflow_core::domain::rotation::Rotation;
 use hookflow_core::domain::verify::Refusals;
 use hookflow_core::domain::{Timestamp, Token, Webhook};
 use hookflow_core::ports::Ports;
@@ -43,6 +44,9 @@ impl WebhookStore for CountingWebhooks {
     }
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
         self.inner.delete_webhook(token).await
+    }
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        self.inner.rotate_token(current, rotation).await
     }
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
         self.refusal_writes.fetch_add(1, Ordering::SeqCst);

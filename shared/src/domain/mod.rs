@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod outgoing;
+pub mod rotation;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -213,14 +214,20 @@ pub struct Webhook {
     /// The sender's signature every call must carry; `None` checks none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<verify::Verification>,
+    /// The token `webhook.rotate` replaced, which keeps working until its
+    /// grace ends. Kept with the webhook so every store finds its alias to
+    /// remove it; never shown in an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<rotation::PreviousToken>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set, so
-    /// a webhook without it answers exactly PIPEFORCE's fields.
+    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set,
+    /// and `previousTokenExpiresAt` only while a rotation's grace runs, so a
+    /// webhook without them answers exactly PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
         let mut shown = json!({
@@ -236,6 +243,9 @@ impl Webhook {
         });
         if let Some(verification) = &self.verify {
             shown["verify"] = verification.to_api_json();
+        }
+        if let Some(ends) = self.grace_running_until(Timestamp::now()) {
+            shown["previousTokenExpiresAt"] = json!(ends.to_rfc3339());
         }
         shown
     }

@@ -45,6 +45,7 @@ pub fn sample_webhook() -> Webhook {
         payload_type: PayloadType::Base64,
         max_payload_length: 1024,
         verify: None,
+        previous_token: None,
         created_at: now,
         updated_at: now,
     }

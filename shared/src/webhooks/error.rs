@@ -37,6 +37,7 @@ impl WebhookError {
             "payloadType" => "invalid_payload_type",
             "maxPayloadLength" => "invalid_max_payload_length",
             "verify" => "invalid_verify",
+            "graceSeconds" => "invalid_grace_seconds",
             _ => "invalid_parameter",
         };
         WebhookError::Invalid {

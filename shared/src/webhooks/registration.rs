@@ -71,6 +71,7 @@ impl WebhookPut {
             payload_type: PayloadType::default(),
             max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
             verify: None,
+            previous_token: None,
             created_at: now,
             updated_at: now,
         };
@@ -177,7 +178,7 @@ fn parse_verify(text: &str) -> Result<Option<Verification>, WebhookError> {
 
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
-fn by_rule<'de, D: Deserializer<'de>, T>(
+pub(super) fn by_rule<'de, D: Deserializer<'de>, T>(
     deserializer: D,
     rule: fn(&str) -> Result<T, WebhookError>,
 ) -> Result<Option<T>, D::Error> {
@@ -185,7 +186,7 @@ fn by_rule<'de, D: Deserializer<'de>, T>(
     rule(&text).map(Some).map_err(de::Error::custom)
 }
 
-fn uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Token>, D::Error> {
+pub(super) fn uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Token>, D::Error> {
     by_rule(d, parse_uuid)
 }
 
