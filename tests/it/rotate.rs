@@ -29,7 +29,8 @@ async fn rotate(server: &Server, params: &[(&str, &str)]) -> (StatusCode, Value)
 /// Rotates `token` with `grace_seconds` and answers the new token; the answer
 /// must be the rotated webhook.
 async fn rotated(server: &Server, token: &str, grace_seconds: &str) -> (String, Value) {
-    let (status, answer) = rotate(server, &[("uuid", token), ("graceSeconds", grace_seconds)]).await;
+    let (status, answer) =
+        rotate(server, &[("uuid", token), ("graceSeconds", grace_seconds)]).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     (uuid_of(&answer), answer)
 }
@@ -55,11 +56,20 @@ async fn both_tokens_reach_the_same_webhook_during_the_grace() {
         answer["webhookUrl"].as_str().unwrap(),
         created["webhookUrl"].as_str().unwrap().replace(&old, &new)
     );
-    for kept in ["eventKey", "createdAt", "enabled", "payloadType", "description"] {
+    for kept in [
+        "eventKey",
+        "createdAt",
+        "enabled",
+        "payloadType",
+        "description",
+    ] {
         assert_eq!(answer[kept], created[kept], "{kept} is kept");
     }
     // RFC 3339 text of one fixed width, so the text order is the time order.
-    let ends = answer["previousTokenExpiresAt"].as_str().unwrap().to_owned();
+    let ends = answer["previousTokenExpiresAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         ends.as_str() >= before.plus_seconds(86_400).to_rfc3339().as_str()
             && ends.as_str() <= Timestamp::now().plus_seconds(86_400).to_rfc3339().as_str(),
@@ -97,7 +107,10 @@ async fn after_the_grace_the_old_token_is_unknown() {
 
     // The lookup cache holds the webhook under the old token by now; it must
     // not outlive the grace.
-    let ends = answer["previousTokenExpiresAt"].as_str().unwrap().to_owned();
+    let ends = answer["previousTokenExpiresAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     while Timestamp::now().to_rfc3339() < ends {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -181,14 +194,21 @@ async fn grace_seconds_is_bounded_and_bad_input_is_refused() {
         assert_error(status, &body, 400, "invalid_grace_seconds");
     }
     let (status, body) = receive_status(&server, &token).await;
-    assert_eq!(status, StatusCode::OK, "a refused rotation changed nothing: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a refused rotation changed nothing: {body}"
+    );
 
     let before = Timestamp::now();
     let longest = MAX_ROTATION_GRACE_SECONDS.to_string();
     let (new, answer) = rotated(&server, &token, &longest).await;
     let ends = answer["previousTokenExpiresAt"].as_str().unwrap();
     assert!(
-        ends >= before.plus_seconds(u64::from(MAX_ROTATION_GRACE_SECONDS)).to_rfc3339().as_str(),
+        ends >= before
+            .plus_seconds(u64::from(MAX_ROTATION_GRACE_SECONDS))
+            .to_rfc3339()
+            .as_str(),
         "{ends}"
     );
 

@@ -398,7 +398,11 @@ mod tests {
         async fn delete_webhook(&self, _token: &Token) -> StoreResult<bool> {
             down()
         }
-        async fn rotate_token(&self, _current: &Token, _rotation: &Rotation) -> StoreResult<Webhook> {
+        async fn rotate_token(
+            &self,
+            _current: &Token,
+            _rotation: &Rotation,
+        ) -> StoreResult<Webhook> {
             down()
         }
         async fn record_refusal(

@@ -93,7 +93,10 @@ mod tests {
             at: Timestamp(6_000),
             previous_expires_at: Timestamp(20_000),
         });
-        assert!(!again.answers_to(&first, Timestamp(6_000)), "replaced at once");
+        assert!(
+            !again.answers_to(&first, Timestamp(6_000)),
+            "replaced at once"
+        );
         assert!(again.answers_to(&rotation.new_token, Timestamp(6_000)));
     }
 }

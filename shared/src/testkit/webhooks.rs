@@ -1,8 +1,8 @@
 //! The rules of [`WebhookStore`](crate::ports::WebhookStore).
 
 use super::{sample_webhook, unique_key};
-use crate::domain::verify::Refusals;
 use crate::domain::rotation::Rotation;
+use crate::domain::verify::Refusals;
 use crate::domain::{Timestamp, Token};
 use crate::error::{Conflict, StoreError};
 use crate::inbound::verify::Verification;
@@ -215,10 +215,7 @@ async fn rotation_conformance(store: &dyn WebhookStore) {
     }
 
     let first = rotation(HOUR_MS);
-    let rotated = store
-        .rotate_token(&w.token, &first)
-        .await
-        .expect("rotate");
+    let rotated = store.rotate_token(&w.token, &first).await.expect("rotate");
     let mut expected = w.clone().rotated(&first);
     assert_eq!(rotated, expected, "the webhook as rotated");
     assert_eq!(
@@ -261,7 +258,11 @@ async fn rotation_conformance(store: &dyn WebhookStore) {
         .iter()
         .filter(|l| l.event_key == w.event_key)
         .collect();
-    assert_eq!(same_key, vec![&expected], "listed once, under its new token");
+    assert_eq!(
+        same_key,
+        vec![&expected],
+        "listed once, under its new token"
+    );
 
     // The event key stays claimed, by the new token.
     let mut rival = sample_webhook();
@@ -298,7 +299,9 @@ async fn rotation_conformance(store: &dyn WebhookStore) {
     );
     assert!(
         matches!(
-            store.rotate_token(&Token::generate(), &rotation(HOUR_MS)).await,
+            store
+                .rotate_token(&Token::generate(), &rotation(HOUR_MS))
+                .await,
             Err(StoreError::NotFound)
         ),
         "rotate an unknown token"
@@ -315,7 +318,10 @@ async fn rotation_conformance(store: &dyn WebhookStore) {
         "rotating again ends the first token's grace at once"
     );
     for token in [&second.new_token, &first.new_token] {
-        assert_eq!(store.get_by_token(token).await.unwrap(), Some(again.clone()));
+        assert_eq!(
+            store.get_by_token(token).await.unwrap(),
+            Some(again.clone())
+        );
     }
 
     let ended = rotation(-1);

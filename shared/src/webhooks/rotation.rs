@@ -28,8 +28,7 @@ pub struct WebhookRotate {
 impl WebhookRotate {
     /// The grace asked for, or the default.
     pub fn grace_seconds(&self) -> u32 {
-        self.grace_seconds
-            .unwrap_or(DEFAULT_ROTATION_GRACE_SECONDS)
+        self.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECONDS)
     }
 }
 
@@ -66,10 +65,17 @@ mod tests {
     fn grace_seconds_is_bounded_and_defaults_to_a_day() {
         let at_bound = MAX_ROTATION_GRACE_SECONDS.to_string();
         assert_eq!(
-            rotate(json!({ "graceSeconds": at_bound })).unwrap().grace_seconds(),
+            rotate(json!({ "graceSeconds": at_bound }))
+                .unwrap()
+                .grace_seconds(),
             MAX_ROTATION_GRACE_SECONDS
         );
-        assert_eq!(rotate(json!({"graceSeconds": "0"})).unwrap().grace_seconds(), 0);
+        assert_eq!(
+            rotate(json!({"graceSeconds": "0"}))
+                .unwrap()
+                .grace_seconds(),
+            0
+        );
         assert_eq!(
             rotate(json!({})).unwrap().grace_seconds(),
             DEFAULT_ROTATION_GRACE_SECONDS
