@@ -24,6 +24,7 @@ Settings (environment; README.md \"Settings\" has the details):
     HOOKFLOW_RESULT_TTL_SECONDS     how long events and results stay pollable (3600)
     HOOKFLOW_POLL_DEFAULT_WAIT_MS   /result wait without maxWaitMs (10000)
     HOOKFLOW_POLL_MAX_WAIT_MS       cap on maxWaitMs (25000)
+    HOOKFLOW_TRUSTED_PROXIES        proxies whose X-Forwarded-For counts for allowedSources (none)
   Limits of the front door
     HOOKFLOW_MAX_BODY_BYTES         largest body (4194304)
     HOOKFLOW_MAX_PIPELINE_BYTES     largest pipeline YAML (65536)
@@ -60,6 +61,7 @@ Commands (README.md \"API reference\" has their parameters):
   webhook.put       create or edit a webhook: eventKey=… [uuid=… description=… enabled=… payloadType=… maxPayloadLength=…]
   webhook.get       all webhooks, or uuid=…
   webhook.delete    uuid=…
+  webhook.rotate    a new token: uuid=… [graceSeconds=…] (the old one works that long; 86400)
   pipeline.put      name=… -f pipeline.yaml
   pipeline.get      all pipelines, or name=…
   pipeline.delete   name=…

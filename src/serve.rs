@@ -652,7 +652,8 @@ fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
     Ok(stopping)
 }
 
-/// Reads already ignore expired events; this reclaims their space once a minute.
+/// Reads already ignore expired events (and rotated-away tokens); this
+/// reclaims their space once a minute.
 async fn purge_expired_events(store: Arc<dyn Housekeeping>) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineJob, PipelineOutcome,
@@ -30,12 +31,22 @@ pub trait WebhookStore: Send + Sync {
     /// Replaces an existing webhook; `NotFound` if its token is unknown,
     /// `Conflict(EventKeyTaken)` if its new eventKey belongs to another.
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
-    /// The webhook with this token.
+    /// The webhook with this token, or whose previous token it is while that
+    /// one's grace runs (judged at the time of reading, so an expired alias
+    /// needs no prompt deletion).
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>>;
-    /// All webhooks, oldest first.
+    /// All webhooks, oldest first (each once, whatever its tokens).
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
-    /// Removes the webhook (and its refusal count); false if there was none.
+    /// Removes the webhook (its refusal count and its previous token with it)
+    /// by its current token; false if there was none.
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool>;
+    /// Gives the webhook whose current token is `current` the token
+    /// `rotation.new_token` ([`Webhook::rotated`]) in one atomic change, its
+    /// refusal count moved along: `current` then answers until
+    /// `rotation.previous_expires_at`, and a token it replaced earlier stops
+    /// at once. Answers the rotated webhook; `NotFound` if `current` is no
+    /// webhook's current token.
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook>;
     /// Counts one call the webhook's signature check refused, with its code.
     /// An atomic increment, not read-then-write: refusals may come at once.
     /// Nothing is counted for a token no webhook has.

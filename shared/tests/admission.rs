@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hookflow_core::config::AdminToken;
+use hookflow_core::domain::rotation::Rotation;
 use hookflow_core::domain::verify::Refusals;
 use hookflow_core::domain::{Timestamp, Token, Webhook};
 use hookflow_core::ports::Ports;
@@ -43,6 +44,9 @@ impl WebhookStore for CountingWebhooks {
     }
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
         self.inner.delete_webhook(token).await
+    }
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        self.inner.rotate_token(current, rotation).await
     }
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
         self.refusal_writes.fetch_add(1, Ordering::SeqCst);
@@ -90,7 +94,13 @@ fn comparable(res: &Response<Bytes>) -> (u16, Vec<(String, String)>, String) {
     let headers = res
         .headers()
         .iter()
-        .filter(|(name, _)| name.as_str() != "pipeforce-result-correlationid")
+        // Ids that differ per call.
+        .filter(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "pipeforce-result-correlationid" | "x-request-id"
+            )
+        })
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
         .collect();
     let body = String::from_utf8(res.body().to_vec()).unwrap();

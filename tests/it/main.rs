@@ -20,6 +20,7 @@ mod outgoing;
 mod pipelines;
 mod receive;
 mod results;
+mod rotate;
 mod runaway_pipelines;
 mod side_effects;
 mod slow_clients;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{EventKey, PipelineDefinition, Timestamp, Token, Webhook};
 use crate::ports::{PipelineStore, StoreResult, WebhookStore};
@@ -56,7 +57,10 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
 }
 
 /// [`WebhookStore`] with `get_by_token` cached for `ttl` (found webhooks only:
-/// a webhook created under a given uuid must work at once).
+/// a webhook created under a given uuid must work at once). An entry found
+/// through a rotated-away token answers only until that token's grace ends,
+/// however young the entry. A write clears every entry, not only the token's:
+/// the webhook may also be cached under its previous token.
 pub struct CachedWebhooks {
     inner: Arc<dyn WebhookStore>,
     cache: TtlMap<Token, Webhook>,
@@ -80,15 +84,18 @@ impl WebhookStore for CachedWebhooks {
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         // Dropped after the write as well: a lookup between the two would
         // otherwise put the old webhook back for a whole TTL.
-        self.cache.forget(&webhook.token);
+        self.cache.clear();
         let written = self.inner.update_webhook(webhook).await;
-        self.cache.forget(&webhook.token);
+        self.cache.clear();
         written
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
         if let Some(hit) = self.cache.get(token) {
-            return Ok(Some(hit));
+            if hit.answers_to(token, Timestamp::now()) {
+                return Ok(Some(hit));
+            }
+            self.cache.forget(token);
         }
         let found = self.inner.get_by_token(token).await?;
         if let Some(webhook) = &found {
@@ -102,10 +109,17 @@ impl WebhookStore for CachedWebhooks {
     }
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
-        self.cache.forget(token);
+        self.cache.clear();
         let deleted = self.inner.delete_webhook(token).await;
-        self.cache.forget(token);
+        self.cache.clear();
         deleted
+    }
+
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        self.cache.clear();
+        let rotated = self.inner.rotate_token(current, rotation).await;
+        self.cache.clear();
+        rotated
     }
 
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
@@ -169,5 +183,71 @@ impl PipelineStore for CachedPipelines {
         let names = self.inner.listeners_of(key).await?;
         self.cache.put(key.clone(), names.clone());
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::MemoryStore;
+    use crate::testkit::sample_webhook;
+
+    fn rotation(grace: Duration) -> Rotation {
+        let now = Timestamp::now();
+        Rotation {
+            new_token: Token::generate(),
+            at: now,
+            previous_expires_at: Timestamp(now.0 + grace.as_millis() as i64),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_found_through_a_previous_token_ends_with_its_grace() {
+        let store = Arc::new(MemoryStore::new());
+        let cached = CachedWebhooks::new(store.clone(), Duration::from_secs(3600));
+        let webhook = sample_webhook();
+        store.insert_webhook(&webhook).await.unwrap();
+        // Rotated by another process: this one's cache is not told.
+        let rotated = store
+            .rotate_token(&webhook.token, &rotation(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        let through_old = cached.get_by_token(&webhook.token).await.unwrap();
+        assert_eq!(through_old.map(|w| w.token), Some(rotated.token));
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            cached.get_by_token(&webhook.token).await.unwrap(),
+            None,
+            "the grace is over although the entry is younger than the TTL"
+        );
+        assert!(cached.get_by_token(&rotated.token).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_rotation_through_the_cache_forgets_the_tokens_it_changed() {
+        let store = Arc::new(MemoryStore::new());
+        let cached = CachedWebhooks::new(store.clone(), Duration::from_secs(3600));
+        let webhook = sample_webhook();
+        store.insert_webhook(&webhook).await.unwrap();
+        assert!(cached.get_by_token(&webhook.token).await.unwrap().is_some());
+
+        let first = cached
+            .rotate_token(&webhook.token, &rotation(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        let through_old = cached.get_by_token(&webhook.token).await.unwrap();
+        assert_eq!(
+            through_old.map(|w| w.token),
+            Some(first.token),
+            "the entry cached under the old token before the rotation is gone"
+        );
+
+        // Rotating again ends the first token's grace at once, here too.
+        cached
+            .rotate_token(&first.token, &rotation(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        assert_eq!(cached.get_by_token(&webhook.token).await.unwrap(), None);
     }
 }

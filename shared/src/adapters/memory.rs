@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::job_wait::receive_within;
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
+use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, Job, PipelineDefinition, PipelineOutcome, ResultRecord,
@@ -84,7 +85,12 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        Ok(self.tables().webhooks.get(token).cloned())
+        let t = self.tables();
+        let now = Timestamp::now();
+        Ok(t.webhooks
+            .get(token)
+            .or_else(|| t.webhooks.values().find(|w| w.answers_to(token, now)))
+            .cloned())
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
@@ -97,6 +103,20 @@ impl WebhookStore for MemoryStore {
         let mut t = self.tables();
         t.refusals.remove(token);
         Ok(t.webhooks.remove(token).is_some())
+    }
+
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        let mut t = self.tables();
+        if t.webhooks.contains_key(&rotation.new_token) {
+            return Err(StoreError::Conflict(Conflict::TokenTaken));
+        }
+        let webhook = t.webhooks.remove(current).ok_or(StoreError::NotFound)?;
+        let rotated = webhook.rotated(rotation);
+        t.webhooks.insert(rotated.token, rotated.clone());
+        if let Some(refusals) = t.refusals.remove(current) {
+            t.refusals.insert(rotated.token, refusals);
+        }
+        Ok(rotated)
     }
 
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {

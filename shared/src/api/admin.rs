@@ -17,7 +17,7 @@ use crate::config::AdminToken;
 use crate::domain::{PipelineDefinition, Timestamp};
 use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::ports::SecretSource;
-use crate::webhooks::{self, WebhookError, WebhookPut, WebhookSelector};
+use crate::webhooks::{self, WebhookError, WebhookPut, WebhookRotate, WebhookSelector};
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -39,6 +39,7 @@ impl Gateway {
             "webhook.put" => (ok, self.put_webhook(&params, &receive_url).await?),
             "webhook.get" => (ok, self.get_webhooks(&params, &receive_url).await?),
             "webhook.delete" => (ok, self.delete_webhook(&params, &receive_url).await?),
+            "webhook.rotate" => (ok, self.rotate_webhook(&params, &receive_url).await?),
             "webhook.send" => self.send_outgoing(&params, &head.headers, &body).await?,
             "pipeline.put" => (ok, self.put_pipeline(&params, &head.headers, &body).await?),
             "pipeline.get" => (ok, self.get_pipelines(&params).await?),
@@ -50,8 +51,8 @@ impl Gateway {
             _ => {
                 return Err(ApiError::not_found(
                     "unknown_command",
-                    "no such command; the commands are webhook.put, webhook.get, webhook.delete, webhook.receive, \
-                     webhook.send, pipeline.put, pipeline.get, pipeline.delete, outgoing.put, outgoing.get, \
+                    "no such command; the commands are webhook.put, webhook.get, webhook.delete, webhook.rotate, \
+                     webhook.receive, webhook.send, pipeline.put, pipeline.get, pipeline.delete, outgoing.put, outgoing.get, \
                      outgoing.delete and invocation.get",
                 ));
             }
@@ -152,6 +153,19 @@ impl Gateway {
                 ))
             }
         }
+    }
+
+    /// The rotated webhook, with `previousTokenExpiresAt` even for a grace of
+    /// 0 (then the moment the old token stopped).
+    async fn rotate_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
+        let change: WebhookRotate = webhook_input(params)?;
+        let rotated =
+            webhooks::service::rotate(&*self.ports.webhooks, change, Timestamp::now()).await?;
+        let mut shown = rotated.to_api_json(receive_url);
+        if let Some(previous) = rotated.previous_token {
+            shown["previousTokenExpiresAt"] = json!(previous.expires_at.to_rfc3339());
+        }
+        Ok(shown)
     }
 
     async fn delete_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {

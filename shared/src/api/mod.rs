@@ -407,6 +407,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::domain::rotation::Rotation;
     use crate::domain::verify::Refusals;
     use crate::domain::{Timestamp, Token};
     use crate::error::StoreError;
@@ -436,6 +437,13 @@ mod tests {
             down()
         }
         async fn delete_webhook(&self, _token: &Token) -> StoreResult<bool> {
+            down()
+        }
+        async fn rotate_token(
+            &self,
+            _current: &Token,
+            _rotation: &Rotation,
+        ) -> StoreResult<Webhook> {
             down()
         }
         async fn record_refusal(

@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod outgoing;
+pub mod rotation;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -222,6 +223,11 @@ pub struct Webhook {
     /// The address ranges calls may come from; empty allows any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_sources: Vec<ipnet::IpNet>,
+    /// The token `webhook.rotate` replaced, which keeps working until its
+    /// grace ends. Kept with the webhook so every store finds its alias to
+    /// remove it; never shown in an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_token: Option<rotation::PreviousToken>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -229,8 +235,9 @@ pub struct Webhook {
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
     /// URL of `webhook.receive`. `verify` (its secrets masked) and
-    /// `allowedSources` only when set, so a webhook without them answers
-    /// exactly PIPEFORCE's fields.
+    /// `allowedSources` only when set, and `previousTokenExpiresAt` only while
+    /// a rotation's grace runs, so a webhook without them answers exactly
+    /// PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
         let mut shown = json!({
@@ -249,6 +256,9 @@ impl Webhook {
         }
         if !self.allowed_sources.is_empty() {
             shown["allowedSources"] = json!(self.allowed_sources);
+        }
+        if let Some(ends) = self.grace_running_until(Timestamp::now()) {
+            shown["previousTokenExpiresAt"] = json!(ends.to_rfc3339());
         }
         shown
     }

@@ -46,6 +46,7 @@ pub fn sample_webhook() -> Webhook {
         max_payload_length: 1024,
         verify: None,
         allowed_sources: Vec::new(),
+        previous_token: None,
         created_at: now,
         updated_at: now,
     }

@@ -38,6 +38,7 @@ impl WebhookError {
             "maxPayloadLength" => "invalid_max_payload_length",
             "verify" => "invalid_verify",
             "allowedSources" => "invalid_allowed_sources",
+            "graceSeconds" => "invalid_grace_seconds",
             _ => "invalid_parameter",
         };
         WebhookError::Invalid {

@@ -9,11 +9,14 @@
 //!
 //! - [`error`]: why a command was refused.
 //! - [`registration`]: the typed inputs of the commands and the rules they follow.
-//! - [`service`]: create, change, read and delete over the [`WebhookStore`](crate::ports::WebhookStore).
+//! - [`rotation`]: the input of `webhook.rotate` and the bound of its grace.
+//! - [`service`]: create, change, rotate, read and delete over the [`WebhookStore`](crate::ports::WebhookStore).
 
 pub mod error;
 pub mod registration;
+pub mod rotation;
 pub mod service;
 
 pub use error::WebhookError;
 pub use registration::{WebhookPut, WebhookSelector};
+pub use rotation::WebhookRotate;

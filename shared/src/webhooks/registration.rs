@@ -81,6 +81,7 @@ impl WebhookPut {
             max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
             verify: None,
             allowed_sources: Vec::new(),
+            previous_token: None,
             created_at: now,
             updated_at: now,
         };
@@ -215,7 +216,7 @@ fn parse_allowed_sources(text: &str) -> Result<Vec<IpNet>, WebhookError> {
 
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
-fn by_rule<'de, D: Deserializer<'de>, T>(
+pub(super) fn by_rule<'de, D: Deserializer<'de>, T>(
     deserializer: D,
     rule: fn(&str) -> Result<T, WebhookError>,
 ) -> Result<Option<T>, D::Error> {
@@ -223,7 +224,7 @@ fn by_rule<'de, D: Deserializer<'de>, T>(
     rule(&text).map(Some).map_err(de::Error::custom)
 }
 
-fn uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Token>, D::Error> {
+pub(super) fn uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Token>, D::Error> {
     by_rule(d, parse_uuid)
 }
 

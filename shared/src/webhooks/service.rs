@@ -3,6 +3,8 @@
 
 use super::error::WebhookError;
 use super::registration::WebhookPut;
+use super::rotation::WebhookRotate;
+use crate::domain::rotation::Rotation;
 use crate::domain::{Timestamp, Token, Webhook};
 use crate::ports::WebhookStore;
 
@@ -45,9 +47,33 @@ pub async fn get(store: &dyn WebhookStore, token: &Token) -> Result<Webhook, Web
 /// Removes the webhook with this token and returns it.
 pub async fn delete(store: &dyn WebhookStore, token: &Token) -> Result<Webhook, WebhookError> {
     let webhook = get(store, token).await?;
-    if !store.delete_webhook(token).await? {
+    // By its current token: `token` may be the previous one, during a grace.
+    if !store.delete_webhook(&webhook.token).await? {
         return Err(WebhookError::NotFound);
     }
     tracing::info!(event_key = %webhook.event_key, "webhook deleted");
     Ok(webhook)
+}
+
+/// `webhook.rotate`: gives the webhook `change.uuid` names a fresh token; the
+/// one it had keeps working for the grace asked for.
+pub async fn rotate(
+    store: &dyn WebhookStore,
+    change: WebhookRotate,
+    now: Timestamp,
+) -> Result<Webhook, WebhookError> {
+    let grace_seconds = change.grace_seconds();
+    let token = change.uuid.ok_or(WebhookError::UuidMissing)?;
+    let webhook = get(store, &token).await?;
+    let rotation = Rotation {
+        new_token: Token::generate(),
+        at: now,
+        previous_expires_at: now.plus_seconds(u64::from(grace_seconds)),
+    };
+    let rotated = store
+        .rotate_token(&webhook.token, &rotation)
+        .await
+        .map_err(WebhookError::refused_write)?;
+    tracing::info!(event_key = %rotated.event_key, grace_seconds, "webhook token rotated");
+    Ok(rotated)
 }

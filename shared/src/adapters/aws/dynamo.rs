@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 
+use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{
     CorrelationId, EventKey, EventRecord, PipelineDefinition, PipelineOutcome, ResultRecord,
@@ -136,7 +137,17 @@ fn condition_failed<R>(err: &SdkError<PutItemError, R>) -> bool {
         .is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
-/// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims.
+/// Key prefix of a rotated-away token's item, which names the webhook's
+/// current token until the grace ends (`expiresAtMs`).
+const ALIAS_PREFIX: &str = "tokenalias#";
+/// The webhooks table's TTL attribute (epoch seconds): only alias items have it.
+const TTL_ATTRIBUTE: &str = "expiresAt";
+/// Reads and conditional writes a rotation tries before it reports the
+/// webhook as busy: each retry follows a change made between its read and write.
+const ROTATE_ATTEMPTS: usize = 3;
+
+/// Webhooks: `webhook#<token>` items plus `eventkey#<key>` uniqueness claims
+/// and `tokenalias#<token>` items of rotated-away tokens.
 pub struct DynamoWebhookStore {
     client: Client,
     table: String,
@@ -160,6 +171,183 @@ impl DynamoWebhookStore {
 
     fn claim_key(key: &EventKey) -> AttributeValue {
         s(format!("eventkey#{key}"))
+    }
+
+    fn alias_key(token: &Token) -> AttributeValue {
+        s(format!("{ALIAS_PREFIX}{}", token.reveal()))
+    }
+
+    /// Deletes `key` in a transaction, with no condition.
+    fn plain_delete(&self, key: AttributeValue) -> StoreResult<TransactWriteItem> {
+        Ok(TransactWriteItem::builder()
+            .delete(built(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", key)
+                    .build(),
+            )?)
+            .build())
+    }
+
+    /// The webhook whose current token is `token`.
+    async fn webhook_of(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        get_json(
+            &self.client,
+            &self.table,
+            "pk",
+            Self::webhook_key(token),
+            DATA,
+        )
+        .await
+    }
+
+    /// The stored webhook item under its current token, as stored.
+    async fn webhook_item(&self, token: &Token) -> StoreResult<Option<Item>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::webhook_key(token))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(found.item)
+    }
+
+    /// The webhook whose previous token `token` is, while its grace runs.
+    /// Checked at read time: DynamoDB's TTL deletes the alias item days late.
+    async fn webhook_by_alias(&self, token: &Token) -> StoreResult<Option<Webhook>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::alias_key(token))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let now = Timestamp::now();
+        let Some(alias) = found.item else {
+            return Ok(None);
+        };
+        if number(&alias, "expiresAtMs")? <= now.0 {
+            return Ok(None);
+        }
+        let current = Token::parse(text(&alias, "token")?)
+            .ok_or_else(|| StoreError::Corrupt("an alias item holds no token".into()))?;
+        let webhook = self.webhook_of(&current).await?;
+        // The webhook's own record has the last word (a later rotation or a
+        // delete that raced this read).
+        Ok(webhook.filter(|w| w.answers_to(token, now)))
+    }
+
+    /// One attempt at [`WebhookStore::rotate_token`]: the webhook and its
+    /// refusal count as read now, rewritten in one transaction whose
+    /// conditions fail if either changed meanwhile. `Ok(None)`: something
+    /// changed, read again.
+    async fn try_rotate(
+        &self,
+        current: &Token,
+        rotation: &Rotation,
+    ) -> StoreResult<Option<Webhook>> {
+        let item = self
+            .webhook_item(current)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let stored_data = text(&item, DATA)?.to_owned();
+        let webhook: Webhook = json(&item, DATA)?;
+        let refusals = self.read_refusals(current).await?;
+        let rotated = webhook.clone().rotated(rotation);
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(self.webhook_put(&rotated, "attribute_not_exists(pk)")?)
+                .build(),
+            TransactWriteItem::builder()
+                .delete(built(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", Self::webhook_key(current))
+                        .condition_expression("#data = :data")
+                        .expression_attribute_names("#data", DATA)
+                        .expression_attribute_values(":data", s(stored_data))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(built(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", Self::alias_key(current))
+                        .item("token", s(rotated.token.reveal()))
+                        .item(
+                            TTL_ATTRIBUTE,
+                            n(rotation.previous_expires_at.epoch_seconds() + 1),
+                        )
+                        .item("expiresAtMs", n(rotation.previous_expires_at.0))
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(built(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", Self::claim_key(&webhook.event_key))
+                        .item("token", s(rotated.token.reveal()))
+                        .condition_expression("#token = :token")
+                        .expression_attribute_names("#token", "token")
+                        .expression_attribute_values(":token", s(current.reveal()))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        // The count moves only if no refusal was counted since it was read.
+        let refusals_gone = match &refusals {
+            Some(r) => {
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(built(
+                            Put::builder()
+                                .table_name(&self.table)
+                                .item("pk", Self::refusals_key(&rotated.token))
+                                .item("refused", n(r.refused as i64))
+                                .item("lastCode", s(&r.last_code))
+                                .item("lastAt", n(r.last_at.0))
+                                .build(),
+                        )?)
+                        .build(),
+                );
+                Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", Self::refusals_key(current))
+                    .condition_expression("refused = :refused")
+                    .expression_attribute_values(":refused", n(r.refused as i64))
+                    .build()
+            }
+            None => Delete::builder()
+                .table_name(&self.table)
+                .key("pk", Self::refusals_key(current))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        };
+        items.push(
+            TransactWriteItem::builder()
+                .delete(built(refusals_gone)?)
+                .build(),
+        );
+        if let Some(earlier) = webhook.previous_token {
+            items.push(self.plain_delete(Self::alias_key(&earlier.token))?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(Some(rotated)),
+            Err(Ok(failed)) if failed.first() == Some(&true) => {
+                Err(StoreError::Conflict(Conflict::TokenTaken))
+            }
+            // Changed, deleted or rotated meanwhile, a refusal counted, or a
+            // transaction conflict: the next attempt reads it all again.
+            Err(Ok(_)) => Ok(None),
+            Err(Err(err)) => Err(err),
+        }
     }
 
     fn webhook_put(&self, webhook: &Webhook, condition: &str) -> StoreResult<Put> {
@@ -241,7 +429,7 @@ impl WebhookStore for DynamoWebhookStore {
 
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let current = self
-            .get_by_token(&webhook.token)
+            .webhook_of(&webhook.token)
             .await?
             .ok_or(StoreError::NotFound)?;
         let mut items = vec![
@@ -270,14 +458,10 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        get_json(
-            &self.client,
-            &self.table,
-            "pk",
-            Self::webhook_key(token),
-            DATA,
-        )
-        .await
+        match self.webhook_of(token).await? {
+            Some(webhook) => Ok(Some(webhook)),
+            None => self.webhook_by_alias(token).await,
+        }
     }
 
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
@@ -288,10 +472,10 @@ impl WebhookStore for DynamoWebhookStore {
     }
 
     async fn delete_webhook(&self, token: &Token) -> StoreResult<bool> {
-        let Some(current) = self.get_by_token(token).await? else {
+        let Some(current) = self.webhook_of(token).await? else {
             return Ok(false);
         };
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .delete(built(
                     Delete::builder()
@@ -304,20 +488,27 @@ impl WebhookStore for DynamoWebhookStore {
             TransactWriteItem::builder()
                 .delete(self.claim_delete(&current.event_key, token)?)
                 .build(),
-            TransactWriteItem::builder()
-                .delete(built(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .key("pk", Self::refusals_key(token))
-                        .build(),
-                )?)
-                .build(),
+            self.plain_delete(Self::refusals_key(token))?,
         ];
+        if let Some(previous) = current.previous_token {
+            items.push(self.plain_delete(Self::alias_key(&previous.token))?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(Ok(_)) => Ok(false),
             Err(Err(err)) => Err(err),
         }
+    }
+
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        for _ in 0..ROTATE_ATTEMPTS {
+            if let Some(rotated) = self.try_rotate(current, rotation).await? {
+                return Ok(rotated);
+            }
+        }
+        Err(StoreError::unavailable(
+            "the webhook kept changing while its token was rotated",
+        ))
     }
 
     async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {

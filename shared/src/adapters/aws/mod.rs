@@ -8,6 +8,10 @@
 //!   same transaction as the webhook, which is how a taken key is refused (409).
 //!   `refusals#<token>` counts the calls the webhook's signature check refused
 //!   (`ADD`, an atomic increment; written only on a refusal).
+//!   `tokenalias#<token>` names the current token of the webhook a
+//!   `webhook.rotate` took this token from, until `expiresAtMs` (checked on
+//!   read; `expiresAt`, epoch seconds, is the TTL attribute that deletes it
+//!   later). Read only when no `webhook#<token>` exists.
 //!   Listing webhooks scans, but only for the management command.
 //! - pipelines table, `name`; GSI `byEventKey` (`eventKey`, keys only) answers
 //!   "who listens to this webhook" with one Query on receive.

@@ -125,6 +125,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                 .await,
             &resources.webhooks_table,
         )?;
+        enable_ttl(db, &resources.webhooks_table).await?;
     }
     if !table_exists(db, &resources.pipelines_table).await? {
         let index = GlobalSecondaryIndex::builder()

@@ -201,8 +201,9 @@ impl SqliteStore {
         Ok(reclaimed)
     }
 
-    /// Deletes events (with their outcomes and effect claims) and invocation
-    /// records past their expiry; returns how many events and invocations went.
+    /// Deletes events (with their outcomes and effect claims), invocation
+    /// records and rotated-away webhook tokens past their expiry; returns how
+    /// many of those went.
     /// Reads already ignore them; this only reclaims space.
     pub async fn purge_expired(&self, now: Timestamp) -> StoreResult<usize> {
         self.write_with(Durability::Relaxed, move |c| {
@@ -218,7 +219,11 @@ impl SqliteStore {
             let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?;
             let invocations =
                 c.execute("DELETE FROM invocations WHERE expires_at <= ?1", [now.0])?;
-            Ok(events + invocations)
+            let previous_tokens = c.execute(
+                "DELETE FROM webhook_previous_tokens WHERE expires_at <= ?1",
+                [now.0],
+            )?;
+            Ok(events + invocations + previous_tokens)
         })
         .await
     }

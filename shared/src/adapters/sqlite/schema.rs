@@ -91,6 +91,17 @@ CREATE TABLE webhook_refusals (
     last_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 ",
+    // 4: the token each webhook had before `webhook.rotate`, which answers
+    // until `expires_at` (checked on every read; `purge_expired` deletes the
+    // row later). At most one per webhook: a rotation replaces it.
+    "
+CREATE TABLE webhook_previous_tokens (
+    token         TEXT PRIMARY KEY,
+    current_token TEXT NOT NULL UNIQUE,
+    expires_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX webhook_previous_tokens_by_expiry ON webhook_previous_tokens(expires_at);
+",
 ];
 /// Brings the file to the newest schema version this code knows, one migration
 /// at a time. A file written by a newer hookflow is refused, not guessed at.

@@ -248,3 +248,83 @@ async fn the_writer_resets_the_wal_once_it_passes_its_bound() {
         "peak {peak} bytes over the bound"
     );
 }
+
+#[tokio::test]
+async fn a_version_3_file_gets_previous_tokens_and_its_webhooks_rotate() {
+    use crate::domain::Token;
+    use crate::domain::rotation::Rotation;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    let webhook = crate::testkit::sample_webhook();
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &MIGRATIONS[..3]).unwrap();
+        // A document as written before rotation existed: no `previousToken`.
+        let mut document = serde_json::to_value(&webhook).unwrap();
+        assert!(
+            document
+                .as_object_mut()
+                .unwrap()
+                .remove("previousToken")
+                .is_none()
+        );
+        conn.execute(
+            "INSERT INTO webhooks (token, event_key, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                webhook.token.reveal(),
+                webhook.event_key.as_str(),
+                webhook.created_at.0,
+                document.to_string()
+            ],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    assert_eq!(
+        store.get_by_token(&webhook.token).await.unwrap(),
+        Some(webhook.clone())
+    );
+
+    let now = Timestamp::now();
+    let expired_soon = Rotation {
+        new_token: Token::generate(),
+        at: now,
+        previous_expires_at: Timestamp(now.0 + 60_000),
+    };
+    store
+        .rotate_token(&webhook.token, &expired_soon)
+        .await
+        .unwrap();
+    let aliases = || -> i64 {
+        Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM webhook_previous_tokens", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(aliases(), 1);
+    assert_eq!(
+        store.purge_expired(now).await.unwrap(),
+        0,
+        "still in its grace"
+    );
+    assert_eq!(aliases(), 1);
+    assert_eq!(
+        store
+            .purge_expired(Timestamp(now.0 + 60_000))
+            .await
+            .unwrap(),
+        1,
+        "purged once its grace is over"
+    );
+    assert_eq!(aliases(), 0);
+    assert!(
+        store
+            .get_by_token(&expired_soon.new_token)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

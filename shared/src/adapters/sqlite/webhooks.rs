@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, from_json, is_unique_violation, to_json};
+use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{Timestamp, Token, Webhook};
 use crate::error::{Conflict, StoreError};
@@ -77,10 +78,22 @@ impl WebhookStore for SqliteStore {
 
     async fn get_by_token(&self, token: &Token) -> StoreResult<Option<Webhook>> {
         let token = token.reveal().to_owned();
+        let now = Timestamp::now();
         self.read(move |c| {
-            c.prepare_cached("SELECT data FROM webhooks WHERE token = ?1")?
-                .query_row([token], |r| from_json(&r.get::<_, String>(0)?))
-                .optional()
+            // A webhook's own token wins over an expired-but-unpurged alias of
+            // another webhook that once had it.
+            c.prepare_cached(
+                "SELECT data, 0 AS via_alias FROM webhooks WHERE token = ?1
+                 UNION ALL
+                 SELECT w.data, 1 FROM webhook_previous_tokens p
+                   JOIN webhooks w ON w.token = p.current_token
+                  WHERE p.token = ?1 AND p.expires_at > ?2
+                 ORDER BY via_alias LIMIT 1",
+            )?
+            .query_row(params![token, now.0], |r| {
+                from_json(&r.get::<_, String>(0)?)
+            })
+            .optional()
         })
         .await
     }
@@ -98,7 +111,53 @@ impl WebhookStore for SqliteStore {
         let token = token.reveal();
         self.write(move |c| {
             c.execute("DELETE FROM webhook_refusals WHERE token = ?1", [&token])?;
+            c.execute(
+                "DELETE FROM webhook_previous_tokens WHERE current_token = ?1",
+                [&token],
+            )?;
             Ok(c.execute("DELETE FROM webhooks WHERE token = ?1", [token])? > 0)
+        })
+        .await
+    }
+
+    async fn rotate_token(&self, current: &Token, rotation: &Rotation) -> StoreResult<Webhook> {
+        let current = current.reveal();
+        let rotation = *rotation;
+        self.write(move |c| {
+            let webhook: Webhook = c
+                .prepare_cached("SELECT data FROM webhooks WHERE token = ?1")?
+                .query_row([&current], |r| from_json(&r.get::<_, String>(0)?))
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let rotated = webhook.rotated(&rotation);
+            let new = rotated.token.reveal();
+            let moved = c
+                .prepare_cached("UPDATE webhooks SET token = ?2, data = ?3 WHERE token = ?1")?
+                .execute(params![current, new, to_json(&rotated)?]);
+            match moved {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Conflict(Conflict::TokenTaken));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            c.execute(
+                "UPDATE webhook_refusals SET token = ?2 WHERE token = ?1",
+                [&current, &new],
+            )?;
+            // Only the token just replaced keeps answering: the webhook's
+            // earlier alias goes. REPLACE overwrites an expired, unpurged
+            // alias row of `current` that another webhook left behind.
+            c.execute(
+                "DELETE FROM webhook_previous_tokens WHERE current_token = ?1",
+                [&current],
+            )?;
+            c.execute(
+                "INSERT OR REPLACE INTO webhook_previous_tokens (token, current_token, expires_at)
+                 VALUES (?1, ?2, ?3)",
+                params![current, new, rotation.previous_expires_at.0],
+            )?;
+            Ok(rotated)
         })
         .await
     }
