@@ -70,8 +70,9 @@ pub struct Admission {
 enum Route {
     /// `webhook` is known when the token came in the head (header or query);
     /// else the token is in the body, looked up once the body is read.
+    /// Boxed: a webhook is large, and the admission is cloned per request.
     Receive {
-        webhook: Option<Webhook>,
+        webhook: Option<Box<Webhook>>,
     },
     Result,
     Health,
@@ -206,7 +207,9 @@ impl Gateway {
                         too_large = receive::webhook_payload_too_large(webhook);
                     }
                 }
-                Route::Receive { webhook }
+                Route::Receive {
+                    webhook: webhook.map(Box::new),
+                }
             }
             RESULT_PATH => {
                 require_method(&parts.method, GET_POST)?;
@@ -263,7 +266,7 @@ impl Gateway {
         let req = Request::from_parts(parts, body);
         let answer = async {
             match admission.route {
-                Route::Receive { webhook } => self.receive(req, webhook).await,
+                Route::Receive { webhook } => self.receive(req, webhook.map(|w| *w)).await,
                 Route::Result => self.poll_result(req).await,
                 Route::Health => self.health().await,
                 Route::Command { name } => self.command(&name, req).await,
