@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// Concurrent clients, one keep-alive connection each; comma-separated levels.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     clients: Vec<usize>,
+    /// Run the server with its Prometheus metrics on (`--metrics-addr`), to
+    /// measure what recording them costs.
+    #[arg(long)]
+    metrics: bool,
 }
 
 struct Level {
@@ -69,7 +73,7 @@ const WAL_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let data_dir = tempfile_dir()?;
     let wal = wal_path(&data_dir.join(DATABASE_FILE));
-    let (mut server, addr) = start_server(&data_dir).await?;
+    let (mut server, addr) = start_server(&data_dir, args.metrics).await?;
     let pid = server.id().context("server pid")?;
     let plain = create_webhook(&addr, "webhook.bench.lead", None).await?;
     let piped = create_webhook(&addr, "webhook.bench.pipeline", None).await?;
@@ -83,8 +87,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!(
-        "hookflow bench: {}-byte JSON body, SQLite WAL synchronous=FULL, server pid {pid}",
-        BODY.len()
+        "hookflow bench: {}-byte JSON body, SQLite WAL synchronous=FULL, metrics {}, server pid {pid}",
+        BODY.len(),
+        if args.metrics { "on" } else { "off" }
     );
     let endpoint = start_endpoint().await?;
     register_outgoing(&addr, &endpoint).await?;
@@ -220,10 +225,18 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn start_server(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
+async fn start_server(
+    data_dir: &std::path::Path,
+    metrics: bool,
+) -> anyhow::Result<(Child, String)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir);
+    if metrics {
+        command.args(["--metrics-addr", "127.0.0.1:0"]);
+    }
+    let mut child = command
         .env("HOOKFLOW_ADMIN_TOKEN", BENCH_ADMIN_TOKEN)
         .env("HOOKFLOW_LOG", "warn")
         // The third scenario's endpoint listens on loopback.
