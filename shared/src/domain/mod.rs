@@ -1,6 +1,7 @@
 //! Domain types: webhooks, events and results, with the rules that govern them;
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
+pub mod dedup;
 pub mod outgoing;
 pub mod verify;
 
@@ -213,14 +214,17 @@ pub struct Webhook {
     /// The sender's signature every call must carry; `None` checks none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<verify::Verification>,
+    /// How repeated deliveries are recognised; `None` stores every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<dedup::Dedup>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`. `verify` (its secrets masked) only when set, so
-    /// a webhook without it answers exactly PIPEFORCE's fields.
+    /// URL of `webhook.receive`. `verify` (its secrets masked) and `dedup` only when set, so
+    /// a webhook without them answers exactly PIPEFORCE's fields.
     pub fn to_api_json(&self, receive_url: &str) -> Value {
         let token = self.token.reveal();
         let mut shown = json!({
@@ -236,6 +240,9 @@ impl Webhook {
         });
         if let Some(verification) = &self.verify {
             shown["verify"] = verification.to_api_json();
+        }
+        if let Some(dedup) = &self.dedup {
+            shown["dedup"] = dedup.to_api_json();
         }
         shown
     }

@@ -37,6 +37,7 @@ impl WebhookError {
             "payloadType" => "invalid_payload_type",
             "maxPayloadLength" => "invalid_max_payload_length",
             "verify" => "invalid_verify",
+            "dedup" => "invalid_dedup",
             _ => "invalid_parameter",
         };
         WebhookError::Invalid {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, de};
 
 use super::error::WebhookError;
 use crate::domain::{EventKey, PayloadType, Timestamp, Token, Webhook};
+use crate::inbound::dedup::Dedup;
 use crate::inbound::verify::Verification;
 
 /// Most bytes a webhook may accept per call (the spec's ceiling for
@@ -48,6 +49,10 @@ pub struct WebhookPut {
     /// (it was sent empty). A JSON object, sent as JSON text in a query or form.
     #[serde(default, deserialize_with = "verify")]
     pub verify: Option<Option<Verification>>,
+    /// How repeated deliveries are recognised; `Some(None)` removes it (it was
+    /// sent empty, or as JSON null). A JSON object, as JSON text like `verify`.
+    #[serde(default, deserialize_with = "dedup")]
+    pub dedup: Option<Option<Dedup>>,
 }
 
 /// The webhook `webhook.get` and `webhook.delete` act on, if one is named.
@@ -71,11 +76,24 @@ impl WebhookPut {
             payload_type: PayloadType::default(),
             max_payload_length: DEFAULT_MAX_PAYLOAD_LENGTH,
             verify: None,
+            dedup: None,
             created_at: now,
             updated_at: now,
         };
         self.apply_to(&mut webhook, now);
         Ok(webhook)
+    }
+
+    /// A JSON body's `"dedup": null` removes it. The parameters leave JSON
+    /// nulls out (a null is no value), so the body itself is asked.
+    pub fn with_nulls_of(
+        mut self,
+        json_body: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
+        if json_body.is_some_and(|body| body.get("dedup").is_some_and(|v| v.is_null())) {
+            self.dedup = Some(None);
+        }
+        self
     }
 
     /// Changes the fields given, never the token or creation time.
@@ -97,6 +115,9 @@ impl WebhookPut {
         }
         if let Some(verify) = self.verify {
             webhook.verify = verify;
+        }
+        if let Some(dedup) = self.dedup {
+            webhook.dedup = dedup;
         }
         webhook.updated_at = now;
     }
@@ -175,6 +196,22 @@ fn parse_verify(text: &str) -> Result<Option<Verification>, WebhookError> {
         .map_err(|invalid| WebhookError::invalid_param("verify", invalid.0))
 }
 
+/// The `dedup` object as JSON text, like `verify`; empty removes it.
+fn parse_dedup(text: &str) -> Result<Option<Dedup>, WebhookError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+        WebhookError::invalid_param(
+            "dedup",
+            "dedup must be a JSON object, e.g. {\"header\":\"webhook-id\"}",
+        )
+    })?;
+    Dedup::from_json(&value)
+        .map(Some)
+        .map_err(|invalid| WebhookError::invalid_param("dedup", invalid.0))
+}
+
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
 fn by_rule<'de, D: Deserializer<'de>, T>(
@@ -207,6 +244,10 @@ fn payload_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PayloadType>, 
 
 fn verify<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Verification>>, D::Error> {
     by_rule(d, parse_verify)
+}
+
+fn dedup<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Dedup>>, D::Error> {
+    by_rule(d, parse_dedup)
 }
 
 fn max_payload_length<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -305,6 +346,8 @@ mod tests {
             ("maxPayloadLength", "lots", "invalid_max_payload_length"),
             ("verify", "{\"scheme\":\"github\"}", "invalid_verify"),
             ("verify", "github", "invalid_verify"),
+            ("dedup", "{\"jsonPointer\":\"id\"}", "invalid_dedup"),
+            ("dedup", "webhook-id", "invalid_dedup"),
         ] {
             let message = put(json!({ param: bad })).unwrap_err();
             let err = WebhookError::invalid_param(param, message);

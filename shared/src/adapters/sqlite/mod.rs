@@ -218,7 +218,8 @@ impl SqliteStore {
             let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?;
             let invocations =
                 c.execute("DELETE FROM invocations WHERE expires_at <= ?1", [now.0])?;
-            Ok(events + invocations)
+            let claims = c.execute("DELETE FROM dedup_claims WHERE expires_at <= ?1", [now.0])?;
+            Ok(events + invocations + claims)
         })
         .await
     }

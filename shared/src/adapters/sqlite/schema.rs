@@ -91,6 +91,17 @@ CREATE TABLE webhook_refusals (
     last_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 ",
+    // 4: delivery claims of the webhooks with `dedup`: the SHA-256 of (event
+    // key, delivery key) and the event that holds it until `expires_at`;
+    // `purge_expired` deletes the expired ones.
+    "
+CREATE TABLE dedup_claims (
+    key_hash       BLOB PRIMARY KEY,
+    correlation_id TEXT NOT NULL,
+    expires_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX dedup_claims_by_expiry ON dedup_claims(expires_at);
+",
 ];
 /// Brings the file to the newest schema version this code knows, one migration
 /// at a time. A file written by a newer hookflow is refused, not guessed at.
