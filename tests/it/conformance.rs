@@ -247,8 +247,8 @@ async fn aws_large_events_are_claim_checked_in_s3() {
 #[tokio::test]
 async fn aws_a_large_duplicate_leaves_no_second_object() {
     use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
-    use hookflow_core::domain::dedup::{Admission, DedupClaim, DedupKey};
     use hookflow_core::domain::Timestamp;
+    use hookflow_core::domain::dedup::{Admission, DedupClaim, DedupKey};
     use hookflow_core::ports::EventStore;
     if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
         return;

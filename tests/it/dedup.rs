@@ -106,9 +106,9 @@ async fn counted_runs(
     let fixture = OutgoingFixture::options()
         .server_env(&server_env)
         .answering(reply)
-        .start(|endpoint| {
-            json!({"id": "count-runs", "url": endpoint.url("/runs"), "method": "POST"})
-        })
+        .start(
+            |endpoint| json!({"id": "count-runs", "url": endpoint.url("/runs"), "method": "POST"}),
+        )
         .await;
     let token = webhook_with(&fixture.server, event_key, json!({ "dedup": dedup })).await;
     let (status, stored) = fixture
@@ -154,7 +154,11 @@ async fn thirty_two_racing_copies_store_one_event_and_run_it_once() {
     assert_eq!(result["value"]["data"], json!({"run": 1}), "{result}");
     // Runs of stored copies would still be under way: give them time to show.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(fixture.endpoint.requests().len(), 1, "the pipeline ran once");
+    assert_eq!(
+        fixture.endpoint.requests().len(),
+        1,
+        "the pipeline ran once"
+    );
     if backend() == Backend::Embedded {
         assert_eq!(stored_event_ids(&server.database()).len(), 1, "one event");
     }
@@ -183,21 +187,25 @@ async fn a_repeat_waits_for_the_first_result_and_answers_with_it() {
     .await;
     let server = &fixture.server;
     let delivery = [("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")];
-    let (first, repeat) = tokio::join!(
-        deliver(server, &token, &delivery, r#"{"n":1}"#),
-        async {
-            // Sent while the first one's pipeline is still running.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            deliver(server, &token, &delivery, r#"{"n":1}"#).await
-        }
-    );
+    let (first, repeat) = tokio::join!(deliver(server, &token, &delivery, r#"{"n":1}"#), async {
+        // Sent while the first one's pipeline is still running.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        deliver(server, &token, &delivery, r#"{"n":1}"#).await
+    });
     assert!(!first.duplicate);
     assert!(repeat.duplicate);
     assert_eq!(repeat.correlation_id, first.correlation_id);
     assert_eq!(first.json["status"], "ok", "{}", first.json);
-    assert_eq!(repeat.json, first.json, "the repeat carries the first result");
+    assert_eq!(
+        repeat.json, first.json,
+        "the repeat carries the first result"
+    );
     assert_eq!(repeat.json["value"]["data"], json!({"slow": true}));
-    assert_eq!(fixture.endpoint.requests().len(), 1, "the pipeline ran once");
+    assert_eq!(
+        fixture.endpoint.requests().len(),
+        1,
+        "the pipeline ran once"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +249,11 @@ async fn a_json_pointer_key_with_a_short_window() {
     assert_ne!(later.correlation_id, first.correlation_id);
     if backend() == Backend::Embedded {
         let stored = stored_event_ids(&server.database());
-        assert_eq!(stored.len(), 6, "first, two keyless, not JSON, second, later");
+        assert_eq!(
+            stored.len(),
+            6,
+            "first, two keyless, not JSON, second, later"
+        );
         assert!(stored.contains(&first.correlation_id));
     }
 }
@@ -295,7 +307,11 @@ async fn a_repeat_with_a_bad_signature_is_refused_before_dedup() {
         .await
         .unwrap();
     assert!(res.headers().get("hookflow-duplicate").is_none());
-    assert!(res.headers().get("pipeforce-result-correlationid").is_none());
+    assert!(
+        res.headers()
+            .get("pipeforce-result-correlationid")
+            .is_none()
+    );
     let (status, answer) = json_of(res).await;
     assert_error(status, &answer, 401, "signature_invalid");
 
@@ -330,7 +346,10 @@ async fn dedup_is_validated_at_its_bounds_shown_and_removable() {
     let (_, all) = server.command("webhook.get", &[]).await;
     assert_eq!(all, json!([]), "nothing was created");
 
-    for (window, event_key) in [(1, "webhook.dedup.shortest"), (604_800, "webhook.dedup.longest")] {
+    for (window, event_key) in [
+        (1, "webhook.dedup.shortest"),
+        (604_800, "webhook.dedup.longest"),
+    ] {
         let (status, created) = put_webhook(
             &server,
             json!({"eventKey": event_key}),
@@ -346,7 +365,10 @@ async fn dedup_is_validated_at_its_bounds_shown_and_removable() {
 
     // A form caller sends the object as JSON text; the default window is a day.
     let created = server
-        .create_webhook("webhook.dedup.form", &[("dedup", r#"{"jsonPointer":"/id"}"#)])
+        .create_webhook(
+            "webhook.dedup.form",
+            &[("dedup", r#"{"jsonPointer":"/id"}"#)],
+        )
         .await;
     assert_eq!(
         created["dedup"],
@@ -357,7 +379,12 @@ async fn dedup_is_validated_at_its_bounds_shown_and_removable() {
     assert_eq!(shown["dedup"], created["dedup"]);
     let (_, all) = server.command("webhook.get", &[]).await;
     assert_eq!(all.as_array().unwrap().len(), 3);
-    assert!(all.as_array().unwrap().iter().all(|w| w["dedup"].is_object()));
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["dedup"].is_object())
+    );
 
     // Another change keeps it; JSON null removes it, and so does empty text.
     let (status, changed) = put_webhook(

@@ -158,7 +158,10 @@ impl EventStore for MemoryStore {
 
     async fn release_claim(&self, key: &DedupKey, id: &CorrelationId) -> StoreResult<()> {
         let mut t = self.tables();
-        if t.dedup_claims.get(key).is_some_and(|(holder, _)| holder == id) {
+        if t.dedup_claims
+            .get(key)
+            .is_some_and(|(holder, _)| holder == id)
+        {
             t.dedup_claims.remove(key);
         }
         Ok(())

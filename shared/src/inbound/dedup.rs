@@ -212,13 +212,21 @@ mod tests {
     #[test]
     fn the_key_is_a_hash_scoped_by_event_key_and_absent_without_a_value() {
         let now = Timestamp(1_000);
-        let by_pointer = Dedup::from_json(&json!({"jsonPointer": "/id", "windowSeconds": 60})).unwrap();
+        let by_pointer =
+            Dedup::from_json(&json!({"jsonPointer": "/id", "windowSeconds": 60})).unwrap();
         let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
-        let claim = by_pointer.claim(&key(), &HeaderMap::new(), body, now).unwrap();
+        let claim = by_pointer
+            .claim(&key(), &HeaderMap::new(), body, now)
+            .unwrap();
         assert_eq!(claim.claimed_at, now);
         assert_eq!(claim.expires_at, Timestamp(61_000));
         let again = by_pointer
-            .claim(&key(), &HeaderMap::new(), br#"{"type":"x","id":"evt_1"}"#, now)
+            .claim(
+                &key(),
+                &HeaderMap::new(),
+                br#"{"type":"x","id":"evt_1"}"#,
+                now,
+            )
             .unwrap();
         assert_eq!(claim.key, again.key, "the same id, another body");
         let other_webhook = EventKey::parse("webhook.other").unwrap();
@@ -227,8 +235,16 @@ mod tests {
             .unwrap();
         assert_ne!(claim.key, elsewhere.key, "scoped by event key");
         assert!(!claim.key.to_text().contains("evt_1"));
-        for keyless in [&b"not json"[..], br#"{"type":"x"}"#, br#"{"id":""}"#, br#"{"id":null}"#] {
-            assert_eq!(by_pointer.claim(&key(), &HeaderMap::new(), keyless, now), None);
+        for keyless in [
+            &b"not json"[..],
+            br#"{"type":"x"}"#,
+            br#"{"id":""}"#,
+            br#"{"id":null}"#,
+        ] {
+            assert_eq!(
+                by_pointer.claim(&key(), &HeaderMap::new(), keyless, now),
+                None
+            );
         }
         let numeric = by_pointer.claim(&key(), &HeaderMap::new(), br#"{"id":7}"#, now);
         assert!(numeric.is_some());

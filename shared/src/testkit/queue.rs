@@ -180,10 +180,7 @@ pub async fn event_intake_conformance(
             pipeline: p.to_string(),
         })
         .collect();
-    intake
-        .accept(&record, &jobs, None)
-        .await
-        .expect("accept");
+    intake.accept(&record, &jobs, None).await.expect("accept");
     assert_eq!(
         events.get_event(&id).await.unwrap(),
         Some(record.clone()),
