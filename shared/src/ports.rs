@@ -390,3 +390,55 @@ pub enum Disposition {
     /// error outcome recorded first, so its result ends.
     DeadLetter(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::absent::NoQueue;
+    use crate::adapters::{MemoryQueue, MemoryStore};
+    use crate::domain::Timestamp;
+
+    fn one_job(record: &EventRecord) -> Vec<PipelineJob> {
+        vec![PipelineJob {
+            correlation_id: record.event.correlation_id,
+            pipeline: "p".into(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_when_its_jobs_cannot_be_queued() {
+        let store = Arc::new(MemoryStore::new());
+        let key = EventKey::parse("webhook.release").unwrap();
+        let now = Timestamp::now();
+        let claim = DedupClaim {
+            key: DedupKey([1; 32]),
+            claimed_at: now,
+            expires_at: now.plus_seconds(60),
+        };
+        let failing = StoreThenEnqueue {
+            events: store.clone(),
+            queue: Arc::new(NoQueue),
+        };
+        let first = crate::testkit::sample_event(&key, &["p"], 60_000);
+        assert!(
+            failing
+                .accept(&first, &one_job(&first), Some(&claim))
+                .await
+                .is_err()
+        );
+        // The caller was told to retry: its retry is a new event, not a
+        // duplicate of one whose pipelines never run.
+        let working = StoreThenEnqueue {
+            events: store,
+            queue: Arc::new(MemoryQueue::new()),
+        };
+        let retry = crate::testkit::sample_event(&key, &["p"], 60_000);
+        assert_eq!(
+            working
+                .accept(&retry, &one_job(&retry), Some(&claim))
+                .await
+                .unwrap(),
+            Admission::New
+        );
+    }
+}

@@ -417,3 +417,32 @@ async fn dedup_is_validated_at_its_bounds_shown_and_removable() {
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert!(changed.get("dedup").is_none(), "{changed}");
 }
+
+#[tokio::test]
+async fn a_repeat_after_the_first_result_expired_is_still_a_duplicate() {
+    // Results live 1 s here; the key is remembered for a minute.
+    let server = Server::start_with(&[("HOOKFLOW_RESULT_TTL_SECONDS", "1")]).await;
+    let token = webhook_with(
+        &server,
+        "webhook.dedup.expired",
+        json!({"dedup": {"header": "webhook-id", "windowSeconds": 60}}),
+    )
+    .await;
+    let (status, stored) = server
+        .put_pipeline(
+            "done",
+            "pipeline:\n  - event.listen:\n      eventKey: webhook.dedup.expired\n  - body.set:\n      value: done\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let delivery = [("webhook-id", "msg_expired")];
+    let first = deliver(&server, &token, &delivery, "{}").await;
+    assert_eq!(first.json["value"], "done", "{}", first.json);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let repeat = deliver(&server, &token, &delivery, "{}").await;
+    assert!(repeat.duplicate);
+    assert_eq!(repeat.correlation_id, first.correlation_id);
+    // Not `processing`, which would never end: taken, with no result kept.
+    assert_eq!(repeat.json["status"], "ok", "{}", repeat.json);
+    assert_eq!(repeat.json["value"], Value::Null);
+}
