@@ -37,7 +37,8 @@ pids+=($!)
 wait_for "the SMTP test server" test -s "$work/smtp.port"
 
 moto_port=$(free_port)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+# moto's server with DynamoDB's isolation of transactions (see the script).
+"$VENV/bin/python" tests/moto_server.py -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 wait_for "moto" curl -sf "http://127.0.0.1:$moto_port/moto-api/"
 

@@ -159,6 +159,19 @@ class Operations(unittest.TestCase):
                 granted.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
         self.assertLessEqual({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}, granted)
 
+    def test_receive_may_claim_a_delivery_and_drop_a_duplicate_payload(self):
+        # dedup: the event and its claim in one transaction, the held claim read,
+        # the claim given back, and a duplicate's claim-checked payload deleted.
+        events, payloads = set(), set()
+        for s in statements("WebhookReceiveFunction"):
+            actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+            if s.get("Resource") == {"Fn::GetAtt": "EventsTable.Arn"}:
+                events.update(actions)
+            if "events/" in str(s.get("Resource")):
+                payloads.update(actions)
+        self.assertLessEqual({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"}, events)
+        self.assertLessEqual({"s3:PutObject", "s3:DeleteObject"}, payloads)
+
     def test_sam_build_output_is_ignored(self):
         with open(os.path.join(os.path.dirname(TEMPLATE), ".gitignore"), encoding="utf-8") as f:
             self.assertIn(".aws-sam/", f.read().split())

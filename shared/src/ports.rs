@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
+use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -90,6 +91,18 @@ pub trait EffectLog: Send + Sync {
 pub trait EventStore: EffectLog {
     /// Stores a new event durably; `Conflict(AlreadyExists)` if its id is taken.
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()>;
+    /// Stores a new event together with `claim`, in one conditional write: when
+    /// a claim on the same key is still live at `claim.claimed_at`, nothing is
+    /// stored and the answer names the event that holds it; an expired claim is
+    /// taken over. Of any number of puts racing with one key, one is `New`.
+    async fn put_claimed_event(
+        &self,
+        record: &EventRecord,
+        claim: &DedupClaim,
+    ) -> StoreResult<Admission>;
+    /// Gives up the claim on `key` if event `id` holds it (its jobs could not
+    /// be queued and the caller was told to retry: the retry must be new).
+    async fn release_claim(&self, key: &DedupKey, id: &CorrelationId) -> StoreResult<()>;
     /// The event, if stored and not expired at the time of reading.
     async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>>;
     /// The result of an event, if stored and not expired at the time of reading.
@@ -108,8 +121,16 @@ pub trait EventStore: EffectLog {
 #[async_trait]
 pub trait EventIntake: Send + Sync {
     /// Stores `record` and sends `jobs`; answers only when both are durable.
-    /// Where the backend allows it, both happen in one transaction.
-    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()>;
+    /// Where the backend allows it, both happen in one transaction. With a
+    /// `claim`, a delivery whose key a live claim holds stores and sends
+    /// nothing and is answered `Duplicate` of the event that holds it (see
+    /// [`EventStore::put_claimed_event`]).
+    async fn accept(
+        &self,
+        record: &EventRecord,
+        jobs: &[PipelineJob],
+        claim: Option<&DedupClaim>,
+    ) -> StoreResult<Admission>;
 }
 
 /// [`EventIntake`] over a separate store and queue: the event first, then the
@@ -121,10 +142,35 @@ pub struct StoreThenEnqueue {
 
 #[async_trait]
 impl EventIntake for StoreThenEnqueue {
-    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
-        self.events.put_event(record).await?;
+    async fn accept(
+        &self,
+        record: &EventRecord,
+        jobs: &[PipelineJob],
+        claim: Option<&DedupClaim>,
+    ) -> StoreResult<Admission> {
+        match claim {
+            None => self.events.put_event(record).await?,
+            Some(claim) => {
+                if let Admission::Duplicate(first) =
+                    self.events.put_claimed_event(record, claim).await?
+                {
+                    return Ok(Admission::Duplicate(first));
+                }
+            }
+        }
         let jobs: Vec<Job> = jobs.iter().cloned().map(Job::from).collect();
-        self.queue.send_jobs(&jobs).await
+        if let Err(err) = self.queue.send_jobs(&jobs).await {
+            let id = record.event.correlation_id;
+            if let Some(claim) = claim
+                && let Err(release) = self.events.release_claim(&claim.key, &id).await
+            {
+                // The retry will be answered as a duplicate of an event that
+                // never runs, until the window ends; say so where it can be seen.
+                tracing::error!(%id, error = %release, "a claim of an event whose jobs were not queued stays");
+            }
+            return Err(err);
+        }
+        Ok(Admission::New)
     }
 }
 
@@ -359,4 +405,56 @@ pub enum Disposition {
     /// move it to the dead letters, for the reason given. A pipeline job has its
     /// error outcome recorded first, so its result ends.
     DeadLetter(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::absent::NoQueue;
+    use crate::adapters::{MemoryQueue, MemoryStore};
+    use crate::domain::Timestamp;
+
+    fn one_job(record: &EventRecord) -> Vec<PipelineJob> {
+        vec![PipelineJob {
+            correlation_id: record.event.correlation_id,
+            pipeline: "p".into(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_when_its_jobs_cannot_be_queued() {
+        let store = Arc::new(MemoryStore::new());
+        let key = EventKey::parse("webhook.release").unwrap();
+        let now = Timestamp::now();
+        let claim = DedupClaim {
+            key: DedupKey([1; 32]),
+            claimed_at: now,
+            expires_at: now.plus_seconds(60),
+        };
+        let failing = StoreThenEnqueue {
+            events: store.clone(),
+            queue: Arc::new(NoQueue),
+        };
+        let first = crate::testkit::sample_event(&key, &["p"], 60_000);
+        assert!(
+            failing
+                .accept(&first, &one_job(&first), Some(&claim))
+                .await
+                .is_err()
+        );
+        // The caller was told to retry: its retry is a new event, not a
+        // duplicate of one whose pipelines never run.
+        let working = StoreThenEnqueue {
+            events: store,
+            queue: Arc::new(MemoryQueue::new()),
+        };
+        let retry = crate::testkit::sample_event(&key, &["p"], 60_000);
+        assert_eq!(
+            working
+                .accept(&retry, &one_job(&retry), Some(&claim))
+                .await
+                .unwrap(),
+            Admission::New
+        );
+    }
 }

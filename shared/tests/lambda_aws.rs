@@ -182,7 +182,7 @@ async fn the_smtp_login_comes_from_secrets_manager() {
         .unwrap();
     let mut record = hookflow_core::testkit::sample_event(&key, &["hello"], 60_000);
     record.event.correlation_id = CorrelationId::generate();
-    ports.intake.accept(&record, &[]).await.unwrap();
+    ports.intake.accept(&record, &[], None).await.unwrap();
     let mut event: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
     event.records.truncate(1);

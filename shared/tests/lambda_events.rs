@@ -173,7 +173,7 @@ async fn stored_event_for_fixture(ports: &Ports) {
     let mut record = hookflow_core::testkit::sample_event(&key, &["hello", "lower"], 60_000);
     record.event.correlation_id = CorrelationId::parse(CORRELATION_ID).unwrap();
     record.event.origin = json!("SGVsbG8gV29ybGQ=");
-    ports.intake.accept(&record, &[]).await.unwrap();
+    ports.intake.accept(&record, &[], None).await.unwrap();
 }
 
 #[tokio::test]
@@ -402,7 +402,7 @@ async fn a_result_over_the_size_bound_ends_as_result_too_large() {
     for (size, kept) in [(MAX_OUTCOME_BYTES, true), (MAX_OUTCOME_BYTES + 1, false)] {
         let mut record = hookflow_core::testkit::sample_event(&key, &["hello"], 60_000);
         record.event.origin = json!("x".repeat(size - overhead));
-        ports.intake.accept(&record, &[]).await.unwrap();
+        ports.intake.accept(&record, &[], None).await.unwrap();
         let id = record.event.correlation_id;
         let mut event = template.clone();
         event.records.truncate(1);

@@ -242,6 +242,70 @@ async fn aws_large_events_are_claim_checked_in_s3() {
     assert_eq!(result.listeners, ["p"]);
 }
 
+/// A large event is claim-checked before its transaction: a duplicate of it
+/// deletes the object it wrote, so the bucket keeps one copy of the delivery.
+#[tokio::test]
+async fn aws_a_large_duplicate_leaves_no_second_object() {
+    use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
+    use hookflow_core::domain::Timestamp;
+    use hookflow_core::domain::dedup::{Admission, DedupClaim, DedupKey};
+    use hookflow_core::ports::EventStore;
+    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+        return;
+    }
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("dup-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let events = DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        clients.s3.clone(),
+        &resources.events_table,
+        &resources.payload_bucket,
+    );
+    let key = hookflow_core::domain::EventKey::parse("webhook.big.dup").unwrap();
+    let now = Timestamp::now();
+    let claim = DedupClaim {
+        key: DedupKey([7; 32]),
+        claimed_at: now,
+        expires_at: now.plus_seconds(60),
+    };
+    let large = |record: &mut hookflow_core::domain::EventRecord| {
+        record.event.origin = serde_json::Value::String("x".repeat(400_000));
+    };
+    let mut first = hookflow_core::testkit::sample_event(&key, &["p"], 60_000);
+    large(&mut first);
+    let mut repeat = hookflow_core::testkit::sample_event(&key, &["p"], 60_000);
+    large(&mut repeat);
+    assert_eq!(
+        events.put_claimed_event(&first, &claim).await.unwrap(),
+        Admission::New
+    );
+    assert_eq!(
+        events.put_claimed_event(&repeat, &claim).await.unwrap(),
+        Admission::Duplicate(first.event.correlation_id)
+    );
+    let objects = clients
+        .s3
+        .list_objects_v2()
+        .bucket(&resources.payload_bucket)
+        .prefix("events/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        [format!("events/{}.json", first.event.correlation_id)],
+        "only the stored event's payload"
+    );
+    assert_eq!(
+        events.get_event(&first.event.correlation_id).await.unwrap(),
+        Some(first)
+    );
+}
+
 /// Outcomes too large for a DynamoDB item are claim-checked in S3 like events:
 /// one at the inline bound stays in the item, one byte more goes to S3, and
 /// 1 MB and 4 MB outcomes are read back whole.

@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod data_dir_lock;
 mod dead_letters;
+mod dedup;
 mod deep_json;
 mod disk_full;
 mod durability;

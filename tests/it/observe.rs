@@ -54,7 +54,9 @@ async fn every_answer_carries_a_request_id_that_its_access_line_carries_too() {
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         ids.push((id, expected));
     }
-    // A sane caller id is echoed; one that is not is replaced.
+    // A sane caller id is echoed; one that is not is replaced. (A new client:
+    // the 413 above closed its connection, which the pool might hand out again.)
+    let http = client();
     let res = http
         .get(server.at("/api/v3/health"))
         .header("x-request-id", "partner-req.42")

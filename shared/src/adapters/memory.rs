@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::job_wait::receive_within;
+use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -29,6 +30,8 @@ struct Tables {
     events: HashMap<CorrelationId, EventRecord>,
     outcomes: HashMap<CorrelationId, BTreeMap<String, PipelineOutcome>>,
     effects: HashSet<(CorrelationId, String)>,
+    /// Delivery claims: the event holding each key, until when.
+    dedup_claims: HashMap<DedupKey, (CorrelationId, Timestamp)>,
     pipelines: BTreeMap<String, PipelineDefinition>,
     outgoing: BTreeMap<String, OutgoingWebhook>,
     invocations: HashMap<ReferenceId, Invocation>,
@@ -150,6 +153,37 @@ impl EventStore for MemoryStore {
             return Err(StoreError::Conflict(Conflict::AlreadyExists));
         }
         t.events.insert(id, record.clone());
+        Ok(())
+    }
+
+    async fn put_claimed_event(
+        &self,
+        record: &EventRecord,
+        claim: &DedupClaim,
+    ) -> StoreResult<Admission> {
+        let mut t = self.tables();
+        let id = record.event.correlation_id;
+        if let Some((first, expires_at)) = t.dedup_claims.get(&claim.key)
+            && *expires_at > claim.claimed_at
+        {
+            return Ok(Admission::Duplicate(*first));
+        }
+        if t.events.contains_key(&id) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists));
+        }
+        t.events.insert(id, record.clone());
+        t.dedup_claims.insert(claim.key, (id, claim.expires_at));
+        Ok(Admission::New)
+    }
+
+    async fn release_claim(&self, key: &DedupKey, id: &CorrelationId) -> StoreResult<()> {
+        let mut t = self.tables();
+        if t.dedup_claims
+            .get(key)
+            .is_some_and(|(holder, _)| holder == id)
+        {
+            t.dedup_claims.remove(key);
+        }
         Ok(())
     }
 

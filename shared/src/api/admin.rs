@@ -124,7 +124,7 @@ impl Gateway {
     }
 
     async fn put_webhook(&self, params: &Params, receive_url: &str) -> Result<Value, ApiError> {
-        let change: WebhookPut = webhook_input(params)?;
+        let change = webhook_input::<WebhookPut>(params)?.with_nulls_of(params.json_body());
         let webhook =
             webhooks::service::put(&*self.ports.webhooks, change, Timestamp::now()).await?;
         Ok(webhook.to_api_json(receive_url))

@@ -43,6 +43,8 @@ pub const HEALTH_PATH: &str = "/api/v3/health";
 pub const COMMAND_PREFIX: &str = "/api/v3/command/";
 /// Header that carries a call's correlation id.
 pub const CORRELATION_HEADER: &str = "pipeforce-result-correlationid";
+/// Marks the answer to a repeated delivery (`dedup`): it names the first one's event.
+pub const DUPLICATE_HEADER: &str = "hookflow-duplicate";
 
 /// Longest request target (path and query) hookflow reads: `414 uri_too_long` beyond.
 pub const MAX_URI_BYTES: usize = 8 * 1024;

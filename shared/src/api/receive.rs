@@ -19,6 +19,7 @@ use crate::domain::{
     Webhook,
 };
 use crate::inbound::Refusal;
+use crate::inbound::dedup::Admission;
 use crate::inbound::source::{PeerAddr, client_address, is_allowed};
 use crate::limits::parse_json_within_depth;
 
@@ -80,6 +81,10 @@ impl Gateway {
                 return Err(self.refuse(&webhook, refusal).await);
             }
         }
+        // After the signature: an unverified call must not take (or learn of) a claim.
+        let claim = webhook.dedup.as_ref().and_then(|dedup| {
+            dedup.claim(&webhook.event_key, &head.headers, &body, Timestamp::now())
+        });
 
         let polling_redirect =
             query.flag("pollingRedirectEnabled") || parts.fields.flag("pollingRedirectEnabled");
@@ -130,19 +135,37 @@ impl Gateway {
             listeners,
             expires_at: received_at.plus_seconds(self.settings.result_ttl_seconds),
         };
-        // Accepted only once the event is stored and its jobs are queued.
-        self.ports.intake.accept(&record, &jobs).await?;
+        // Accepted only once the event is stored and its jobs are queued; a
+        // repeat of a delivery the claim remembers stores nothing.
+        let admission = self
+            .ports
+            .intake
+            .accept(&record, &jobs, claim.as_ref())
+            .await?;
         // Stored: not kept in memory while waiting for the result.
         drop(record);
-        tracing::debug!(
-            event_key = %webhook.event_key,
-            %correlation_id,
-            listeners = jobs.len(),
-            bytes = body_len,
-            "webhook received"
-        );
+        let (correlation_id, duplicate) = match admission {
+            Admission::New => {
+                tracing::debug!(
+                    event_key = %webhook.event_key,
+                    %correlation_id,
+                    listeners = jobs.len(),
+                    bytes = body_len,
+                    "webhook received"
+                );
+                (correlation_id, false)
+            }
+            Admission::Duplicate(first) => {
+                tracing::info!(
+                    event_key = %webhook.event_key,
+                    correlation_id = %first,
+                    "repeated delivery answered with its first event, not stored"
+                );
+                (first, true)
+            }
+        };
 
-        let answer = if jobs.is_empty() {
+        let answer = if jobs.is_empty() && !duplicate {
             ResultAnswer::finished_without_listeners(correlation_id)
         } else {
             // The event is accepted: from here on the caller must not be told to
@@ -152,6 +175,11 @@ impl Gateway {
                 .await_result(&correlation_id, self.settings.receive_wait)
                 .await
             {
+                // The first event's result has expired (the dedup window
+                // outlasts results): it was accepted, there is nothing to show.
+                Ok(read) if duplicate && read.record.is_none() => {
+                    ResultAnswer::finished_without_listeners(correlation_id)
+                }
                 Ok(read) => ResultAnswer::from_record(correlation_id, read.record.as_ref()),
                 Err(_) => {
                     tracing::warn!(%correlation_id, "accepted, but its result could not be read yet");
@@ -161,6 +189,7 @@ impl Gateway {
         };
         Ok(answer
             .with_polling_redirect(polling_redirect)
+            .with_duplicate(duplicate)
             .to_response(None))
     }
 }

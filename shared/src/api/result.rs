@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::ApiError;
 use super::params::Params;
-use super::{CORRELATION_HEADER, Gateway, RESULT_PATH};
+use super::{CORRELATION_HEADER, DUPLICATE_HEADER, Gateway, RESULT_PATH};
 use crate::domain::{CorrelationId, ResultRecord, ResultStatus};
 
 /// The result JSON of PIPEFORCE: `{statusCode, status, value, pollingRedirectEnabled, correlationId}`.
@@ -23,6 +23,8 @@ pub(super) struct ResultAnswer {
     value: Value,
     error: Option<Value>,
     polling_redirect: bool,
+    /// The answer to a repeated delivery, about the first one's event.
+    duplicate: bool,
 }
 
 impl ResultAnswer {
@@ -34,6 +36,7 @@ impl ResultAnswer {
             value: Value::Null,
             error: None,
             polling_redirect: false,
+            duplicate: false,
         }
     }
 
@@ -53,11 +56,18 @@ impl ResultAnswer {
             value,
             error,
             polling_redirect: false,
+            duplicate: false,
         }
     }
 
     pub fn with_polling_redirect(mut self, enabled: bool) -> Self {
         self.polling_redirect = enabled;
+        self
+    }
+
+    /// Marks the answer with `hookflow-duplicate: true` when `duplicate`.
+    pub fn with_duplicate(mut self, duplicate: bool) -> Self {
+        self.duplicate = duplicate;
         self
     }
 
@@ -104,6 +114,10 @@ impl ResultAnswer {
         );
         if let Ok(v) = HeaderValue::from_str(&self.correlation_id.to_string()) {
             res.headers_mut().insert(CORRELATION_HEADER, v);
+        }
+        if self.duplicate {
+            res.headers_mut()
+                .insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
         }
         if self.polling_redirect && self.is_processing() {
             *res.status_mut() = StatusCode::SEE_OTHER;

@@ -1,6 +1,7 @@
 //! Domain types: webhooks, events and results, with the rules that govern them;
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
+pub mod dedup;
 pub mod outgoing;
 pub mod rotation;
 pub mod verify;
@@ -228,13 +229,16 @@ pub struct Webhook {
     /// remove it; never shown in an answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_token: Option<rotation::PreviousToken>,
+    /// How repeated deliveries are recognised; `None` stores every call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<dedup::Dedup>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl Webhook {
     /// The JSON the management API answers with; `receive_url` is the public
-    /// URL of `webhook.receive`. `verify` (its secrets masked) and
+    /// URL of `webhook.receive`. `verify` (its secrets masked), `dedup` and
     /// `allowedSources` only when set, and `previousTokenExpiresAt` only while
     /// a rotation's grace runs, so a webhook without them answers exactly
     /// PIPEFORCE's fields.
@@ -259,6 +263,9 @@ impl Webhook {
         }
         if let Some(ends) = self.grace_running_until(Timestamp::now()) {
             shown["previousTokenExpiresAt"] = json!(ends.to_rfc3339());
+        }
+        if let Some(dedup) = &self.dedup {
+            shown["dedup"] = dedup.to_api_json();
         }
         shown
     }

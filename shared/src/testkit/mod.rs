@@ -5,6 +5,7 @@
 //! random keys, so it can run against a shared, non-empty backend (moto).
 //! `endpoint` is the recording, scripted HTTP endpoint outgoing calls go to.
 
+mod dedup;
 pub mod endpoint;
 mod events;
 mod invocations;
@@ -14,6 +15,7 @@ mod queue;
 pub mod services;
 mod webhooks;
 
+pub use dedup::dedup_conformance;
 pub use events::event_store_conformance;
 pub use invocations::{invocation_store_conformance, sample_invocation};
 pub use outgoing::{outgoing_store_conformance, sample_outgoing};
@@ -47,6 +49,7 @@ pub fn sample_webhook() -> Webhook {
         verify: None,
         allowed_sources: Vec::new(),
         previous_token: None,
+        dedup: None,
         created_at: now,
         updated_at: now,
     }

@@ -163,7 +163,8 @@ pub async fn job_queue_conformance(queue: &dyn JobQueue) {
 }
 
 /// The rules of [`EventIntake`]: after `accept`, the event is readable and each
-/// job is queued. The queue must be empty when the suite starts.
+/// job is queued; and the rules of a claimed accept ([`super::dedup_conformance`]).
+/// The queue must be empty when the suite starts.
 pub async fn event_intake_conformance(
     intake: &dyn EventIntake,
     events: &dyn EventStore,
@@ -179,7 +180,7 @@ pub async fn event_intake_conformance(
             pipeline: p.to_string(),
         })
         .collect();
-    intake.accept(&record, &jobs).await.expect("accept");
+    intake.accept(&record, &jobs, None).await.expect("accept");
     assert_eq!(
         events.get_event(&id).await.unwrap(),
         Some(record.clone()),
@@ -199,7 +200,7 @@ pub async fn event_intake_conformance(
     assert_eq!(queued, expected, "one job per listener");
     let lonely = sample_event(&key, &[], 60_000);
     intake
-        .accept(&lonely, &[])
+        .accept(&lonely, &[], None)
         .await
         .expect("accept without listeners");
     assert!(
@@ -211,9 +212,10 @@ pub async fn event_intake_conformance(
     );
     assert!(
         matches!(
-            intake.accept(&record, &jobs).await,
+            intake.accept(&record, &jobs, None).await,
             Err(StoreError::Conflict(Conflict::AlreadyExists))
         ),
         "an id is accepted once"
     );
+    super::dedup_conformance(intake, events, queue).await;
 }

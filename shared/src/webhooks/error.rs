@@ -39,6 +39,7 @@ impl WebhookError {
             "verify" => "invalid_verify",
             "allowedSources" => "invalid_allowed_sources",
             "graceSeconds" => "invalid_grace_seconds",
+            "dedup" => "invalid_dedup",
             _ => "invalid_parameter",
         };
         WebhookError::Invalid {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, de};
 
 use super::error::WebhookError;
 use crate::domain::{EventKey, PayloadType, Timestamp, Token, Webhook};
+use crate::inbound::dedup::Dedup;
 use crate::inbound::source::parse_ranges;
 use crate::inbound::verify::Verification;
 
@@ -57,6 +58,10 @@ pub struct WebhookPut {
     /// (it was sent empty). A JSON array, or comma-separated text.
     #[serde(default, deserialize_with = "allowed_sources")]
     pub allowed_sources: Option<Vec<IpNet>>,
+    /// How repeated deliveries are recognised; `Some(None)` removes it (it was
+    /// sent empty, or as JSON null). A JSON object, as JSON text like `verify`.
+    #[serde(default, deserialize_with = "dedup")]
+    pub dedup: Option<Option<Dedup>>,
 }
 
 /// The webhook `webhook.get` and `webhook.delete` act on, if one is named.
@@ -82,11 +87,24 @@ impl WebhookPut {
             verify: None,
             allowed_sources: Vec::new(),
             previous_token: None,
+            dedup: None,
             created_at: now,
             updated_at: now,
         };
         self.apply_to(&mut webhook, now);
         Ok(webhook)
+    }
+
+    /// A JSON body's `"dedup": null` removes it. The parameters leave JSON
+    /// nulls out (a null is no value), so the body itself is asked.
+    pub fn with_nulls_of(
+        mut self,
+        json_body: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
+        if json_body.is_some_and(|body| body.get("dedup").is_some_and(|v| v.is_null())) {
+            self.dedup = Some(None);
+        }
+        self
     }
 
     /// Changes the fields given, never the token or creation time.
@@ -111,6 +129,9 @@ impl WebhookPut {
         }
         if let Some(allowed_sources) = self.allowed_sources {
             webhook.allowed_sources = allowed_sources;
+        }
+        if let Some(dedup) = self.dedup {
+            webhook.dedup = dedup;
         }
         webhook.updated_at = now;
     }
@@ -214,6 +235,22 @@ fn parse_allowed_sources(text: &str) -> Result<Vec<IpNet>, WebhookError> {
     Ok(ranges)
 }
 
+/// The `dedup` object as JSON text, like `verify`; empty removes it.
+fn parse_dedup(text: &str) -> Result<Option<Dedup>, WebhookError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| {
+        WebhookError::invalid_param(
+            "dedup",
+            "dedup must be a JSON object, e.g. {\"header\":\"webhook-id\"}",
+        )
+    })?;
+    Dedup::from_json(&value)
+        .map(Some)
+        .map_err(|invalid| WebhookError::invalid_param("dedup", invalid.0))
+}
+
 /// Reads a parameter's text and applies `rule` to it; a refusal carries the
 /// rule's message.
 pub(super) fn by_rule<'de, D: Deserializer<'de>, T>(
@@ -250,6 +287,10 @@ fn verify<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Verification>
 
 fn allowed_sources<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<IpNet>>, D::Error> {
     by_rule(d, parse_allowed_sources)
+}
+
+fn dedup<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Dedup>>, D::Error> {
+    by_rule(d, parse_dedup)
 }
 
 fn max_payload_length<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -388,6 +429,8 @@ mod tests {
                 "invalid_allowed_sources",
             ),
             ("allowedSources", "[1, 2]", "invalid_allowed_sources"),
+            ("dedup", "{\"jsonPointer\":\"id\"}", "invalid_dedup"),
+            ("dedup", "webhook-id", "invalid_dedup"),
         ] {
             let message = put(json!({ param: bad })).unwrap_err();
             let err = WebhookError::invalid_param(param, message);

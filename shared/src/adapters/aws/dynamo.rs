@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 
+use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
 use crate::domain::{
@@ -128,6 +129,24 @@ fn cancelled_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Option
                 .collect(),
         ),
         _ => None,
+    }
+}
+
+/// Writes `items` in one transaction. A cancelled one answers which items
+/// failed their condition (all `false`: cancelled for another reason, such as
+/// a concurrent transaction on one of its items).
+async fn transact(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<(), Result<Vec<bool>, StoreError>> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => Err(cancelled_conditions(&err).ok_or_else(|| unavailable(err))),
     }
 }
 
@@ -393,16 +412,7 @@ impl DynamoWebhookStore {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<(), Result<Vec<bool>, StoreError>> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(err) => Err(cancelled_conditions(&err).ok_or_else(|| unavailable(err))),
-        }
+        transact(&self.client, items).await
     }
 }
 
@@ -668,6 +678,12 @@ const EVENT_SK: &str = "event";
 const OUTCOME_PREFIX: &str = "outcome#";
 /// Claims on side effects (`EffectLog`); a result's Query passes over them.
 const EFFECT_PREFIX: &str = "effect#";
+/// Delivery claims (`dedup`): `dedup#<hash>` partitions of their own, apart
+/// from every event's, with the sort key [`DEDUP_SK`].
+const DEDUP_PREFIX: &str = "dedup#";
+const DEDUP_SK: &str = "dedup";
+/// Tries of a claimed event's transaction that a concurrent one cancelled.
+const CLAIM_ATTEMPTS: u32 = 5;
 
 impl DynamoEventStore {
     pub fn new(client: Client, s3: aws_sdk_s3::Client, table: &str, bucket: &str) -> Self {
@@ -701,6 +717,75 @@ impl DynamoEventStore {
         match found.item {
             Some(item) => number(&item, "expiresAt"),
             None => Err(StoreError::NotFound),
+        }
+    }
+
+    /// The item of a new event, and the key of its payload in the bucket when
+    /// it is too large for the item (written here, before the item).
+    async fn event_item(&self, record: &EventRecord) -> StoreResult<(Item, Option<String>)> {
+        let id = record.event.correlation_id.to_string();
+        let data = to_json(&record.event)?;
+        let mut item = Item::from([
+            ("correlationId".to_owned(), s(&id)),
+            ("sk".to_owned(), s(EVENT_SK)),
+            ("listeners".to_owned(), s(to_json(&record.listeners)?)),
+            (
+                "expiresAt".to_owned(),
+                n(record.expires_at.epoch_seconds() + 1),
+            ),
+            ("expiresAtMs".to_owned(), n(record.expires_at.0)),
+        ]);
+        if data.len() > MAX_INLINE_EVENT_BYTES {
+            let key = format!("{PAYLOAD_PREFIX}{id}.json");
+            self.claim_check(&key, data).await?;
+            item.insert("s3Key".to_owned(), s(&key));
+            Ok((item, Some(key)))
+        } else {
+            item.insert(DATA.to_owned(), s(data));
+            Ok((item, None))
+        }
+    }
+
+    fn claim_key(key: &DedupKey) -> AttributeValue {
+        s(format!("{DEDUP_PREFIX}{}", key.to_text()))
+    }
+
+    /// The event holding the claim on `key`, if any (a consistent read).
+    async fn claim_holder(&self, key: &DedupKey) -> StoreResult<Option<CorrelationId>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("correlationId", Self::claim_key(key))
+            .key("sk", s(DEDUP_SK))
+            .projection_expression("eventId")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = found.item else {
+            return Ok(None);
+        };
+        let id = text(&item, "eventId")?;
+        CorrelationId::parse(id)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("a dedup claim names no event: {id}")))
+    }
+
+    /// Deletes the payload object of an event that was not stored (a
+    /// duplicate), so a repeated large delivery leaves no second copy. Should
+    /// this fail, the bucket's lifecycle rule deletes it within a day.
+    async fn drop_unstored_payload(&self, key: Option<&str>) {
+        let Some(key) = key else { return };
+        if let Err(err) = self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %unavailable(err), "the payload of a duplicate stays until the bucket's lifecycle rule");
         }
     }
 
@@ -744,29 +829,104 @@ impl DynamoEventStore {
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
-        let id = record.event.correlation_id.to_string();
-        let data = to_json(&record.event)?;
-        let mut put = self
+        let (item, _) = self.event_item(record).await?;
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("correlationId", s(&id))
-            .item("sk", s(EVENT_SK))
-            .item("listeners", s(to_json(&record.listeners)?))
-            .item("expiresAt", n(record.expires_at.epoch_seconds() + 1))
-            .item("expiresAtMs", n(record.expires_at.0))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(correlationId)");
-        if data.len() > MAX_INLINE_EVENT_BYTES {
-            let key = format!("{PAYLOAD_PREFIX}{id}.json");
-            self.claim_check(&key, data).await?;
-            put = put.item("s3Key", s(key));
-        } else {
-            put = put.item(DATA, s(data));
-        }
         match put.send().await {
             Ok(_) => Ok(()),
             Err(err) if condition_failed(&err) => {
                 Err(StoreError::Conflict(Conflict::AlreadyExists))
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn put_claimed_event(
+        &self,
+        record: &EventRecord,
+        claim: &DedupClaim,
+    ) -> StoreResult<Admission> {
+        let (item, s3_key) = self.event_item(record).await?;
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(built(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(correlationId)")
+                        .build(),
+                )?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(built(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item("correlationId", Self::claim_key(&claim.key))
+                        .item("sk", s(DEDUP_SK))
+                        .item("eventId", s(record.event.correlation_id.to_string()))
+                        .item("expiresAt", n(claim.expires_at.epoch_seconds() + 1))
+                        .item("expiresAtMs", n(claim.expires_at.0))
+                        // TTL deletes lag by days: an expired claim still
+                        // there is taken over.
+                        .condition_expression(
+                            "attribute_not_exists(correlationId) OR expiresAtMs <= :now",
+                        )
+                        .expression_attribute_values(":now", n(claim.claimed_at.0))
+                        .build(),
+                )?)
+                .build(),
+        ];
+        for attempt in 1..=CLAIM_ATTEMPTS {
+            let failed = match transact(&self.client, items.clone()).await {
+                Ok(()) => return Ok(Admission::New),
+                Err(Err(err)) => return Err(err),
+                Err(Ok(failed)) => failed,
+            };
+            if failed.get(1) == Some(&true) {
+                // Held by another event, unless it was released meanwhile (then try again).
+                if let Some(first) = self.claim_holder(&claim.key).await? {
+                    self.drop_unstored_payload(s3_key.as_deref()).await;
+                    return Ok(Admission::Duplicate(first));
+                }
+            } else if failed.first() == Some(&true) {
+                return Err(StoreError::Conflict(Conflict::AlreadyExists));
+            } else if attempt < CLAIM_ATTEMPTS {
+                // Cancelled by a concurrent transaction on the claim (the
+                // same delivery racing): after it, the condition decides.
+                let pause = std::time::Duration::from_millis(20 * u64::from(attempt));
+                tokio::time::sleep(crate::random::jittered(pause, 0.5)).await;
+            }
+        }
+        self.drop_unstored_payload(s3_key.as_deref()).await;
+        Err(StoreError::unavailable(
+            "the delivery claim kept conflicting with concurrent writes",
+        ))
+    }
+
+    async fn release_claim(&self, key: &DedupKey, id: &CorrelationId) -> StoreResult<()> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("correlationId", Self::claim_key(key))
+            .key("sk", s(DEDUP_SK))
+            .condition_expression("eventId = :id")
+            .expression_attribute_values(":id", s(id.to_string()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            // Held by another event (or gone): not ours to release.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(err) => Err(unavailable(err)),
         }

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::queue::{insert_jobs, job_rows};
 use super::{SqliteStore, from_json, is_unique_violation, to_json};
+use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
 use crate::domain::{
     CorrelationId, Event, EventRecord, PipelineJob, PipelineOutcome, ResultRecord, Timestamp,
 };
@@ -19,6 +20,36 @@ impl EventStore for SqliteStore {
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
         let row = EventRow::of(record)?;
         self.write(move |c| row.insert(c)).await
+    }
+
+    async fn put_claimed_event(
+        &self,
+        record: &EventRecord,
+        claim: &DedupClaim,
+    ) -> StoreResult<Admission> {
+        let row = EventRow::of(record)?;
+        let claim = *claim;
+        self.write(move |c| {
+            if let Some(first) = take_claim(c, &claim, &row.id)? {
+                return Ok(Admission::Duplicate(first));
+            }
+            row.insert(c)?;
+            Ok(Admission::New)
+        })
+        .await
+    }
+
+    async fn release_claim(&self, key: &DedupKey, id: &CorrelationId) -> StoreResult<()> {
+        let key = key.0;
+        let id = id.to_string();
+        self.write(move |c| {
+            c.prepare_cached(
+                "DELETE FROM dedup_claims WHERE key_hash = ?1 AND correlation_id = ?2",
+            )?
+            .execute(params![&key[..], id])?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_event(&self, id: &CorrelationId) -> StoreResult<Option<EventRecord>> {
@@ -104,6 +135,35 @@ impl EventStore for SqliteStore {
     }
 }
 
+/// Claims `claim.key` for event `id`, taking over a claim expired by
+/// `claim.claimed_at`: one conditional upsert, so of two writers only one
+/// changes the row. `Some(first)` when a live claim holds the key: then
+/// nothing changed, and the caller stores nothing.
+fn take_claim(c: &Connection, claim: &DedupClaim, id: &str) -> StoreResult<Option<CorrelationId>> {
+    let changed = c
+        .prepare_cached(
+            "INSERT INTO dedup_claims (key_hash, correlation_id, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key_hash) DO UPDATE
+             SET correlation_id = excluded.correlation_id, expires_at = excluded.expires_at
+             WHERE dedup_claims.expires_at <= ?4",
+        )?
+        .execute(params![
+            &claim.key.0[..],
+            id,
+            claim.expires_at.0,
+            claim.claimed_at.0
+        ])?;
+    if changed == 1 {
+        return Ok(None);
+    }
+    let first: String = c
+        .prepare_cached("SELECT correlation_id FROM dedup_claims WHERE key_hash = ?1")?
+        .query_row([&claim.key.0[..]], |r| r.get(0))?;
+    CorrelationId::parse(&first)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt(format!("a dedup claim names no event: {first}")))
+}
+
 /// `NotFound` unless the event `key` is stored (expired or not).
 fn event_must_exist(c: &Connection, key: &str) -> StoreResult<()> {
     let known: Option<i64> = c
@@ -176,19 +236,33 @@ impl EventRow {
 }
 #[async_trait]
 impl EventIntake for SqliteStore {
-    /// The event and its jobs in one transaction: never one without the other.
-    async fn accept(&self, record: &EventRecord, jobs: &[PipelineJob]) -> StoreResult<()> {
+    /// The claim, the event and its jobs in one transaction: never one
+    /// without the others.
+    async fn accept(
+        &self,
+        record: &EventRecord,
+        jobs: &[PipelineJob],
+        claim: Option<&DedupClaim>,
+    ) -> StoreResult<Admission> {
         let row = EventRow::of(record)?;
         let jobs = job_rows(jobs)?;
         let any_jobs = !jobs.is_empty();
-        self.write(move |c| {
-            row.insert(c)?;
-            insert_jobs(c, &jobs)
-        })
-        .await?;
-        if any_jobs {
+        let claim = claim.copied();
+        let admission = self
+            .write(move |c| {
+                if let Some(claim) = &claim
+                    && let Some(first) = take_claim(c, claim, &row.id)?
+                {
+                    return Ok(Admission::Duplicate(first));
+                }
+                row.insert(c)?;
+                insert_jobs(c, &jobs)?;
+                Ok(Admission::New)
+            })
+            .await?;
+        if any_jobs && admission == Admission::New {
             self.jobs_arrived.notify_waiters();
         }
-        Ok(())
+        Ok(admission)
     }
 }

@@ -223,7 +223,8 @@ impl SqliteStore {
                 "DELETE FROM webhook_previous_tokens WHERE expires_at <= ?1",
                 [now.0],
             )?;
-            Ok(events + invocations + previous_tokens)
+            let claims = c.execute("DELETE FROM dedup_claims WHERE expires_at <= ?1", [now.0])?;
+            Ok(events + invocations + previous_tokens + claims)
         })
         .await
     }

@@ -102,6 +102,17 @@ CREATE TABLE webhook_previous_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX webhook_previous_tokens_by_expiry ON webhook_previous_tokens(expires_at);
 ",
+    // 5: delivery claims of the webhooks with `dedup`: the SHA-256 of (event
+    // key, delivery key) and the event that holds it until `expires_at`;
+    // `purge_expired` deletes the expired ones.
+    "
+CREATE TABLE dedup_claims (
+    key_hash       BLOB PRIMARY KEY,
+    correlation_id TEXT NOT NULL,
+    expires_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX dedup_claims_by_expiry ON dedup_claims(expires_at);
+",
 ];
 /// Brings the file to the newest schema version this code knows, one migration
 /// at a time. A file written by a newer hookflow is refused, not guessed at.

@@ -107,6 +107,37 @@ async fn purging_an_expired_event_drops_its_effect_claims() {
     assert_eq!(claims_of(&alive), 1, "a live event keeps its claims");
 }
 
+#[tokio::test]
+async fn purging_drops_expired_delivery_claims_only() {
+    use crate::domain::dedup::{DedupClaim, DedupKey};
+    use crate::ports::EventStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let key = EventKey::parse("webhook.claims").unwrap();
+    let now = Timestamp::now();
+    // Claims outlive their events or not, by their own window.
+    for (byte, window_ms) in [(1u8, -1), (2, 60_000)] {
+        let claim = DedupClaim {
+            key: DedupKey([byte; 32]),
+            claimed_at: Timestamp(now.0 - 10_000),
+            expires_at: Timestamp(now.0 + window_ms),
+        };
+        let record = crate::testkit::sample_event(&key, &[], 60_000);
+        store.put_claimed_event(&record, &claim).await.unwrap();
+    }
+    assert_eq!(store.purge_expired(now).await.unwrap(), 1);
+    let left: Vec<Vec<u8>> = Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT key_hash FROM dedup_claims")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left, [vec![2u8; 32]], "the live claim stays");
+}
+
 #[test]
 fn a_file_from_a_newer_hookflow_is_refused() {
     let dir = tempfile::tempdir().unwrap();
