@@ -15,6 +15,7 @@ mod function_deps;
 mod fuzz;
 mod harness;
 mod infra_agrees;
+mod openapi;
 mod outgoing;
 mod pipelines;
 mod receive;

@@ -78,7 +78,11 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 let security = &op["security"];
                 if path.starts_with(COMMAND_PREFIX) && path != RECEIVE_PATH {
-                    assert_eq!(security, &serde_json::json!([{"adminToken": []}]), "{method} {path}");
+                    assert_eq!(
+                        security,
+                        &serde_json::json!([{"adminToken": []}]),
+                        "{method} {path}"
+                    );
                 } else {
                     assert_eq!(security, &serde_json::json!([]), "{method} {path}");
                 }
@@ -96,7 +100,10 @@ mod tests {
             .chain(FIXED_ROUTES.iter().map(|r| r.to_string()))
             .collect();
         let documented: BTreeSet<String> = paths.keys().cloned().collect();
-        assert_eq!(documented, routed, "documented paths (left) and routed ones (right)");
+        assert_eq!(
+            documented, routed,
+            "documented paths (left) and routed ones (right)"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
