@@ -1,7 +1,7 @@
 # The one test command: `make test`. It installs what the tests need (a Python
 # venv with the SMTP test server), runs format and lint checks, starts the test
 # services, runs every test, and stops what it started.
-.PHONY: test check bench bench-lambda sam-build
+.PHONY: test check schemathesis bench bench-lambda sam-build
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -13,6 +13,11 @@ test: check $(VENV)/installed
 check:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+# Schemathesis alone (`make test` runs it too): a fresh `hookflow serve`, every
+# operation of its /api/v3/openapi.json, no 5xx and every answer as documented.
+schemathesis: $(VENV)/installed
+	VENV=$(VENV) tests/schemathesis.sh
 
 $(VENV)/installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -10,6 +10,7 @@ Settings (environment; README.md \"Settings\" has the details):
     HOOKFLOW_ADMIN_TOKEN            management token (16+ chars); generated into <data-dir>/admin-token if unset
     HOOKFLOW_ADMIN_TOKEN_SECRET     Lambda: Secrets Manager secret holding the admin token
     HOOKFLOW_PUBLIC_URL             base of webhookUrl (default: the request's Host)
+    HOOKFLOW_TRUSTED_PROXIES        proxies whose X-Forwarded-For counts for allowedSources (none)
     HOOKFLOW_WAL_MAX_BYTES          SQLite WAL bound (64 MiB)
     HOOKFLOW_LOOKUP_CACHE_SECONDS   cache of webhook and listener lookups (10; 0 off)
     HOOKFLOW_LOG                    log filter (info)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the services the tests talk to — an SMTP server and moto's AWS server,
 # both on free loopback ports — runs every test (the HTTP suite twice: on the
-# embedded backend and on the AWS backend against moto), checks the SAM template
+# embedded backend and on the AWS backend against moto), runs Schemathesis
+# against a `hookflow serve` (tests/schemathesis.sh), checks the SAM template
 # with cfn-lint and tests/template_test.py, and stops what it started, also when
 # something fails.
 set -euo pipefail
@@ -71,5 +72,7 @@ fi
 
 echo "== every test, servers on the embedded backend"
 run_tests --workspace --all-features
+echo "== Schemathesis against hookflow serve, from its /api/v3/openapi.json"
+VENV="$VENV" tests/schemathesis.sh
 echo "== the HTTP suite again, servers on the AWS backend (moto)"
 HOOKFLOW_TEST_BACKEND=aws run_tests -p hookflow "${only_http_suite[@]}"

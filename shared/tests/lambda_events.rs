@@ -71,6 +71,11 @@ async fn http_events_run_through_the_core_router() {
     );
     let (status, _, listed) = call(&gw, include_str!("../../events/admin-webhook-get.json")).await;
     assert_eq!((status, listed), (200, json!([created])));
+    let (status, headers, document) =
+        call(&gw, include_str!("../../events/admin-openapi.json")).await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(document["openapi"], "3.1.0");
 
     let (status, headers, answer) = call(
         &gw,

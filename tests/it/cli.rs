@@ -194,7 +194,8 @@ fn command_help_lists_every_command_of_the_readme() {
         .lines()
         .filter_map(|line| line.strip_prefix("| `"))
         .filter_map(|rest| rest.split('`').next())
-        .filter(|name| name.contains('.') && *name != "webhook.receive")
+        // Routes (`/api/v3/…`) are not commands the CLI runs.
+        .filter(|name| name.contains('.') && !name.starts_with('/') && *name != "webhook.receive")
         .collect();
     assert!(commands.len() >= 11, "{commands:?}");
     let missing: Vec<_> = commands

@@ -17,6 +17,7 @@ mod fuzz;
 mod harness;
 mod infra_agrees;
 mod observe;
+mod openapi;
 mod outgoing;
 mod pipelines;
 mod receive;

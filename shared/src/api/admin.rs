@@ -19,6 +19,77 @@ use crate::pipeline::{Pipeline, valid_pipeline_name};
 use crate::ports::SecretSource;
 use crate::webhooks::{self, WebhookError, WebhookPut, WebhookRotate, WebhookSelector};
 
+/// The management commands `/api/v3/command/<name>` runs. The router
+/// dispatches on this type, so a command is answered only once it is listed
+/// here, and the OpenAPI document's test reads the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Command {
+    WebhookPut,
+    WebhookGet,
+    WebhookDelete,
+    WebhookRotate,
+    WebhookSend,
+    PipelinePut,
+    PipelineGet,
+    PipelineDelete,
+    OutgoingPut,
+    OutgoingGet,
+    OutgoingDelete,
+    InvocationGet,
+}
+
+impl Command {
+    /// Every command. A variant left out is never constructed, which the
+    /// `dead_code` lint (an error under `clippy -D warnings`) reports.
+    pub(super) const ALL: &[Command] = &[
+        Command::WebhookPut,
+        Command::WebhookGet,
+        Command::WebhookDelete,
+        Command::WebhookRotate,
+        Command::WebhookSend,
+        Command::PipelinePut,
+        Command::PipelineGet,
+        Command::PipelineDelete,
+        Command::OutgoingPut,
+        Command::OutgoingGet,
+        Command::OutgoingDelete,
+        Command::InvocationGet,
+    ];
+
+    /// The name in `/api/v3/command/<name>`.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Command::WebhookPut => "webhook.put",
+            Command::WebhookGet => "webhook.get",
+            Command::WebhookDelete => "webhook.delete",
+            Command::WebhookRotate => "webhook.rotate",
+            Command::WebhookSend => "webhook.send",
+            Command::PipelinePut => "pipeline.put",
+            Command::PipelineGet => "pipeline.get",
+            Command::PipelineDelete => "pipeline.delete",
+            Command::OutgoingPut => "outgoing.put",
+            Command::OutgoingGet => "outgoing.get",
+            Command::OutgoingDelete => "outgoing.delete",
+            Command::InvocationGet => "invocation.get",
+        }
+    }
+
+    fn named(name: &str) -> Option<Command> {
+        Command::ALL.iter().copied().find(|c| c.name() == name)
+    }
+}
+
+fn unknown_command() -> ApiError {
+    let names: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
+    ApiError::not_found(
+        "unknown_command",
+        format!(
+            "no such command; the commands are webhook.receive and {}",
+            names.join(", ")
+        ),
+    )
+}
+
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
@@ -35,27 +106,22 @@ impl Gateway {
         let params = Params::from_request(head.uri.query(), &head.headers, &body)?;
         let receive_url = self.receive_url(&head.headers);
         let ok = StatusCode::OK;
-        let (status, value) = match name {
-            "webhook.put" => (ok, self.put_webhook(&params, &receive_url).await?),
-            "webhook.get" => (ok, self.get_webhooks(&params, &receive_url).await?),
-            "webhook.delete" => (ok, self.delete_webhook(&params, &receive_url).await?),
-            "webhook.rotate" => (ok, self.rotate_webhook(&params, &receive_url).await?),
-            "webhook.send" => self.send_outgoing(&params, &head.headers, &body).await?,
-            "pipeline.put" => (ok, self.put_pipeline(&params, &head.headers, &body).await?),
-            "pipeline.get" => (ok, self.get_pipelines(&params).await?),
-            "pipeline.delete" => (ok, self.delete_pipeline(&params).await?),
-            "outgoing.put" => self.put_outgoing(&params, &head.headers, &body).await?,
-            "outgoing.get" => (ok, self.get_outgoing(&params).await?),
-            "outgoing.delete" => (ok, self.delete_outgoing(&params).await?),
-            "invocation.get" => (ok, self.get_invocations(&params).await?),
-            _ => {
-                return Err(ApiError::not_found(
-                    "unknown_command",
-                    "no such command; the commands are webhook.put, webhook.get, webhook.delete, webhook.rotate, \
-                     webhook.receive, webhook.send, pipeline.put, pipeline.get, pipeline.delete, outgoing.put, outgoing.get, \
-                     outgoing.delete and invocation.get",
-                ));
-            }
+        let Some(command) = Command::named(name) else {
+            return Err(unknown_command());
+        };
+        let (status, value) = match command {
+            Command::WebhookPut => (ok, self.put_webhook(&params, &receive_url).await?),
+            Command::WebhookGet => (ok, self.get_webhooks(&params, &receive_url).await?),
+            Command::WebhookDelete => (ok, self.delete_webhook(&params, &receive_url).await?),
+            Command::WebhookRotate => (ok, self.rotate_webhook(&params, &receive_url).await?),
+            Command::WebhookSend => self.send_outgoing(&params, &head.headers, &body).await?,
+            Command::PipelinePut => (ok, self.put_pipeline(&params, &head.headers, &body).await?),
+            Command::PipelineGet => (ok, self.get_pipelines(&params).await?),
+            Command::PipelineDelete => (ok, self.delete_pipeline(&params).await?),
+            Command::OutgoingPut => self.put_outgoing(&params, &head.headers, &body).await?,
+            Command::OutgoingGet => (ok, self.get_outgoing(&params).await?),
+            Command::OutgoingDelete => (ok, self.delete_outgoing(&params).await?),
+            Command::InvocationGet => (ok, self.get_invocations(&params).await?),
         };
         Ok(json_response(status, &value))
     }

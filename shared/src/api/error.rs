@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// The line of a pipeline the error is about, if any.
     pub line: Option<usize>,
+    /// A 405's `Allow` header: the methods the route serves.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             line: None,
+            allow: None,
         }
     }
 

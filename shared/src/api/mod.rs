@@ -9,6 +9,7 @@ mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;
+mod openapi;
 mod outgoing;
 mod params;
 mod receive;
@@ -41,6 +42,8 @@ pub const RESULT_PATH: &str = "/api/v3/result";
 pub const HEALTH_PATH: &str = "/api/v3/health";
 /// Prefix of every management command.
 pub const COMMAND_PREFIX: &str = "/api/v3/command/";
+/// Path of the OpenAPI document of this API.
+pub const OPENAPI_PATH: &str = "/api/v3/openapi.json";
 /// Header that carries a call's correlation id.
 pub const CORRELATION_HEADER: &str = "pipeforce-result-correlationid";
 /// Marks the answer to a repeated delivery (`dedup`): it names the first one's event.
@@ -53,8 +56,23 @@ pub const MAX_REQUEST_HEADERS: usize = 100;
 /// Most bytes of request header lines (names, values, separators): `431 headers_too_large` beyond.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// The only methods any route answers.
-const GET_POST: &[Method] = &[Method::GET, Method::POST];
+/// The methods a route serves, and how its 405's `Allow` header names them.
+#[derive(Clone, Copy)]
+struct Methods {
+    list: &'static [Method],
+    allow: &'static str,
+}
+
+/// What every webhook, result and command route serves.
+const GET_POST: Methods = Methods {
+    list: &[Method::GET, Method::POST],
+    allow: "GET, POST",
+};
+/// What the read-only documents serve.
+const GET_ONLY: Methods = Methods {
+    list: &[Method::GET],
+    allow: "GET",
+};
 
 /// What [`Gateway::admit`] decided from a request's head, before its body is
 /// read. It travels in the request's extensions, so [`Gateway::handle`] does not
@@ -81,6 +99,7 @@ enum Route {
     Command {
         name: String,
     },
+    OpenApi,
 }
 
 impl Admission {
@@ -98,7 +117,7 @@ impl Admission {
     /// `*.get` commands), so its answer may be refused and the caller retry.
     pub fn is_read_only(&self) -> bool {
         match &self.route {
-            Route::Result | Route::Health => true,
+            Route::Result | Route::Health | Route::OpenApi => true,
             Route::Command { name } => name.ends_with(".get"),
             Route::Receive { .. } => false,
         }
@@ -218,8 +237,12 @@ impl Gateway {
                 Route::Result
             }
             HEALTH_PATH => {
-                require_method(&parts.method, GET_POST)?;
+                require_method(&parts.method, GET_ONLY)?;
                 Route::Health
+            }
+            OPENAPI_PATH => {
+                require_method(&parts.method, GET_ONLY)?;
+                Route::OpenApi
             }
             p if p.starts_with(COMMAND_PREFIX) => {
                 require_method(&parts.method, GET_POST)?;
@@ -231,7 +254,7 @@ impl Gateway {
             _ => {
                 return Err(ApiError::not_found(
                     "route_not_found",
-                    "no such endpoint; see /api/v3/command/<name>, /api/v3/result",
+                    "no such endpoint; see /api/v3/command/<name>, /api/v3/result, /api/v3/openapi.json",
                 ));
             }
         };
@@ -272,6 +295,7 @@ impl Gateway {
                 Route::Result => self.poll_result(req).await,
                 Route::Health => self.health().await,
                 Route::Command { name } => self.command(&name, req).await,
+                Route::OpenApi => Ok(openapi::document()),
             }
         }
         .instrument(span)
@@ -359,26 +383,33 @@ pub fn payload_too_large(limit: usize) -> ApiError {
 }
 
 /// Only `allowed` methods reach a handler; others get 405 with `Allow`.
-fn require_method(method: &Method, allowed: &[Method]) -> Result<(), ApiError> {
-    if allowed.contains(method) {
+fn require_method(method: &Method, allowed: Methods) -> Result<(), ApiError> {
+    if allowed.list.contains(method) {
         Ok(())
     } else {
         Err(method_not_allowed(allowed))
     }
 }
 
-fn method_not_allowed(allowed: &[Method]) -> ApiError {
-    let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-    ApiError::new(
+fn method_not_allowed(allowed: Methods) -> ApiError {
+    let names: Vec<&str> = allowed.list.iter().map(Method::as_str).collect();
+    let mut err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("use {}", names.join(" or ")),
-    )
+    );
+    err.allow = Some(allowed.allow);
+    err
 }
 
 /// A JSON answer.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
-    let mut res = Response::new(Bytes::from(body.to_string()));
+    json_text_response(status, Bytes::from(body.to_string()))
+}
+
+/// An answer of JSON text already written.
+fn json_text_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut res = Response::new(body);
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -389,17 +420,14 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Bytes>
 pub fn error_response(err: &ApiError) -> Response<Bytes> {
     let mut res = json_response(err.status, &err.to_json());
     let headers = res.headers_mut();
-    match err.status {
-        StatusCode::METHOD_NOT_ALLOWED => {
-            headers.insert(http::header::ALLOW, HeaderValue::from_static("GET, POST"));
-        }
-        StatusCode::UNAUTHORIZED if err.code == "unauthorized" => {
-            headers.insert(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
-        }
-        _ => {}
+    if let Some(allow) = err.allow {
+        headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    }
+    if err.status == StatusCode::UNAUTHORIZED && err.code == "unauthorized" {
+        headers.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
     }
     res
 }
