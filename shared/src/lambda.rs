@@ -40,6 +40,7 @@ pub async fn handle_sqs(
             response.batch_item_failures.push(failure);
         }
     }
+    crate::metrics::emf::flush_invocation();
     response
 }
 

@@ -331,6 +331,8 @@ mod function {
         /// Reads and validates every setting of the process environment (failing
         /// with the setting's name) and builds the clients. Makes no network call.
         pub async fn from_env() -> Result<Self, ConfigError> {
+            // A function's metrics go to its log as EMF, flushed per invocation.
+            crate::metrics::emf::install();
             Self::from_lookup(|name| std::env::var(name).ok()).await
         }
 

@@ -31,6 +31,7 @@ pub async fn handle_http(
     };
     let bytes = response.body().len() as u64;
     access.end(&mut response, Some(bytes));
+    crate::metrics::emf::flush_invocation();
     response_of(response)
 }
 

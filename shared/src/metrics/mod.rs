@@ -3,8 +3,14 @@
 //! recorder (the default) each call is a check of one global and nothing is
 //! kept; `serve --metrics-addr` installs the Prometheus one.
 //!
+//! The Lambda functions record with [`emf::EmfRecorder`], written to their
+//! log after each invocation.
+//!
 //! Labels have few values each (status codes, refusal codes, status classes),
 //! never a token, an event key or anything a caller chooses freely.
+
+#[cfg(feature = "lambda")]
+pub mod emf;
 
 use std::time::Duration;
 
