@@ -521,20 +521,10 @@ impl WebhookStore for DynamoWebhookStore {
         ))
     }
 
-    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
-        self.add_refusal(token, code, at).await
-    }
-
-    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
-        self.read_refusals(token).await
-    }
-}
-
-impl DynamoWebhookStore {
-    /// [`WebhookStore::record_refusal`]: `ADD` is DynamoDB's atomic increment,
+    /// `ADD` is DynamoDB's atomic increment,
     /// in one transaction with a check that the webhook exists, so a refusal
     /// racing a delete leaves no count behind.
-    async fn add_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
+    async fn record_refusal(&self, token: &Token, code: &str, at: Timestamp) -> StoreResult<()> {
         let items = vec![
             TransactWriteItem::builder()
                 .condition_check(built(
@@ -565,6 +555,13 @@ impl DynamoWebhookStore {
         }
     }
 
+    async fn refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
+        self.read_refusals(token).await
+    }
+}
+
+impl DynamoWebhookStore {
+    /// The refusal count of `token` (also moved by a rotation).
     async fn read_refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
         let found = self
             .client
