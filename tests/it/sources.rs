@@ -50,13 +50,27 @@ async fn a_source_outside_the_allowlist_is_refused_before_the_signature() {
     // An X-Forwarded-For naming an allowed address is not believed: no trusted proxies.
     let (status, answer) = receive(&server, token, Some("10.1.2.3")).await;
     assert_error(status, &answer, 403, "source_not_allowed");
+    // With the token in the head, the source is judged before the body is
+    // parsed: a broken multipart body from elsewhere is 403, not 400.
+    let (status, answer) = json_of(
+        client()
+            .post(server.at("/api/v3/webhook.receive"))
+            .header("token", token)
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body("--XyZ\r\nbroken")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &answer, 403, "source_not_allowed");
     assert_eq!(
         pending_jobs(&server).await,
         before,
         "a refused call stores nothing"
     );
     let (_, shown) = server.command("webhook.get", &[("uuid", token)]).await;
-    assert_eq!(shown["verification"]["refused"], 2, "{shown}");
+    assert_eq!(shown["verification"]["refused"], 3, "{shown}");
     assert_eq!(
         shown["verification"]["lastRefusal"]["code"], "source_not_allowed",
         "{shown}"

@@ -53,6 +53,11 @@ impl Gateway {
             .headers
             .get(http::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        // A webhook known from the head (its body already bounded by its own
+        // limit) judges the source before any body is parsed.
+        if let Some(webhook) = &admitted {
+            self.check_source(&head, webhook).await?;
+        }
         let parts = parse_body(&head.headers, &body).await?;
 
         let webhook = match admitted {
@@ -62,19 +67,14 @@ impl Gateway {
                     .fields
                     .first_of(&["token", "uuid"])
                     .ok_or_else(token_missing)?;
-                self.enabled_webhook(token_text).await?
+                let webhook = self.enabled_webhook(token_text).await?;
+                if body.len() > webhook.max_payload_length as usize {
+                    return Err(webhook_payload_too_large(&webhook));
+                }
+                self.check_source(&head, &webhook).await?;
+                webhook
             }
         };
-        if body.len() > webhook.max_payload_length as usize {
-            return Err(webhook_payload_too_large(&webhook));
-        }
-        if !webhook.allowed_sources.is_empty()
-            && !self
-                .caller_address(&head)
-                .is_some_and(|addr| is_allowed(addr, &webhook.allowed_sources))
-        {
-            return Err(self.refuse(&webhook, Refusal::SourceNotAllowed).await);
-        }
         if let Some(verification) = &webhook.verify {
             let now_seconds = Timestamp::now().0 / 1000;
             if let Err(refusal) = verification.verify(&head.headers, &body, now_seconds) {
@@ -241,6 +241,18 @@ impl Gateway {
             &forwarded,
             &self.settings.trusted_proxies,
         ))
+    }
+
+    /// 403 `source_not_allowed` for a caller outside the webhook's `allowedSources`.
+    async fn check_source(&self, head: &Parts, webhook: &Webhook) -> Result<(), ApiError> {
+        if webhook.allowed_sources.is_empty()
+            || self
+                .caller_address(head)
+                .is_some_and(|addr| is_allowed(addr, &webhook.allowed_sources))
+        {
+            return Ok(());
+        }
+        Err(self.refuse(webhook, Refusal::SourceNotAllowed).await)
     }
 
     /// The answer to a call a webhook's source or signature rule refused
