@@ -193,16 +193,19 @@ async fn aws_adapters_on_moto() {
     event_intake_conformance(&intake, events.as_ref(), queue.as_ref()).await;
 }
 
-/// An event too large for a DynamoDB item is kept in S3 and read back whole.
-#[tokio::test]
-async fn aws_large_events_are_claim_checked_in_s3() {
+/// A DynamoDB event store on fresh resources named `<tag>-…` on moto, with
+/// the clients and the payload bucket; `None` (the test skips) without moto.
+async fn moto_event_store(
+    tag: &str,
+) -> Option<(
+    hookflow_core::adapters::aws::AwsClients,
+    String,
+    hookflow_core::adapters::aws::DynamoEventStore,
+)> {
     use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
-    use hookflow_core::ports::EventStore;
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
-        return;
-    }
+    service_env("moto", ["AWS_ENDPOINT_URL"])?;
     let clients = AwsClients::from_env().await;
-    let prefix = format!("big-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = format!("{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let resources = provision(&clients, &prefix)
         .await
         .expect("provision on moto");
@@ -212,6 +215,16 @@ async fn aws_large_events_are_claim_checked_in_s3() {
         &resources.events_table,
         &resources.payload_bucket,
     );
+    Some((clients, resources.payload_bucket, events))
+}
+
+/// An event too large for a DynamoDB item is kept in S3 and read back whole.
+#[tokio::test]
+async fn aws_large_events_are_claim_checked_in_s3() {
+    use hookflow_core::ports::EventStore;
+    let Some((clients, payload_bucket, events)) = moto_event_store("big").await else {
+        return;
+    };
     let key = hookflow_core::domain::EventKey::parse("webhook.big").unwrap();
     let mut record = hookflow_core::testkit::sample_event(&key, &["p"], 60_000);
     record.event.origin = serde_json::Value::String("x".repeat(3 * 1024 * 1024));
@@ -228,7 +241,7 @@ async fn aws_large_events_are_claim_checked_in_s3() {
     let objects = clients
         .s3
         .list_objects_v2()
-        .bucket(&resources.payload_bucket)
+        .bucket(&payload_bucket)
         .prefix("events/")
         .send()
         .await
@@ -246,24 +259,12 @@ async fn aws_large_events_are_claim_checked_in_s3() {
 /// deletes the object it wrote, so the bucket keeps one copy of the delivery.
 #[tokio::test]
 async fn aws_a_large_duplicate_leaves_no_second_object() {
-    use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
     use hookflow_core::domain::Timestamp;
     use hookflow_core::domain::dedup::{Admission, DedupClaim, DedupKey};
     use hookflow_core::ports::EventStore;
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, payload_bucket, events)) = moto_event_store("dup").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("dup-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
-    let events = DynamoEventStore::new(
-        clients.dynamodb.clone(),
-        clients.s3.clone(),
-        &resources.events_table,
-        &resources.payload_bucket,
-    );
+    };
     let key = hookflow_core::domain::EventKey::parse("webhook.big.dup").unwrap();
     let now = Timestamp::now();
     let claim = DedupClaim {
@@ -289,7 +290,7 @@ async fn aws_a_large_duplicate_leaves_no_second_object() {
     let objects = clients
         .s3
         .list_objects_v2()
-        .bucket(&resources.payload_bucket)
+        .bucket(&payload_bucket)
         .prefix("events/")
         .send()
         .await
@@ -311,25 +312,12 @@ async fn aws_a_large_duplicate_leaves_no_second_object() {
 /// 1 MB and 4 MB outcomes are read back whole.
 #[tokio::test]
 async fn aws_large_outcomes_are_claim_checked_in_s3() {
-    use hookflow_core::adapters::aws::{
-        AwsClients, DynamoEventStore, MAX_INLINE_OUTCOME_BYTES, provision,
-    };
+    use hookflow_core::adapters::aws::MAX_INLINE_OUTCOME_BYTES;
     use hookflow_core::domain::PipelineOutcome;
     use hookflow_core::ports::{EventStore, Recorded};
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, payload_bucket, events)) = moto_event_store("out").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("out-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
-    let events = DynamoEventStore::new(
-        clients.dynamodb.clone(),
-        clients.s3.clone(),
-        &resources.events_table,
-        &resources.payload_bucket,
-    );
+    };
     let overhead = serde_json::to_vec(&PipelineOutcome::Ok {
         value: serde_json::json!(""),
     })
@@ -372,7 +360,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
     let objects = clients
         .s3
         .list_objects_v2()
-        .bucket(&resources.payload_bucket)
+        .bucket(&payload_bucket)
         .prefix("outcomes/")
         .send()
         .await

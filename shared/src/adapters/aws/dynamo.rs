@@ -84,6 +84,19 @@ pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
     key: AttributeValue,
     attribute: &str,
 ) -> StoreResult<Option<T>> {
+    get_item(client, table, key_name, key)
+        .await?
+        .map(|item| json(&item, attribute))
+        .transpose()
+}
+
+/// The item under `key` of a table with a single key attribute, read consistently.
+pub(super) async fn get_item(
+    client: &Client,
+    table: &str,
+    key_name: &str,
+    key: AttributeValue,
+) -> StoreResult<Option<Item>> {
     let found = client
         .get_item()
         .table_name(table)
@@ -92,7 +105,7 @@ pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
         .send()
         .await
         .map_err(unavailable)?;
-    found.item.map(|item| json(&item, attribute)).transpose()
+    Ok(found.item)
 }
 
 /// The JSON in `attribute` of every item of `table` (whose `pk` starts with
@@ -222,32 +235,15 @@ impl DynamoWebhookStore {
 
     /// The stored webhook item under its current token, as stored.
     async fn webhook_item(&self, token: &Token) -> StoreResult<Option<Item>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::webhook_key(token))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(found.item)
+        get_item(&self.client, &self.table, "pk", Self::webhook_key(token)).await
     }
 
     /// The webhook whose previous token `token` is, while its grace runs.
     /// Checked at read time: DynamoDB's TTL deletes the alias item days late.
     async fn webhook_by_alias(&self, token: &Token) -> StoreResult<Option<Webhook>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::alias_key(token))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let found = get_item(&self.client, &self.table, "pk", Self::alias_key(token)).await?;
         let now = Timestamp::now();
-        let Some(alias) = found.item else {
+        let Some(alias) = found else {
             return Ok(None);
         };
         if number(&alias, "expiresAtMs")? <= now.0 {
@@ -563,16 +559,8 @@ impl WebhookStore for DynamoWebhookStore {
 impl DynamoWebhookStore {
     /// The refusal count of `token` (also moved by a rotation).
     async fn read_refusals(&self, token: &Token) -> StoreResult<Option<Refusals>> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::refusals_key(token))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = found.item else {
+        let found = get_item(&self.client, &self.table, "pk", Self::refusals_key(token)).await?;
+        let Some(item) = found else {
             return Ok(None);
         };
         Ok(Some(Refusals {
