@@ -280,6 +280,13 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Sends one mail.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+    /// What the `mail.send` step that sent `mail` leaves as the body: `None`
+    /// keeps the body, as a real send does; a mailer that only records
+    /// (`pipeline.test`'s dry run) answers its record of the mail, so the
+    /// steps after it see what would have been sent.
+    fn step_answer(&self, _mail: &Mail) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A secret kept outside the settings (AWS Secrets Manager in the AWS shape),

@@ -162,10 +162,15 @@ pub fn outgoing_with(
     ))
 }
 
-/// The gateway over `ports`, its outgoing webhooks over guarded HTTP.
+/// The gateway over `ports`, its outgoing webhooks over guarded HTTP, and
+/// the SMTP mailer of the settings for `pipeline.test sideEffects=true`.
 pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
     let outgoing = outgoing(&ports, &settings.outgoing);
-    Gateway::new(ports, settings, outgoing)
+    // A mail server the settings describe badly stops `serve` where its
+    // worker is built ([`services`]); a function without an SMTP client
+    // (webhook-admin) answers `mail_not_configured` instead.
+    let mailer = mailer(&settings).ok().flatten();
+    Gateway::new(ports, settings, outgoing).with_mailer(mailer)
 }
 
 /// The pipeline worker beside `gateway` in one process (`serve`): over the

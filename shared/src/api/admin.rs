@@ -32,6 +32,7 @@ pub(super) enum Command {
     PipelinePut,
     PipelineGet,
     PipelineDelete,
+    PipelineTest,
     OutgoingPut,
     OutgoingGet,
     OutgoingDelete,
@@ -50,6 +51,7 @@ impl Command {
         Command::PipelinePut,
         Command::PipelineGet,
         Command::PipelineDelete,
+        Command::PipelineTest,
         Command::OutgoingPut,
         Command::OutgoingGet,
         Command::OutgoingDelete,
@@ -67,6 +69,7 @@ impl Command {
             Command::PipelinePut => "pipeline.put",
             Command::PipelineGet => "pipeline.get",
             Command::PipelineDelete => "pipeline.delete",
+            Command::PipelineTest => "pipeline.test",
             Command::OutgoingPut => "outgoing.put",
             Command::OutgoingGet => "outgoing.get",
             Command::OutgoingDelete => "outgoing.delete",
@@ -118,6 +121,7 @@ impl Gateway {
             Command::PipelinePut => (ok, self.put_pipeline(&params, &head.headers, &body).await?),
             Command::PipelineGet => (ok, self.get_pipelines(&params).await?),
             Command::PipelineDelete => (ok, self.delete_pipeline(&params).await?),
+            Command::PipelineTest => (ok, self.test_pipeline(&params, &head.headers, &body).await?),
             Command::OutgoingPut => self.put_outgoing(&params, &head.headers, &body).await?,
             Command::OutgoingGet => (ok, self.get_outgoing(&params).await?),
             Command::OutgoingDelete => (ok, self.delete_outgoing(&params).await?),
@@ -270,15 +274,15 @@ fn pipeline_not_found() -> ApiError {
 
 /// What the `pipeline.*` commands say.
 #[derive(Deserialize)]
-struct PipelineInput {
+pub(super) struct PipelineInput {
     #[serde(default, deserialize_with = "pipeline_name")]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// The YAML, when not sent as the body.
-    pipeline: Option<String>,
+    pub(super) pipeline: Option<String>,
 }
 
 impl PipelineInput {
-    fn from_params(params: &Params) -> Result<Self, ApiError> {
+    pub(super) fn from_params(params: &Params) -> Result<Self, ApiError> {
         // Only `name` has a rule a value can break.
         params
             .typed()
@@ -335,6 +339,22 @@ impl Gateway {
                 ApiError::bad_request("invalid_pipeline", "the pipeline is not UTF-8 text")
             })?,
         };
+        let compiled = self.compile_pipeline(name, &source)?;
+        let definition = PipelineDefinition {
+            name: name.to_owned(),
+            listens_to: compiled.listens_to,
+            source,
+            updated_at: Timestamp::now(),
+        };
+        self.ports.pipelines.put_pipeline(&definition).await?;
+        tracing::info!(pipeline = name, event_key = %definition.listens_to, "pipeline stored");
+        Ok(pipeline_json(&definition))
+    }
+
+    /// `source` compiled as pipeline `name`: 413 over
+    /// `HOOKFLOW_MAX_PIPELINE_BYTES`, `pipeline_missing` when empty,
+    /// `invalid_pipeline` with the line at fault.
+    pub(super) fn compile_pipeline(&self, name: &str, source: &str) -> Result<Pipeline, ApiError> {
         if source.len() > self.settings.max_pipeline_bytes {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -351,24 +371,15 @@ impl Gateway {
                 "the pipeline YAML is empty",
             ));
         }
-        let compiled = Pipeline::compile(name, &source, &self.settings.users).map_err(|e| {
+        Pipeline::compile(name, source, &self.settings.users).map_err(|e| {
             let mut err = ApiError::bad_request("invalid_pipeline", e.to_string());
             err.line = Some(e.line);
             err
-        })?;
-        let definition = PipelineDefinition {
-            name: name.to_owned(),
-            listens_to: compiled.listens_to,
-            source,
-            updated_at: Timestamp::now(),
-        };
-        self.ports.pipelines.put_pipeline(&definition).await?;
-        tracing::info!(pipeline = name, event_key = %definition.listens_to, "pipeline stored");
-        Ok(pipeline_json(&definition))
+        })
     }
 
     /// The stored pipeline `name`, or 404.
-    async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
+    pub(super) async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
         self.ports
             .pipelines
             .get_pipeline(name)

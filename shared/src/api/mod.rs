@@ -12,6 +12,7 @@ pub mod observe;
 mod openapi;
 mod outgoing;
 mod params;
+mod pipeline_test;
 mod receive;
 mod result;
 
@@ -27,7 +28,7 @@ use tracing::Instrument;
 use crate::config::Settings;
 use crate::domain::Webhook;
 use crate::outgoing::Outgoing;
-use crate::ports::{Ports, SecretSource};
+use crate::ports::{Mailer, Ports, SecretSource};
 
 pub use error::ApiError;
 use observe::RequestId;
@@ -131,6 +132,8 @@ pub struct Gateway {
     outgoing: Arc<Outgoing>,
     /// Where the admin token is kept when the settings do not hold it.
     admin_token_secret: Option<Arc<dyn SecretSource>>,
+    /// What `pipeline.test sideEffects=true` sends mail through, if configured.
+    mailer: Option<Arc<dyn Mailer>>,
     /// Turns to hold a read result until its answer is built: a result can be
     /// megabytes, and polls read it faster than answers are written, so without
     /// turns every poll at once would hold its own copies.
@@ -146,6 +149,7 @@ impl Gateway {
             settings,
             outgoing,
             admin_token_secret: None,
+            mailer: None,
             // As many as threads that can build answers at once.
             result_turns: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -157,6 +161,12 @@ impl Gateway {
     /// the first one arrives (instead of `HOOKFLOW_ADMIN_TOKEN`).
     pub fn with_admin_token_secret(mut self, secret: Arc<dyn SecretSource>) -> Self {
         self.admin_token_secret = Some(secret);
+        self
+    }
+
+    /// Sends the mail of `pipeline.test sideEffects=true` through `mailer`.
+    pub fn with_mailer(mut self, mailer: Option<Arc<dyn Mailer>>) -> Self {
+        self.mailer = mailer;
         self
     }
 

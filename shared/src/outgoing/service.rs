@@ -17,12 +17,13 @@ use super::settings::{OutgoingSettings, QUEUE_RETENTION_MARGIN};
 use super::trigger::{Trigger, prepare};
 use crate::compile_cache::CompileCache;
 use crate::domain::outgoing::{
-    Attempt, Invocation, InvocationState, OutgoingWebhook, PendingSend, ReferenceId,
+    Attempt, Invocation, InvocationState, MASK, OutgoingWebhook, PendingSend, ReferenceId,
 };
 use crate::domain::{DeliveryJob, Job, Timestamp};
 use crate::error::StoreError;
 use crate::ports::{
-    CallError, Disposition, InvocationStore, JobQueue, OutgoingResponse, OutgoingStore, Transport,
+    CallError, Disposition, InvocationStore, JobQueue, OutgoingRequest, OutgoingResponse,
+    OutgoingStore, Transport,
 };
 
 /// Who triggered a call; recorded in the invocation.
@@ -104,6 +105,16 @@ impl AttemptOutcome {
     }
 }
 
+/// Whether a pipeline step's send really calls out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepMode {
+    /// Records an invocation and calls the endpoint (or queues the call).
+    Live,
+    /// Checks the trigger as a live send would and answers what would have
+    /// been sent; writes nothing, queues nothing, calls nobody.
+    DryRun,
+}
+
 /// The outgoing-webhook service over its ports.
 pub struct Outgoing {
     registry: Arc<dyn OutgoingStore>,
@@ -114,6 +125,7 @@ pub struct Outgoing {
     settings: OutgoingSettings,
     /// Compiled schemas by registration id, for the `updated_at` they belong to.
     schemas: CompileCache<schema::Validator>,
+    step_mode: StepMode,
 }
 
 impl Outgoing {
@@ -133,7 +145,76 @@ impl Outgoing {
             guard: Guard::new(settings.allow.clone()),
             settings: settings.clone(),
             schemas: CompileCache::default(),
+            step_mode: StepMode::Live,
         }
+    }
+
+    /// The same service for a dry run (`pipeline.test`): a pipeline step's
+    /// [`Outgoing::step_answer`] checks its trigger against the registration
+    /// and answers what it would have sent, without a call or a record.
+    pub fn dry_run(&self) -> Outgoing {
+        Outgoing {
+            registry: self.registry.clone(),
+            invocations: self.invocations.clone(),
+            queue: self.queue.clone(),
+            transport: self.transport.clone(),
+            guard: self.guard.clone(),
+            settings: self.settings.clone(),
+            schemas: CompileCache::default(),
+            step_mode: StepMode::DryRun,
+        }
+    }
+
+    /// What a pipeline's `webhook.send` step leaves as its body: the answer
+    /// `{referenceId, status, data, error}` of [`Outgoing::send`], or in a dry
+    /// run the record of what would have been sent ([`DryRunSend::to_json`]).
+    pub async fn step_answer(
+        &self,
+        trigger: &Trigger,
+        caller: &Caller,
+        reference_id: Option<ReferenceId>,
+    ) -> Result<Value, OutgoingError> {
+        match self.step_mode {
+            StepMode::Live => Ok(self.send(trigger, caller, reference_id).await?.to_json()),
+            StepMode::DryRun => Ok(self.preview(trigger).await?.to_json()),
+        }
+    }
+
+    /// What a send of `trigger` would put on the wire, checked as a send
+    /// checks it (unknown or disabled webhook, registration, schema, size).
+    async fn preview(&self, trigger: &Trigger) -> Result<DryRunSend, OutgoingError> {
+        let (webhook, pending) = self.prepared(trigger).await?;
+        let request = build_request(&webhook, &pending, ReferenceId::generate(), Timestamp::now())
+            .map_err(|problem| OutgoingError::invalid("invalid_registration", problem))?;
+        Ok(DryRunSend {
+            webhook_id: webhook.id,
+            asynchronous: trigger.asynchronous,
+            request,
+        })
+    }
+
+    /// The registration `trigger` names and what it asks to send, refused as
+    /// [`Outgoing::send`] documents.
+    async fn prepared(
+        &self,
+        trigger: &Trigger,
+    ) -> Result<(OutgoingWebhook, PendingSend), OutgoingError> {
+        let webhook = self
+            .registry
+            .get_outgoing(&trigger.webhook_id)
+            .await?
+            .ok_or_else(|| registry::not_found(&trigger.webhook_id))?;
+        if !webhook.enabled {
+            return Err(registry::disabled(&webhook));
+        }
+        let validator = self.schema_of(&webhook)?;
+        let pending = prepare(&webhook, validator.as_deref(), trigger)?;
+        if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
+            return Err(OutgoingError::TooLarge {
+                limit: MAX_ASYNC_BODY,
+            });
+        }
+        Ok((webhook, pending))
     }
 
     /// The settings in force.
@@ -166,21 +247,7 @@ impl Outgoing {
         {
             return Ok(SendAnswer::from_record(&record));
         }
-        let webhook = self
-            .registry
-            .get_outgoing(&trigger.webhook_id)
-            .await?
-            .ok_or_else(|| registry::not_found(&trigger.webhook_id))?;
-        if !webhook.enabled {
-            return Err(registry::disabled(&webhook));
-        }
-        let validator = self.schema_of(&webhook)?;
-        let pending = prepare(&webhook, validator.as_deref(), trigger)?;
-        if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
-            return Err(OutgoingError::TooLarge {
-                limit: MAX_ASYNC_BODY,
-            });
-        }
+        let (webhook, pending) = self.prepared(trigger).await?;
         let now = Timestamp::now();
         let mut record = Invocation {
             reference_id: reference_id.unwrap_or_else(ReferenceId::generate),
@@ -468,20 +535,77 @@ fn apply_attempt(record: &mut Invocation, outcome: &AttemptOutcome) {
     record.updated_at = Timestamp::now();
 }
 
-/// The endpoint's answer as `data`: its JSON (nested at most
-/// [`crate::limits::MAX_JSON_DEPTH`] levels, so the record stays readable),
-/// else its text, else base64 of its bytes; `null` when it sent no body.
+/// The endpoint's answer as `data` (see [`body_as_data`]).
 fn answer_data(response: &OutgoingResponse) -> Value {
-    if response.body.is_empty() {
+    body_as_data(&response.body)
+}
+
+/// A body as JSON data: its JSON (nested at most
+/// [`crate::limits::MAX_JSON_DEPTH`] levels, so the record stays readable),
+/// else its text, else base64 of its bytes; `null` when there is no body.
+fn body_as_data(body: &[u8]) -> Value {
+    if body.is_empty() {
         return Value::Null;
     }
-    if let Some(json) = crate::limits::parse_json_within_depth(&response.body) {
+    if let Some(json) = crate::limits::parse_json_within_depth(body) {
         return json;
     }
-    match std::str::from_utf8(&response.body) {
+    match std::str::from_utf8(body) {
         Ok(text) => Value::from(text),
-        Err(_) => Value::from(base64::engine::general_purpose::STANDARD.encode(&response.body)),
+        Err(_) => Value::from(base64::engine::general_purpose::STANDARD.encode(body)),
     }
+}
+
+/// What a dry-run `webhook.send` step would have sent.
+#[derive(Debug)]
+pub struct DryRunSend {
+    webhook_id: String,
+    asynchronous: bool,
+    request: OutgoingRequest,
+}
+
+impl DryRunSend {
+    /// The record the step's body becomes: `{dryRun, command, webhookId,
+    /// async, method, url, headers, body}`. The URL has no user info and
+    /// every query value masked (a query is where endpoints take API keys);
+    /// headers are names only (values may be credentials, and signature
+    /// headers are signed with the webhook's secrets); the body is what would
+    /// have been sent, as JSON, text or base64 like an answer's `data`.
+    pub fn to_json(&self) -> Value {
+        let mut headers: Vec<&str> = self.request.headers.keys().map(|n| n.as_str()).collect();
+        headers.sort_unstable();
+        headers.dedup();
+        json!({
+            "dryRun": true,
+            "command": "webhook.send",
+            "webhookId": self.webhook_id,
+            "async": self.asynchronous,
+            "method": self.request.method.as_str(),
+            "url": shown_url(&self.request.url),
+            "headers": headers,
+            "body": body_as_data(&self.request.body),
+        })
+    }
+}
+
+/// `url` without user info and with each query value replaced by [`MASK`].
+fn shown_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return MASK.to_owned();
+    };
+    // Registrations refuse credentials in the URL; dropped again all the same,
+    // since this text goes into an answer.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let names: Vec<String> = parsed.query_pairs().map(|(n, _)| n.into_owned()).collect();
+    if !names.is_empty() {
+        let mut pairs = parsed.query_pairs_mut();
+        pairs.clear();
+        for name in &names {
+            pairs.append_pair(name, MASK);
+        }
+    }
+    parsed.to_string()
 }
 
 /// `Retry-After` in seconds or as an HTTP date, relative to `now`.

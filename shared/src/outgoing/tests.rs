@@ -457,7 +457,7 @@ async fn a_rerun_pipeline_step_calls_once() {
         mailer: None,
         mail_from: "a@b".into(),
         outgoing: Some(Arc::new(outgoing)),
-        effects: None,
+        effects: Some(ports.events.clone()),
     };
     let pipeline = Pipeline::compile(
         "notify",

@@ -62,7 +62,11 @@ pub struct Services {
     /// Outgoing webhooks (`webhook.send`), and the deliveries queued for them.
     pub outgoing: Option<Arc<Outgoing>>,
     /// Where `mail.send` claims its mail before sending it, so a redelivered
-    /// job does not send it again. Without it, every run sends.
+    /// job does not send it again; with it, `webhook.send` also names its
+    /// invocation after the event and the step, so a redelivered job finds
+    /// the first run's call. Without it (a one-off run such as
+    /// `pipeline.test`, which must neither use nor spend the claims of the
+    /// event's real run), every run sends.
     pub effects: Option<Arc<dyn EffectLog>>,
 }
 
@@ -441,7 +445,12 @@ impl Command for MailSend {
             return Ok(());
         }
         match mailer.send(&mail).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(answer) = mailer.step_answer(&mail) {
+                    state.body = answer;
+                }
+                Ok(())
+            }
             Err(MailError::Unavailable(m)) => {
                 // Refused or unreachable: the mail did not go out, so the
                 // retry this error asks for may send it.
@@ -552,15 +561,19 @@ impl Command for WebhookSend {
             Trigger::from_json(&args).map_err(|e| StepError::permanent(e.code(), e.message()))?;
         // Derived from the event and the step, so a redelivered job finds the
         // invocation its first run made instead of calling the endpoint again.
-        let reference_id = state.correlation_id.as_ref().map(|id| {
-            ReferenceId::derived_from(&format!("{id}/{}/{}", state.pipeline, state.step))
-        });
+        let reference_id = state
+            .correlation_id
+            .as_ref()
+            .filter(|_| services.effects.is_some())
+            .map(|id| {
+                ReferenceId::derived_from(&format!("{id}/{}/{}", state.pipeline, state.step))
+            });
         let caller = Caller::Pipeline {
             name: state.pipeline.clone(),
             correlation_id: state.correlation_id.clone().unwrap_or_default(),
         };
-        let answer = outgoing
-            .send(&trigger, &caller, reference_id)
+        state.body = outgoing
+            .step_answer(&trigger, &caller, reference_id)
             .await
             .map_err(|e| {
                 if let OutgoingError::Store(err) = &e {
@@ -572,7 +585,6 @@ impl Command for WebhookSend {
                     StepError::permanent(e.code(), e.message())
                 }
             })?;
-        state.body = answer.to_json();
         Ok(())
     }
 }

@@ -16,12 +16,13 @@
 pub mod budget;
 pub mod commands;
 pub mod expr;
+pub mod trace;
 pub mod users;
 pub mod worker;
 mod yaml;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -30,6 +31,7 @@ use crate::limits::{MAX_JSON_DEPTH, json_depth};
 use budget::{Budget, Exhausted, ITEM_BYTES, RunLimits, too_deep};
 use commands::{Args, Command, RunState, Services, StepError, registry};
 use expr::{Scope, Template, TemplateError};
+use trace::{StepObserver, StepReport};
 use users::{ANONYMOUS_USER, Users};
 use yaml::{Kind, Node};
 
@@ -336,6 +338,19 @@ impl Pipeline {
         services: &Services,
         limits: RunLimits,
     ) -> Result<Value, RunFailure> {
+        self.run_observed(event_body, services, limits, None).await
+    }
+
+    /// [`Pipeline::run`], telling `observer` how each step ended (the trigger,
+    /// with the vars evaluated, first). Without an observer nothing is timed
+    /// or copied for it.
+    pub async fn run_observed(
+        &self,
+        event_body: Value,
+        services: &Services,
+        limits: RunLimits,
+        mut observer: Option<&mut dyn StepObserver>,
+    ) -> Result<Value, RunFailure> {
         let budget = Budget::start(limits);
         let mut state = RunState {
             pipeline: self.name.clone(),
@@ -348,57 +363,126 @@ impl Pipeline {
             vars: Map::new(),
             user: ANONYMOUS_USER.to_owned(),
         };
-        for (name, value) in &self.vars {
-            let value = evaluate(value, &state, &budget).map_err(|e| {
-                RunFailure::of_expression(e, &format!("vars.{name}"), "vars".into(), limits)
-            })?;
-            state.vars.insert(name.clone(), value);
+        let started = observer.is_some().then(Instant::now);
+        let ran = self.evaluate_vars(&mut state, &budget, limits);
+        if let Some(observer) = observer.as_deref_mut() {
+            observer.step_ended(&report(&self.steps[0], started, &state, ran.as_ref().err()));
         }
+        ran?;
         for step in self.steps.iter().skip(1) {
-            let failure = |e: StepError| RunFailure {
-                code: e.code.to_owned(),
-                message: e.message,
-                step: Some(step.label()),
-                transient: e.transient,
+            let started = observer.is_some().then(Instant::now);
+            let ran = match step_args(step, &state, services, &budget, limits) {
+                Ok(args) => run_step(step, args, &mut state, services, budget.deadline(), limits).await,
+                Err(failure) => Err(failure),
             };
-            budget
-                .check_deadline()
-                .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?;
-            if let Some(permission) = step.command.permission()
-                && !services.users.allows(&state.user, permission)
-            {
-                return Err(failure(StepError::permanent(
-                    "permission_denied",
-                    format!(
-                        "user '{}' may not run {}; switch to a user holding '{permission}' with iam.run.as",
-                        state.user,
-                        step.command.name()
-                    ),
-                )));
+            if let Some(observer) = observer.as_deref_mut() {
+                observer.step_ended(&report(step, started, &state, ran.as_ref().err()));
             }
-            let mut args = Args::new();
-            for (name, value) in &step.args {
-                let value = evaluate(value, &state, &budget).map_err(|e| {
-                    RunFailure::of_expression(
-                        e,
-                        &format!("parameter '{name}'"),
-                        step.label(),
-                        limits,
-                    )
-                })?;
-                args.insert(name.clone(), value);
-            }
-            state.step = step.number;
-            let deadline = tokio::time::Instant::from_std(budget.deadline());
-            tokio::time::timeout_at(deadline, step.command.run(args, &mut state, services))
-                .await
-                .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?
-                .map_err(failure)?;
+            ran?;
             // Steps never wait on their own: let the runtime's other tasks
             // have their turn between them.
             tokio::task::yield_now().await;
         }
         Ok(state.body)
+    }
+
+    fn evaluate_vars(
+        &self,
+        state: &mut RunState,
+        budget: &Budget,
+        limits: RunLimits,
+    ) -> Result<(), RunFailure> {
+        for (name, value) in &self.vars {
+            let value = evaluate(value, state, budget).map_err(|e| {
+                RunFailure::of_expression(e, &format!("vars.{name}"), "vars".into(), limits)
+            })?;
+            state.vars.insert(name.clone(), value);
+        }
+        Ok(())
+    }
+}
+
+/// What an observer is told of `step`, begun at `started`.
+fn report<'a>(
+    step: &'a Step,
+    started: Option<Instant>,
+    state: &'a RunState,
+    failure: Option<&'a RunFailure>,
+) -> StepReport<'a> {
+    StepReport {
+        number: step.number,
+        command: step.command.name(),
+        line: step.line,
+        elapsed: started.map_or(Duration::ZERO, |t| t.elapsed()),
+        body: &state.body,
+        vars: &state.vars,
+        failure,
+    }
+}
+
+/// A step's parameters, evaluated once its deadline and permission are
+/// checked. Not async, so that no borrow of the (single-threaded) budget is
+/// held across an await.
+fn step_args(
+    step: &Step,
+    state: &RunState,
+    services: &Services,
+    budget: &Budget,
+    limits: RunLimits,
+) -> Result<Args, RunFailure> {
+    budget
+        .check_deadline()
+        .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?;
+    if let Some(permission) = step.command.permission()
+        && !services.users.allows(&state.user, permission)
+    {
+        return Err(step_failure(
+            step,
+            StepError::permanent(
+                "permission_denied",
+                format!(
+                    "user '{}' may not run {}; switch to a user holding '{permission}' with iam.run.as",
+                    state.user,
+                    step.command.name()
+                ),
+            ),
+        ));
+    }
+    let mut args = Args::new();
+    for (name, value) in &step.args {
+        let value = evaluate(value, state, budget).map_err(|e| {
+            RunFailure::of_expression(e, &format!("parameter '{name}'"), step.label(), limits)
+        })?;
+        args.insert(name.clone(), value);
+    }
+    Ok(args)
+}
+
+/// Runs a step's command on `args` until `deadline`.
+async fn run_step(
+    step: &Step,
+    args: Args,
+    state: &mut RunState,
+    services: &Services,
+    deadline: std::time::Instant,
+    limits: RunLimits,
+) -> Result<(), RunFailure> {
+    state.step = step.number;
+    tokio::time::timeout_at(
+        tokio::time::Instant::from_std(deadline),
+        step.command.run(args, state, services),
+    )
+    .await
+    .map_err(|_| RunFailure::timed_out(limits.timeout, Some(step.label())))?
+    .map_err(|e| step_failure(step, e))
+}
+
+fn step_failure(step: &Step, e: StepError) -> RunFailure {
+    RunFailure {
+        code: e.code.to_owned(),
+        message: e.message,
+        step: Some(step.label()),
+        transient: e.transient,
     }
 }
 
