@@ -664,3 +664,82 @@ async fn a_schema_put_again_applies_from_the_next_trigger() {
     send(json!({"b": 1})).await.unwrap();
     assert_eq!(transport.sent().len(), 2);
 }
+
+#[tokio::test]
+async fn a_dry_run_step_answers_what_it_would_send_and_sends_and_records_nothing() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    let dry = outgoing.dry_run();
+    let caller = Caller::Pipeline {
+        name: "notify".into(),
+        correlation_id: String::new(),
+    };
+    for asynchronous in [false, true] {
+        let answer = dry
+            .step_answer(
+                &trigger(json!({"webhookId": "crm", "data": {"a": 1}, "headers": {"x-tenant": "t1"}, "queryParams": {"page": 2}, "async": asynchronous})),
+                &caller,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            answer,
+            json!({
+                "dryRun": true,
+                "command": "webhook.send",
+                "webhookId": "crm",
+                "async": asynchronous,
+                "method": "POST",
+                "url": "https://crm.example/hook?fixed=********&page=********",
+                "headers": ["authorization", "content-type", "webhook-id", "webhook-signature", "webhook-timestamp", "x-tenant"],
+                "body": {"a": 1},
+            })
+        );
+    }
+    assert!(transport.sent().is_empty(), "the endpoint was not called");
+    assert!(
+        ports
+            .invocations
+            .list_invocations("crm", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no invocation was recorded"
+    );
+    let queued = ports
+        .queue
+        .receive_jobs(10, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(queued.is_empty(), "no delivery was queued");
+    // Refused as a live send would be.
+    let unknown = dry
+        .step_answer(&trigger(json!({"webhookId": "nope"})), &caller, None)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), "outgoing_webhook_not_found");
+    let bad_header = dry
+        .step_answer(
+            &trigger(json!({"webhookId": "crm", "headers": {"x-other": "1"}})),
+            &caller,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_header.code(), "header_not_allowed");
+}
+
+#[tokio::test]
+async fn a_live_step_answers_the_send() {
+    let (_ports, transport, outgoing) = setup(vec![reply(200, r#"{"ok":true}"#)], "").await;
+    let answer = outgoing
+        .step_answer(
+            &trigger(json!({"webhookId": "crm"})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((answer["status"].clone(), answer["data"].clone()), (json!(200), json!({"ok": true})));
+    assert_eq!(transport.sent().len(), 1);
+}
