@@ -19,6 +19,7 @@ mod infra_agrees;
 mod observe;
 mod openapi;
 mod outgoing;
+mod pipeline_test;
 mod pipelines;
 mod receive;
 mod results;
