@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::harness::{ADMIN, Server};
 
-fn hookflow(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) fn hookflow(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hookflow"))
         .args(args)
         .env_remove("HOOKFLOW_ADMIN_TOKEN")

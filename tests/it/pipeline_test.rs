@@ -15,6 +15,7 @@ use crate::harness::{
     ADMIN, Server, add_listener, assert_error, client, json_of, mail_sink, mails_matching,
     stored_event_body,
 };
+use crate::cli::hookflow;
 use crate::outgoing::{ALLOW, OutgoingFixture, post_json};
 
 /// seeds/001's hello world.
@@ -434,4 +435,25 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
     .await;
     assert_eq!(answer["error"]["code"], "permission_denied", "{answer}");
     assert_eq!(endpoint.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn pipeline_test_works_from_the_cli_as_the_readme_shows() {
+    let server = Server::start().await;
+    let env = [
+        ("HOOKFLOW_ADMIN_TOKEN", ADMIN),
+        ("HOOKFLOW_URL", server.url.as_str()),
+    ];
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), HELLO).unwrap();
+    let sample = format!("sample={}", sample_of("from the cli"));
+    let path = file.path().to_str().unwrap();
+    let (code, out, err) = hookflow(&["command", "pipeline.test", "-f", path, &sample], &env);
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).expect("JSON on stdout");
+    assert_eq!(answer["value"], "FROM THE CLI", "{answer}");
+
+    let (code, _, err) = hookflow(&["command", "pipeline.test", "name=nope", &sample], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("pipeline_not_found"), "{err}");
 }
