@@ -11,11 +11,11 @@ use hookflow_core::testkit::endpoint::Reply;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::cli::hookflow;
 use crate::harness::{
     ADMIN, Server, add_listener, assert_error, client, json_of, mail_sink, mails_matching,
     stored_event_body,
 };
-use crate::cli::hookflow;
 use crate::outgoing::{ALLOW, OutgoingFixture, post_json};
 
 /// seeds/001's hello world.
@@ -131,7 +131,9 @@ async fn stored_event(server: &Server, payload: &str) -> (String, Value) {
     add_listener(server, "keeper", "webhook.lead.created").await;
     let (status, id, _) = server.trigger(&token, payload, "").await;
     assert_eq!(status, StatusCode::OK);
-    let body = stored_event_body(server, &id).await.expect("the event is stored");
+    let body = stored_event_body(server, &id)
+        .await
+        .expect("the event is stored");
     (id, body)
 }
 
@@ -220,11 +222,15 @@ async fn pipeline_test_runs_a_stored_pipeline_and_takes_yaml_as_the_body() {
     let (status, _) = server.put_pipeline("hello", &stored).await;
     assert_eq!(status, StatusCode::OK);
     let sample = sample_of("hi there");
-    let (status, answer) = test_pipeline(&server, &json!({"name": "hello", "sample": sample})).await;
+    let (status, answer) =
+        test_pipeline(&server, &json!({"name": "hello", "sample": sample})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["pipeline"], "hello");
     assert_eq!(answer["value"], "HI THERE");
-    assert_eq!(answer["steps"][1], step(2, "body.set", 4, &json!("HI THERE")));
+    assert_eq!(
+        answer["steps"][1],
+        step(2, "body.set", 4, &json!("HI THERE"))
+    );
 
     // The YAML as the body, the sample as a JSON text parameter (the CLI's `-f`).
     let res = client()
@@ -242,7 +248,11 @@ async fn pipeline_test_runs_a_stored_pipeline_and_takes_yaml_as_the_body() {
     assert_eq!(answer["value"], "HI THERE");
     let (status, listed) = server.command("pipeline.get", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(listed.as_array().unwrap().len(), 1, "the given YAML was not stored");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "the given YAML was not stored"
+    );
 }
 
 #[tokio::test]
@@ -251,13 +261,37 @@ async fn pipeline_test_refuses_bad_requests_with_codes() {
     let sample = json!({"sample": {"a": 1}});
     let cases = [
         (json!({"sample": {"a": 1}}), 400, "pipeline_missing"),
-        (json!({"name": "hello", "pipeline": HELLO, "sample": 1}), 400, "pipeline_ambiguous"),
-        (json!({"name": "nope", "sample": 1}), 404, "pipeline_not_found"),
-        (json!({"pipeline": "pipeline:\n  - body.set: 1\n", "sample": 1}), 400, "invalid_pipeline"),
+        (
+            json!({"name": "hello", "pipeline": HELLO, "sample": 1}),
+            400,
+            "pipeline_ambiguous",
+        ),
+        (
+            json!({"name": "nope", "sample": 1}),
+            404,
+            "pipeline_not_found",
+        ),
+        (
+            json!({"pipeline": "pipeline:\n  - body.set: 1\n", "sample": 1}),
+            400,
+            "invalid_pipeline",
+        ),
         (json!({"pipeline": HELLO}), 400, "input_missing"),
-        (json!({"pipeline": HELLO, "sample": 1, "correlationId": "8e793988-a155-4989-bae1-ccd0ca199231"}), 400, "input_ambiguous"),
-        (json!({"pipeline": HELLO, "correlationId": "8e793988-a155-4989-bae1-ccd0ca199231"}), 404, "event_not_found"),
-        (json!({"pipeline": HELLO, "correlationId": "not-an-id"}), 404, "event_not_found"),
+        (
+            json!({"pipeline": HELLO, "sample": 1, "correlationId": "8e793988-a155-4989-bae1-ccd0ca199231"}),
+            400,
+            "input_ambiguous",
+        ),
+        (
+            json!({"pipeline": HELLO, "correlationId": "8e793988-a155-4989-bae1-ccd0ca199231"}),
+            404,
+            "event_not_found",
+        ),
+        (
+            json!({"pipeline": HELLO, "correlationId": "not-an-id"}),
+            404,
+            "event_not_found",
+        ),
     ];
     for (body, want_status, want_code) in cases {
         let (status, answer) = post_json(&server, "pipeline.test", &body).await;
@@ -266,7 +300,10 @@ async fn pipeline_test_refuses_bad_requests_with_codes() {
     let (status, answer) = post_json(&server, "pipeline.test", &sample).await;
     assert_error(status, &answer, 400, "pipeline_missing");
     let (status, answer) = server
-        .command("pipeline.test", &[("pipeline", HELLO), ("sample", "{not json")])
+        .command(
+            "pipeline.test",
+            &[("pipeline", HELLO), ("sample", "{not json")],
+        )
         .await;
     assert_error(status, &answer, 400, "invalid_sample");
     let (status, answer) = post_json(
@@ -285,9 +322,11 @@ async fn pipeline_test_truncates_large_values_and_marks_them() {
     // A JSON text of 20 002 bytes: over the 16 KiB a value is shown whole.
     let big = "x".repeat(20_000);
     let pipeline = "pipeline:\n  - event.listen: a.b\n  - body.set: {value: {kept: small}}\n";
-    let (status, answer) = test_pipeline(&server, &json!({"pipeline": pipeline, "sample": big})).await;
+    let (status, answer) =
+        test_pipeline(&server, &json!({"pipeline": pipeline, "sample": big})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let marker = json!({"truncated": true, "bytes": 20_002, "preview": format!("\"{}", "x".repeat(199))});
+    let marker =
+        json!({"truncated": true, "bytes": 20_002, "preview": format!("\"{}", "x".repeat(199))});
     assert_eq!(answer["steps"][0]["body"], marker);
     assert_eq!(answer["steps"][1]["body"], json!({"kept": "small"}));
     // At the bound: 16 384 bytes of JSON are shown whole.
@@ -309,8 +348,11 @@ async fn pipeline_test_stops_a_runaway_pipeline_at_its_limits() {
         .map(|_| "  - body.set: \"${body}${body}\"\n")
         .collect::<String>();
     let pipeline = format!("pipeline:\n  - event.listen: a.b\n{doubling}");
-    let (status, answer) =
-        test_pipeline(&server, &json!({"pipeline": pipeline, "sample": "0123456789abcdef"})).await;
+    let (status, answer) = test_pipeline(
+        &server,
+        &json!({"pipeline": pipeline, "sample": "0123456789abcdef"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], "error");
     assert_eq!(answer["error"]["code"], "limit_exceeded", "{answer}");
@@ -322,7 +364,10 @@ async fn pipeline_test_stops_a_runaway_pipeline_at_its_limits() {
         format!("body.set (step {}, line {})", last["index"], last["line"])
     );
     assert!(steps.len() < 41, "stopped before the end: {}", steps.len());
-    assert!(answer.to_string().len() < 512 * 1024, "the answer stays bounded");
+    assert!(
+        answer.to_string().len() < 512 * 1024,
+        "the answer stays bounded"
+    );
 }
 
 #[tokio::test]
@@ -339,11 +384,14 @@ async fn pipeline_test_sends_no_mail_in_a_dry_run_and_one_with_side_effects() {
     let sample = sample_of(&marker);
     let mailed = |mail: &Value| mail["body"].as_str().is_some_and(|b| b.contains(&marker));
 
-    let (status, answer) = test_pipeline(&server, &json!({"pipeline": SEED_MAIL, "sample": sample})).await;
+    let (status, answer) =
+        test_pipeline(&server, &json!({"pipeline": SEED_MAIL, "sample": sample})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["value"], dry_mail("New lead was created!", &marker));
     assert!(
-        mails_matching(&mail_dir, Duration::from_millis(500), mailed).await.is_empty(),
+        mails_matching(&mail_dir, Duration::from_millis(500), mailed)
+            .await
+            .is_empty(),
         "a dry run sends no mail"
     );
 
@@ -389,7 +437,8 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
     let sample = sample_of(r#"{"order": 17}"#);
     let masked_url = endpoint.url("/orders?apiKey=********");
 
-    let (status, answer) = test_pipeline(server, &json!({"pipeline": SEED_WEBHOOK, "sample": sample})).await;
+    let (status, answer) =
+        test_pipeline(server, &json!({"pipeline": SEED_WEBHOOK, "sample": sample})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let record = json!({
         "dryRun": true, "command": "webhook.send", "webhookId": "notify-crm", "async": false,

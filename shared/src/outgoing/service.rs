@@ -184,8 +184,13 @@ impl Outgoing {
     /// checks it (unknown or disabled webhook, registration, schema, size).
     async fn preview(&self, trigger: &Trigger) -> Result<DryRunSend, OutgoingError> {
         let (webhook, pending) = self.prepared(trigger).await?;
-        let request = build_request(&webhook, &pending, ReferenceId::generate(), Timestamp::now())
-            .map_err(|problem| OutgoingError::invalid("invalid_registration", problem))?;
+        let request = build_request(
+            &webhook,
+            &pending,
+            ReferenceId::generate(),
+            Timestamp::now(),
+        )
+        .map_err(|problem| OutgoingError::invalid("invalid_registration", problem))?;
         Ok(DryRunSend {
             webhook_id: webhook.id,
             asynchronous: trigger.asynchronous,

@@ -733,13 +733,12 @@ async fn a_dry_run_step_answers_what_it_would_send_and_sends_and_records_nothing
 async fn a_live_step_answers_the_send() {
     let (_ports, transport, outgoing) = setup(vec![reply(200, r#"{"ok":true}"#)], "").await;
     let answer = outgoing
-        .step_answer(
-            &trigger(json!({"webhookId": "crm"})),
-            &Caller::Admin,
-            None,
-        )
+        .step_answer(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
         .await
         .unwrap();
-    assert_eq!((answer["status"].clone(), answer["data"].clone()), (json!(200), json!({"ok": true})));
+    assert_eq!(
+        (answer["status"].clone(), answer["data"].clone()),
+        (json!(200), json!({"ok": true}))
+    );
     assert_eq!(transport.sent().len(), 1);
 }

@@ -372,7 +372,9 @@ impl Pipeline {
         for step in self.steps.iter().skip(1) {
             let started = observer.is_some().then(Instant::now);
             let ran = match step_args(step, &state, services, &budget, limits) {
-                Ok(args) => run_step(step, args, &mut state, services, budget.deadline(), limits).await,
+                Ok(args) => {
+                    run_step(step, args, &mut state, services, budget.deadline(), limits).await
+                }
                 Err(failure) => Err(failure),
             };
             if let Some(observer) = observer.as_deref_mut() {

@@ -159,7 +159,11 @@ mod tests {
     }
 
     /// Runs `source` on `body` with a trace; the steps without their durations.
-    async fn traced(source: &str, body: Value, limits: RunLimits) -> (Result<Value, RunFailure>, Vec<Value>) {
+    async fn traced(
+        source: &str,
+        body: Value,
+        limits: RunLimits,
+    ) -> (Result<Value, RunFailure>, Vec<Value>) {
         let pipeline = Pipeline::compile("p", source, &Users::default()).unwrap();
         let mut trace = Trace::default();
         let ran = pipeline
@@ -222,7 +226,9 @@ mod tests {
     #[tokio::test]
     async fn a_runaway_run_stops_at_its_limits_and_the_trace_says_where() {
         // Each step doubles the body: the budget runs out a few steps in.
-        let steps = (0..40).map(|_| "  - body.set: \"${body}${body}\"\n").collect::<String>();
+        let steps = (0..40)
+            .map(|_| "  - body.set: \"${body}${body}\"\n")
+            .collect::<String>();
         let source = format!("pipeline:\n  - event.listen: a.b\n{steps}");
         let limits = RunLimits {
             budget_bytes: 1 << 20,
@@ -263,7 +269,10 @@ mod tests {
         let text = Value::from("é".repeat(MAX_TRACE_VALUE_BYTES));
         let (shown, _) = bounded(&text, MAX_TRACE_VALUE_BYTES);
         let preview = shown["preview"].as_str().unwrap();
-        assert_eq!(preview, format!("\"{}", "é".repeat((PREVIEW_BYTES - 1) / 2)));
+        assert_eq!(
+            preview,
+            format!("\"{}", "é".repeat((PREVIEW_BYTES - 1) / 2))
+        );
     }
 
     #[test]
