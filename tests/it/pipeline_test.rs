@@ -434,7 +434,9 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
         })
         .await;
     let (server, endpoint) = (&fixture.server, &fixture.endpoint);
-    let sample = sample_of(r#"{"order": 17}"#);
+    // With an event's id, as a stored event has: a test still sends every time.
+    let mut sample = sample_of(r#"{"order": 17}"#);
+    sample["correlationId"] = json!("8e793988-a155-4989-bae1-ccd0ca199231");
     let masked_url = endpoint.url("/orders?apiKey=********");
 
     let (status, answer) =
@@ -474,6 +476,15 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
         .await;
     assert_eq!(recorded.as_array().unwrap().len(), 1);
     assert_eq!(recorded[0]["caller"], "pipeline:pipeline.test");
+    // A second test run is not taken for a redelivery of the first: it calls again.
+    let (_, again) = test_pipeline(
+        server,
+        &json!({"pipeline": SEED_WEBHOOK, "sample": sample, "sideEffects": true}),
+    )
+    .await;
+    assert_eq!(again["value"]["status"], 200, "{again}");
+    assert_ne!(again["value"]["referenceId"], answer["value"]["referenceId"]);
+    assert_eq!(endpoint.requests().len(), 2);
 
     // Without the permission, no call either way.
     let anonymous = SEED_WEBHOOK.replace("  - iam.run.as: systemuser\n", "");
@@ -483,7 +494,7 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
     )
     .await;
     assert_eq!(answer["error"]["code"], "permission_denied", "{answer}");
-    assert_eq!(endpoint.requests().len(), 1);
+    assert_eq!(endpoint.requests().len(), 2);
 }
 
 #[tokio::test]
