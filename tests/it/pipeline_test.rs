@@ -483,7 +483,10 @@ async fn pipeline_test_calls_no_endpoint_in_a_dry_run_and_once_with_side_effects
     )
     .await;
     assert_eq!(again["value"]["status"], 200, "{again}");
-    assert_ne!(again["value"]["referenceId"], answer["value"]["referenceId"]);
+    assert_ne!(
+        again["value"]["referenceId"],
+        answer["value"]["referenceId"]
+    );
     assert_eq!(endpoint.requests().len(), 2);
 
     // Without the permission, no call either way.

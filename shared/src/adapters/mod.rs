@@ -1,13 +1,12 @@
 //! Implementations of the ports: AWS (DynamoDB, SQS, S3; feature `aws`), SQLite
 //! (embedded shape; `sqlite`), in-memory (unit tests), result signals, SMTP mail
-//! (`smtp`) and the dry run's mailer, guarded outgoing HTTP (`http-client`), and a short-lived lookup
+//! (`smtp`), guarded outgoing HTTP (`http-client`), and a short-lived lookup
 //! cache for the receive path. Only [`crate::wiring`] builds them.
 
 pub mod absent;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;
-pub mod dry_run;
 #[cfg(feature = "http-client")]
 pub mod http;
 mod job_wait;

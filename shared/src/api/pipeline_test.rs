@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use super::admin::PipelineInput;
 use super::params::{Params, is_json, media_type, parse_json_body};
 use super::{ApiError, Gateway};
-use crate::adapters::dry_run::DryRunMailer;
 use crate::domain::CorrelationId;
 use crate::pipeline::budget::RunLimits;
 use crate::pipeline::commands::Services;
+use crate::pipeline::dry_run::DryRunMailer;
 use crate::pipeline::trace::{MAX_TRACE_VALUE_BYTES, Trace, bounded};
 use crate::pipeline::{Pipeline, RunFailure};
 

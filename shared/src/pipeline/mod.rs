@@ -15,6 +15,7 @@
 
 pub mod budget;
 pub mod commands;
+pub mod dry_run;
 pub mod expr;
 pub mod trace;
 pub mod users;

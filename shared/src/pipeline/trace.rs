@@ -142,10 +142,10 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::adapters::dry_run::DryRunMailer;
     use crate::pipeline::Pipeline;
     use crate::pipeline::budget::RunLimits;
     use crate::pipeline::commands::Services;
+    use crate::pipeline::dry_run::DryRunMailer;
     use crate::pipeline::users::Users;
 
     fn services() -> Services {

@@ -1,5 +1,6 @@
 //! The mailer of a dry run (`pipeline.test` without `sideEffects`): it sends
 //! nothing, and the `mail.send` step's body becomes its record of the mail.
+//! Part of the engine, not an adapter: it reaches nothing outside.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
