@@ -39,6 +39,7 @@ impl Ports {
             pipelines: store.clone(),
             outgoing: store.clone(),
             invocations: store.clone(),
+            dead_letters: store.clone(),
             queue: store,
             signal: Arc::new(LocalSignal::new()),
         }
@@ -58,7 +59,8 @@ impl Ports {
     /// Everything in memory (unit tests).
     pub fn memory() -> Self {
         let store = Arc::new(MemoryStore::new());
-        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
+        let memory_queue = Arc::new(MemoryQueue::new());
+        let queue: Arc<dyn JobQueue> = memory_queue.clone();
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
@@ -70,6 +72,7 @@ impl Ports {
             outgoing: store.clone(),
             invocations: store,
             queue,
+            dead_letters: memory_queue,
             signal: Arc::new(LocalSignal::new()),
         }
     }
@@ -91,12 +94,13 @@ impl Ports {
             &resources.payload_bucket,
         ));
         #[cfg(feature = "aws-sqs")]
-        let queue: Arc<dyn JobQueue> = Arc::new(
+        let sqs = Arc::new(
             crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
                 .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
         );
         #[cfg(not(feature = "aws-sqs"))]
-        let queue: Arc<dyn JobQueue> = Arc::new(crate::adapters::absent::NoQueue);
+        let sqs = Arc::new(crate::adapters::absent::NoQueue);
+        let queue: Arc<dyn JobQueue> = sqs.clone();
         let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
             clients.dynamodb.clone(),
             &resources.webhooks_table,
@@ -114,6 +118,7 @@ impl Ports {
             }),
             pipelines,
             queue,
+            dead_letters: sqs,
             signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
             outgoing: Arc::new(DynamoOutgoingStore::new(
                 clients.dynamodb.clone(),

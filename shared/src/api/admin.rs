@@ -36,6 +36,9 @@ pub(super) enum Command {
     OutgoingGet,
     OutgoingDelete,
     InvocationGet,
+    DeadletterList,
+    DeadletterRedrive,
+    DeadletterDelete,
 }
 
 impl Command {
@@ -54,6 +57,9 @@ impl Command {
         Command::OutgoingGet,
         Command::OutgoingDelete,
         Command::InvocationGet,
+        Command::DeadletterList,
+        Command::DeadletterRedrive,
+        Command::DeadletterDelete,
     ];
 
     /// The name in `/api/v3/command/<name>`.
@@ -71,6 +77,9 @@ impl Command {
             Command::OutgoingGet => "outgoing.get",
             Command::OutgoingDelete => "outgoing.delete",
             Command::InvocationGet => "invocation.get",
+            Command::DeadletterList => "deadletter.list",
+            Command::DeadletterRedrive => "deadletter.redrive",
+            Command::DeadletterDelete => "deadletter.delete",
         }
     }
 
@@ -122,6 +131,9 @@ impl Gateway {
             Command::OutgoingGet => (ok, self.get_outgoing(&params).await?),
             Command::OutgoingDelete => (ok, self.delete_outgoing(&params).await?),
             Command::InvocationGet => (ok, self.get_invocations(&params).await?),
+            Command::DeadletterList => (ok, self.list_dead_letters(&params).await?),
+            Command::DeadletterRedrive => (ok, self.redrive_dead_letters(&params).await?),
+            Command::DeadletterDelete => (ok, self.delete_dead_letter(&params).await?),
         };
         Ok(json_response(status, &value))
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 use super::Gateway;
-use super::params::{Params, is_json, media_type, parse_json_body};
+use super::params::{Params, is_json, limit_param, media_type, parse_json_body};
 use crate::domain::Timestamp;
 use crate::outgoing::registry;
 use crate::outgoing::service::Caller;
@@ -191,20 +191,7 @@ impl Gateway {
                 "give referenceId=<id> for one invocation or webhookId=<id> for a webhook's recent ones",
             ));
         };
-        let limit = match params.get("limit") {
-            None => DEFAULT_LIST,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIST).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_limit",
-                        format!("limit must be a whole number from 1 to {MAX_LIST}"),
-                    )
-                })?,
-        };
+        let limit = limit_param(params, DEFAULT_LIST, MAX_LIST)?;
         let records = self
             .ports
             .invocations
