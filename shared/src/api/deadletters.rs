@@ -103,3 +103,32 @@ impl Gateway {
         Ok(json!({"id": id, "deleted": true}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+
+    fn unreadable(body: String) -> Value {
+        to_api_json(&DeadLetter {
+            id: "1".into(),
+            body,
+            reason: Some("unreadable message".into()),
+            receive_count: Some(1),
+            dead_at: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn an_unreadable_message_is_shown_up_to_its_bound() {
+        let at_bound = "é".repeat(MAX_SHOWN_MESSAGE_CHARS);
+        let shown = unreadable(at_bound.clone());
+        assert_eq!(shown["message"], at_bound.as_str());
+        assert_eq!(shown.get("messageTruncated"), None);
+
+        let over = unreadable(format!("{at_bound}x"));
+        assert_eq!(over["message"], format!("{at_bound}…"));
+        assert_eq!(over["messageTruncated"], true);
+        assert_eq!(over["kind"], "unreadable");
+    }
+}
