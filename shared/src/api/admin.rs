@@ -39,6 +39,7 @@ pub(super) enum Command {
     DeadletterList,
     DeadletterRedrive,
     DeadletterDelete,
+    InvocationResend,
 }
 
 impl Command {
@@ -60,6 +61,7 @@ impl Command {
         Command::DeadletterList,
         Command::DeadletterRedrive,
         Command::DeadletterDelete,
+        Command::InvocationResend,
     ];
 
     /// The name in `/api/v3/command/<name>`.
@@ -80,6 +82,7 @@ impl Command {
             Command::DeadletterList => "deadletter.list",
             Command::DeadletterRedrive => "deadletter.redrive",
             Command::DeadletterDelete => "deadletter.delete",
+            Command::InvocationResend => "invocation.resend",
         }
     }
 
@@ -134,6 +137,7 @@ impl Gateway {
             Command::DeadletterList => (ok, self.list_dead_letters(&params).await?),
             Command::DeadletterRedrive => (ok, self.redrive_dead_letters(&params).await?),
             Command::DeadletterDelete => (ok, self.delete_dead_letter(&params).await?),
+            Command::InvocationResend => self.resend_invocation(&params).await?,
         };
         Ok(json_response(status, &value))
     }

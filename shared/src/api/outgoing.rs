@@ -19,8 +19,10 @@ impl From<OutgoingError> for ApiError {
         let code = err.code();
         match err {
             OutgoingError::Invalid { message, .. } => ApiError::bad_request(code, message),
-            OutgoingError::NotFound(_) => ApiError::not_found(code, err.to_string()),
-            OutgoingError::Disabled { .. } => {
+            OutgoingError::NotFound(_) | OutgoingError::InvocationNotFound => {
+                ApiError::not_found(code, err.to_string())
+            }
+            OutgoingError::Disabled { .. } | OutgoingError::NotResendable => {
                 ApiError::new(StatusCode::CONFLICT, code, err.to_string())
             }
             OutgoingError::TooLarge { .. } => {
@@ -159,6 +161,26 @@ impl Gateway {
     ) -> Result<(StatusCode, Value), ApiError> {
         let trigger = Trigger::from_json(&json_object(params, headers, body)?)?;
         let answer = self.outgoing.send(&trigger, &Caller::Admin, None).await?;
+        let status = if answer.status.is_none() {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, answer.to_json()))
+    }
+
+    /// `invocation.resend referenceId=…`: sends a recorded invocation's request
+    /// again as a new invocation; answers as `webhook.send` did (200, or 202
+    /// when the first was asynchronous).
+    pub(super) async fn resend_invocation(
+        &self,
+        params: &Params,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let text = params.get("referenceId").ok_or_else(|| {
+            ApiError::bad_request("reference_id_missing", "referenceId is required")
+        })?;
+        let id = ReferenceId::parse(text).ok_or(OutgoingError::InvocationNotFound)?;
+        let answer = self.outgoing.resend(&id).await?;
         let status = if answer.status.is_none() {
             StatusCode::ACCEPTED
         } else {
