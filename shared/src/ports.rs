@@ -433,6 +433,21 @@ pub trait DeadLetters: Send + Sync {
     async fn delete_dead_letter(&self, id: &str) -> StoreResult<bool>;
 }
 
+/// How many jobs wait, for the `hookflow_queue_depth` and `hookflow_dead_letters` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Jobs in the queue, waiting or being run.
+    pub jobs: u64,
+    /// Jobs in the dead letters.
+    pub dead_letters: u64,
+}
+
+/// Counts what waits in the queue: cheap enough to ask on every metrics scrape.
+#[async_trait]
+pub trait QueueDepthGauge: Send + Sync {
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
+}
+
 // ----- the bundle -----
 
 /// The adapters a gateway and a worker work with; `wiring` builds them.

@@ -17,7 +17,9 @@ use crate::config::{ConfigError, OutgoingSettings, Settings};
 use crate::outgoing::Outgoing;
 use crate::pipeline::commands::Services;
 use crate::pipeline::worker::Worker;
-use crate::ports::{EffectLog, Housekeeping, JobQueue, Mailer, Ports, StoreThenEnqueue, Transport};
+use crate::ports::{
+    EffectLog, Housekeeping, JobQueue, Mailer, Ports, QueueDepthGauge, StoreThenEnqueue, Transport,
+};
 #[cfg(feature = "aws")]
 use crate::{
     adapters::PollingSignal,
@@ -232,6 +234,8 @@ pub struct ServeStorage {
     pub housekeeping: Option<Arc<dyn Housekeeping>>,
     /// Where the data is, for the banner (never a credential).
     pub described: String,
+    /// Counts the queue for the metrics' gauges.
+    pub queue_depth: Arc<dyn QueueDepthGauge>,
 }
 
 /// Why `serve`'s storage could not be opened, in words for the operator.
@@ -248,8 +252,9 @@ pub fn embedded_storage(
     let store = Arc::new(store);
     Ok(ServeStorage {
         ports: Ports::sqlite(store.clone()).with_lookup_cache(settings.lookup_cache),
-        housekeeping: Some(store),
+        housekeeping: Some(store.clone()),
         described: database.display().to_string(),
+        queue_depth: store,
     })
 }
 
@@ -286,10 +291,15 @@ pub async fn aws_storage(
     );
     // The worker runs in this process, so waiting callers are woken directly.
     let signal: Arc<dyn ResultSignal> = Arc::new(LocalSignal::new());
+    let queue_depth = Arc::new(
+        crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+            .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
+    );
     Ok(ServeStorage {
         ports: Ports::aws(&clients, &resources, Some(signal), settings.lookup_cache),
         housekeeping: None,
         described,
+        queue_depth,
     })
 }
 

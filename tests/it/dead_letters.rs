@@ -296,3 +296,48 @@ async fn dead_letter_commands_refuse_bad_input() {
         assert_error(status, &body, 404, "dead_letter_not_found");
     }
 }
+
+/// `hookflow_queue_depth` and `hookflow_dead_letters` count the queue when
+/// Prometheus scrapes.
+#[tokio::test]
+async fn the_queue_and_its_dead_letters_are_counted_when_scraped() {
+    use crate::observe::{free_port, sample};
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with(&[
+        ("HOOKFLOW_METRICS_ADDR", &metrics),
+        // Nothing takes the jobs: they stay queued.
+        ("HOOKFLOW_WORKER_CONCURRENCY", "0"),
+        ("HOOKFLOW_RECEIVE_WAIT_MS", "0"),
+    ])
+    .await;
+    let scrape = || async {
+        let text = crate::harness::client()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (
+            sample(&text, "hookflow_queue_depth"),
+            sample(&text, "hookflow_dead_letters"),
+        )
+    };
+    assert_eq!(scrape().await, (Some(0.0), Some(0.0)), "an empty queue");
+
+    let token = server.create_webhook("webhook.counted", &[]).await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::harness::add_listener(&server, "counted", "webhook.counted").await;
+    for _ in 0..3 {
+        let (status, _, answer) = server.trigger(&token, "{}", "").await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let storage = server.storage().await;
+    storage
+        .put_dead_letter("not a job", Some("moved aside"))
+        .await;
+    assert_eq!(scrape().await, (Some(3.0), Some(1.0)));
+}

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 
 use super::sqs::{DEAD_LETTER_REASON_ATTRIBUTE, DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE};
@@ -23,7 +24,8 @@ use super::{SqsJobQueue, unavailable};
 use crate::domain::Timestamp;
 use crate::error::StoreError;
 use crate::ports::{
-    DeadLetter, DeadLetterPage, DeadLetters, MAX_REDRIVE_PER_CALL, Redriven, StoreResult,
+    DeadLetter, DeadLetterPage, DeadLetters, MAX_REDRIVE_PER_CALL, QueueDepth, QueueDepthGauge,
+    Redriven, StoreResult,
 };
 
 /// Most receives one list, redrive or delete makes on the dead-letter queue
@@ -277,5 +279,43 @@ impl DeadLetters for SqsJobQueue {
             |found| async move { self.delete_received(&found).await },
         )
         .await
+    }
+}
+
+impl SqsJobQueue {
+    /// SQS's approximate count of the messages in `queue`, visible or in flight.
+    async fn approximate_messages(&self, queue: &str) -> StoreResult<u64> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .attributes
+            .unwrap_or_default();
+        Ok([
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .filter_map(|name| attributes.get(name)?.parse::<u64>().ok())
+        .sum())
+    }
+}
+
+#[async_trait]
+impl QueueDepthGauge for SqsJobQueue {
+    /// One GetQueueAttributes per queue (SQS's own counts are approximate).
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        Ok(QueueDepth {
+            jobs: self.approximate_messages(&self.queue_url).await?,
+            dead_letters: match &self.dead_letter_queue_url {
+                Some(url) => self.approximate_messages(url).await?,
+                None => 0,
+            },
+        })
     }
 }

@@ -7,7 +7,8 @@ use super::SqliteStore;
 use super::queue::insert_jobs;
 use crate::domain::Timestamp;
 use crate::ports::{
-    DeadLetter, DeadLetterPage, DeadLetters, MAX_REDRIVE_PER_CALL, Redriven, StoreResult,
+    DeadLetter, DeadLetterPage, DeadLetters, MAX_REDRIVE_PER_CALL, QueueDepth, QueueDepthGauge,
+    Redriven, StoreResult,
 };
 
 /// A dead letter's id as the API shows it, or `None` for text that names no row.
@@ -96,5 +97,26 @@ impl DeadLetters for SqliteStore {
             .write(move |c| Ok(c.execute("DELETE FROM dead_letters WHERE id = ?1", params![id])?))
             .await?;
         Ok(deleted == 1)
+    }
+}
+
+#[async_trait]
+impl QueueDepthGauge for SqliteStore {
+    /// Two counts on a reader: the tables are small unless a backlog builds
+    /// up, and then a count takes milliseconds per hundred thousand rows.
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        self.read(|c| {
+            let count = |table: &str| {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n.max(0) as u64)
+            };
+            Ok(QueueDepth {
+                jobs: count("jobs")?,
+                dead_letters: count("dead_letters")?,
+            })
+        })
+        .await
     }
 }
