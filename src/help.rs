@@ -72,6 +72,10 @@ Commands (README.md \"API reference\" has their parameters):
   outgoing.delete   id=…
   webhook.send      -f trigger.json (an outgoing webhook call)
   invocation.get    referenceId=…, or webhookId=… [limit=…]
+  invocation.resend referenceId=… (the same request again, as a new invocation)
+  deadletter.list   the jobs given up on [limit=…]
+  deadletter.redrive id=…, or all of them (at most 100 a call)
+  deadletter.delete id=…
 
 Examples:
   hookflow command webhook.put eventKey=webhook.lead.created

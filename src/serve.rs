@@ -123,7 +123,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let worker = Arc::new(wiring::worker_beside(&gateway)?);
 
     let metrics_addr = match args.metrics_addr {
-        Some(addr) => Some(metrics::serve_metrics(addr, stopping.clone()).await?),
+        Some(addr) => {
+            Some(metrics::serve_metrics(addr, storage.queue_depth.clone(), stopping.clone()).await?)
+        }
         None => None,
     };
     let listener = TcpListener::bind(args.addr)

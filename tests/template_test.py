@@ -172,6 +172,27 @@ class Operations(unittest.TestCase):
         self.assertLessEqual({"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"}, events)
         self.assertLessEqual({"s3:PutObject", "s3:DeleteObject"}, payloads)
 
+    def test_admin_may_scan_redrive_and_drop_dead_letters(self):
+        # deadletter.*: the dead-letter queue received, made visible again,
+        # deleted from; its jobs sent back to the job queue. Moto does not
+        # check IAM, so only this test sees a missing action.
+        self.assertEqual(
+            env("WebhookAdminFunction").get("HOOKFLOW_DEAD_LETTER_QUEUE_URL"),
+            {"Ref": "PipelineJobsDeadLetterQueue"},
+        )
+        granted = {"dlq": set(), "queue": set()}
+        for s in statements("WebhookAdminFunction"):
+            actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
+            if s.get("Resource") == {"Fn::GetAtt": "PipelineJobsDeadLetterQueue.Arn"}:
+                granted["dlq"].update(actions)
+            if s.get("Resource") == {"Fn::GetAtt": "PipelineJobsQueue.Arn"}:
+                granted["queue"].update(actions)
+        self.assertLessEqual(
+            {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"},
+            granted["dlq"],
+        )
+        self.assertIn("sqs:SendMessage", granted["queue"])
+
     def test_sam_build_output_is_ignored(self):
         with open(os.path.join(os.path.dirname(TEMPLATE), ".gitignore"), encoding="utf-8") as f:
             self.assertIn(".aws-sam/", f.read().split())

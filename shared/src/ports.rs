@@ -382,6 +382,79 @@ pub trait Housekeeping: Send + Sync {
     async fn close(&self);
 }
 
+// ----- dead letters -----
+
+/// A job taken out of the queue for good: the worker gave up on it
+/// ([`JobQueue::dead_letter_job`]), or SQS's redrive policy moved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Finds it again for redrive and delete: the row's id (SQLite), the
+    /// MessageId (SQS), a sequence number (memory).
+    pub id: String,
+    /// The message as it was queued, readable or not.
+    pub body: String,
+    /// Why the worker gave up; `None` for a message SQS's redrive policy moved.
+    pub reason: Option<String>,
+    /// How many times it was handed out; `None` where the queue does not
+    /// know (a message SQS's redrive policy moved: at least its `maxReceiveCount`).
+    pub receive_count: Option<u32>,
+    /// When it was dead-lettered (a message SQS's redrive policy moved keeps
+    /// the time it was first queued).
+    pub dead_at: Timestamp,
+}
+
+/// Some of the dead letters, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPage {
+    pub dead_letters: Vec<DeadLetter>,
+    /// There may be more than were read (the limit, or a bound of the queue's
+    /// reads, was reached).
+    pub partial: bool,
+}
+
+/// How many dead letters one [`DeadLetters::redrive_all_dead_letters`] moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redriven {
+    pub count: usize,
+    /// A bound of one call was reached: more may be left; call again.
+    pub more: bool,
+}
+
+/// Most dead letters one [`DeadLetters::redrive_all_dead_letters`] moves.
+pub const MAX_REDRIVE_PER_CALL: usize = 100;
+
+/// The jobs the queue holds apart, for an operator to look at, queue again or drop.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `limit` dead letters, oldest first, leaving every one where it is.
+    async fn list_dead_letters(&self, limit: usize) -> StoreResult<DeadLetterPage>;
+    /// Queues the dead letter `id` again as a fresh job (its receive count
+    /// starts over), then removes it: a failure in between leaves it in both
+    /// (a duplicate job, which the worker tolerates), never in neither.
+    /// False if there is no such dead letter.
+    async fn redrive_dead_letter(&self, id: &str) -> StoreResult<bool>;
+    /// Redrives the dead letters as [`DeadLetters::redrive_dead_letter`] does,
+    /// at most [`MAX_REDRIVE_PER_CALL`] in one call.
+    async fn redrive_all_dead_letters(&self) -> StoreResult<Redriven>;
+    /// Drops the dead letter `id`; false if there is no such dead letter.
+    async fn delete_dead_letter(&self, id: &str) -> StoreResult<bool>;
+}
+
+/// How many jobs wait, for the `hookflow_queue_depth` and `hookflow_dead_letters` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Jobs in the queue, waiting or being run.
+    pub jobs: u64,
+    /// Jobs in the dead letters.
+    pub dead_letters: u64,
+}
+
+/// Counts what waits in the queue: cheap enough to ask on every metrics scrape.
+#[async_trait]
+pub trait QueueDepthGauge: Send + Sync {
+    async fn queue_depth(&self) -> StoreResult<QueueDepth>;
+}
+
 // ----- the bundle -----
 
 /// The adapters a gateway and a worker work with; `wiring` builds them.
@@ -397,6 +470,8 @@ pub struct Ports {
     pub outgoing: Arc<dyn OutgoingStore>,
     /// Invocation records of outgoing webhooks.
     pub invocations: Arc<dyn InvocationStore>,
+    /// The queue's dead letters.
+    pub dead_letters: Arc<dyn DeadLetters>,
 }
 
 // ----- what becomes of a job -----

@@ -17,7 +17,9 @@ use crate::config::{ConfigError, OutgoingSettings, Settings};
 use crate::outgoing::Outgoing;
 use crate::pipeline::commands::Services;
 use crate::pipeline::worker::Worker;
-use crate::ports::{EffectLog, Housekeeping, JobQueue, Mailer, Ports, StoreThenEnqueue, Transport};
+use crate::ports::{
+    EffectLog, Housekeeping, JobQueue, Mailer, Ports, QueueDepthGauge, StoreThenEnqueue, Transport,
+};
 #[cfg(feature = "aws")]
 use crate::{
     adapters::PollingSignal,
@@ -39,6 +41,7 @@ impl Ports {
             pipelines: store.clone(),
             outgoing: store.clone(),
             invocations: store.clone(),
+            dead_letters: store.clone(),
             queue: store,
             signal: Arc::new(LocalSignal::new()),
         }
@@ -58,7 +61,8 @@ impl Ports {
     /// Everything in memory (unit tests).
     pub fn memory() -> Self {
         let store = Arc::new(MemoryStore::new());
-        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new());
+        let memory_queue = Arc::new(MemoryQueue::new());
+        let queue: Arc<dyn JobQueue> = memory_queue.clone();
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
@@ -70,6 +74,7 @@ impl Ports {
             outgoing: store.clone(),
             invocations: store,
             queue,
+            dead_letters: memory_queue,
             signal: Arc::new(LocalSignal::new()),
         }
     }
@@ -91,12 +96,13 @@ impl Ports {
             &resources.payload_bucket,
         ));
         #[cfg(feature = "aws-sqs")]
-        let queue: Arc<dyn JobQueue> = Arc::new(
+        let sqs = Arc::new(
             crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
                 .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
         );
         #[cfg(not(feature = "aws-sqs"))]
-        let queue: Arc<dyn JobQueue> = Arc::new(crate::adapters::absent::NoQueue);
+        let sqs = Arc::new(crate::adapters::absent::NoQueue);
+        let queue: Arc<dyn JobQueue> = sqs.clone();
         let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
             clients.dynamodb.clone(),
             &resources.webhooks_table,
@@ -114,6 +120,7 @@ impl Ports {
             }),
             pipelines,
             queue,
+            dead_letters: sqs,
             signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
             outgoing: Arc::new(DynamoOutgoingStore::new(
                 clients.dynamodb.clone(),
@@ -232,6 +239,8 @@ pub struct ServeStorage {
     pub housekeeping: Option<Arc<dyn Housekeeping>>,
     /// Where the data is, for the banner (never a credential).
     pub described: String,
+    /// Counts the queue for the metrics' gauges.
+    pub queue_depth: Arc<dyn QueueDepthGauge>,
 }
 
 /// Why `serve`'s storage could not be opened, in words for the operator.
@@ -248,8 +257,9 @@ pub fn embedded_storage(
     let store = Arc::new(store);
     Ok(ServeStorage {
         ports: Ports::sqlite(store.clone()).with_lookup_cache(settings.lookup_cache),
-        housekeeping: Some(store),
+        housekeeping: Some(store.clone()),
         described: database.display().to_string(),
+        queue_depth: store,
     })
 }
 
@@ -286,10 +296,15 @@ pub async fn aws_storage(
     );
     // The worker runs in this process, so waiting callers are woken directly.
     let signal: Arc<dyn ResultSignal> = Arc::new(LocalSignal::new());
+    let queue_depth = Arc::new(
+        crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+            .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
+    );
     Ok(ServeStorage {
         ports: Ports::aws(&clients, &resources, Some(signal), settings.lookup_cache),
         housekeeping: None,
         described,
+        queue_depth,
     })
 }
 

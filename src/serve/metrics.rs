@@ -3,11 +3,13 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hookflow_core::metrics::{SECONDS_BUCKETS, describe};
+use hookflow_core::metrics::{SECONDS_BUCKETS, describe, queue_measured};
+use hookflow_core::ports::QueueDepthGauge;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -23,11 +25,16 @@ use tokio::sync::watch;
 const SCRAPE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most scrape connections served at once.
 const MAX_SCRAPERS: usize = 8;
+/// Longest a scrape waits for the queue's counts; past it the gauges keep
+/// their last values, so a slow store never stalls the scrape.
+const QUEUE_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Installs the Prometheus recorder and serves it on `addr` until `stopping`;
-/// answers the address it listens on (port 0 picks one).
+/// answers the address it listens on (port 0 picks one). Each scrape counts
+/// the queue through `queue_depth` first, so the gauges are as of the scrape.
 pub async fn serve_metrics(
     addr: SocketAddr,
+    queue_depth: Arc<dyn QueueDepthGauge>,
     mut stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<SocketAddr> {
     let handle = PrometheusBuilder::new()
@@ -49,7 +56,7 @@ pub async fn serve_metrics(
             upkeep.run_upkeep();
         }
     });
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPERS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPERS));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -62,10 +69,17 @@ pub async fn serve_metrics(
                 continue;
             };
             let handle = handle.clone();
+            let queue_depth = queue_depth.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let handle = handle.clone();
-                    async move { Ok::<_, Infallible>(scrape(&handle, &req)) }
+                    let queue_depth = queue_depth.clone();
+                    async move {
+                        if req.uri().path() == "/metrics" {
+                            count_queue(queue_depth.as_ref()).await;
+                        }
+                        Ok::<_, Infallible>(scrape(&handle, &req))
+                    }
                 });
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -77,6 +91,18 @@ pub async fn serve_metrics(
         }
     });
     Ok(bound)
+}
+
+/// Sets the queue gauges from a fresh count; on failure they keep their last
+/// values and the log says why.
+async fn count_queue(queue_depth: &dyn QueueDepthGauge) {
+    match tokio::time::timeout(QUEUE_COUNT_TIMEOUT, queue_depth.queue_depth()).await {
+        Ok(Ok(depth)) => queue_measured(depth),
+        Ok(Err(err)) => tracing::warn!(error = %err, "counting the queue for the metrics failed"),
+        Err(_) => tracing::warn!(
+            "counting the queue for the metrics took over {QUEUE_COUNT_TIMEOUT:?}; the gauges keep their last values"
+        ),
+    }
 }
 
 fn scrape(handle: &PrometheusHandle, req: &Request<Incoming>) -> Response<Full<Bytes>> {

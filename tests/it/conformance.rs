@@ -3,9 +3,9 @@
 use hookflow_core::adapters::{MemoryQueue, MemoryStore, SqliteStore};
 use hookflow_core::testkit::services::service_env;
 use hookflow_core::testkit::{
-    event_intake_conformance, event_store_conformance, invocation_store_conformance,
-    job_queue_conformance, outgoing_store_conformance, pipeline_store_conformance,
-    webhook_store_conformance,
+    dead_letters_conformance, event_intake_conformance, event_store_conformance,
+    invocation_store_conformance, job_queue_conformance, outgoing_store_conformance,
+    pipeline_store_conformance, webhook_store_conformance,
 };
 
 #[tokio::test]
@@ -37,6 +37,19 @@ async fn sqlite_adapter() {
     invocation_store_conformance(&store).await;
     job_queue_conformance(&store).await;
     event_intake_conformance(&store, &store, &store).await;
+}
+
+#[tokio::test]
+async fn memory_dead_letters() {
+    let queue = MemoryQueue::new();
+    dead_letters_conformance(&queue, &queue).await;
+}
+
+#[tokio::test]
+async fn sqlite_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("dead_letters.db")).unwrap();
+    dead_letters_conformance(&store, &store).await;
 }
 
 #[tokio::test]
@@ -191,6 +204,102 @@ async fn aws_adapters_on_moto() {
         queue: queue.clone(),
     };
     event_intake_conformance(&intake, events.as_ref(), queue.as_ref()).await;
+}
+
+/// The SQS dead-letter queue on moto, on fresh queues: the port's rules, and
+/// a message SQS's redrive policy moved (no reason, no count) is listed and
+/// redriven like the worker's own.
+#[tokio::test]
+async fn aws_dead_letters_on_moto() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use hookflow_core::adapters::aws::{AwsClients, SqsJobQueue, provision};
+    use hookflow_core::ports::{DeadLetters, JobQueue};
+    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+        return;
+    }
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("dlq-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let queue = SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+        .with_dead_letter_queue(resources.dead_letter_queue_url.clone());
+    dead_letters_conformance(&queue, &queue).await;
+
+    // The redrive policy moves a message after maxReceiveCount receives; here
+    // a queue of its own whose policy moves it after one.
+    let dead_letter_arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(resources.dead_letter_queue_url.as_deref().unwrap())
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove(&QueueAttributeName::QueueArn)
+        .unwrap();
+    let strict = clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-strict"))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 1})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let strict_queue = SqsJobQueue::new(clients.sqs.clone(), &strict)
+        .with_dead_letter_queue(resources.dead_letter_queue_url.clone());
+    let job = hookflow_core::domain::Job::Pipeline(hookflow_core::domain::PipelineJob {
+        correlation_id: hookflow_core::domain::CorrelationId::generate(),
+        pipeline: "moved".into(),
+    });
+    strict_queue
+        .send_jobs(std::slice::from_ref(&job))
+        .await
+        .unwrap();
+    let short = std::time::Duration::from_millis(0);
+    let first = strict_queue
+        .receive_jobs(1, std::time::Duration::from_secs(2), short)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Its second receive finds the count spent: the policy moves it instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let second = strict_queue
+            .receive_jobs(1, std::time::Duration::from_secs(1), short)
+            .await
+            .unwrap();
+        assert!(second.is_empty(), "moved, not handed out again: {second:?}");
+        let listed = queue.list_dead_letters(10).await.unwrap().dead_letters;
+        if !listed.is_empty() || std::time::Instant::now() > deadline {
+            break listed;
+        }
+    };
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].body, serde_json::to_string(&job).unwrap());
+    assert_eq!(listed[0].reason, None, "the policy gives no reason");
+    assert_eq!(listed[0].receive_count, None, "nor a count");
+    assert!(queue.redrive_dead_letter(&listed[0].id).await.unwrap());
+    let redriven = queue
+        .receive_jobs(
+            1,
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(redriven.len(), 1, "back in the main queue");
+    assert_eq!(redriven[0].job().unwrap(), job);
+    assert_eq!(redriven[0].receive_count, 1, "as a fresh job");
+    queue.delete_job(&redriven[0].receipt).await.unwrap();
 }
 
 /// A DynamoDB event store on fresh resources named `<tag>-…` on moto, with

@@ -491,6 +491,54 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Puts `body` among the dead letters as the worker leaves them: with its
+    /// `reason` and 3 attempts; on SQS without a reason as the queue's redrive
+    /// policy leaves them (no reason, no count).
+    pub async fn put_dead_letter(&self, body: &str, reason: Option<&str>) {
+        use hookflow_core::adapters::aws::{
+            DEAD_LETTER_REASON_ATTRIBUTE, DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE,
+        };
+        if let Some(db) = &self.sqlite {
+            rusqlite::Connection::open(db)
+                .unwrap()
+                .execute(
+                    "INSERT INTO dead_letters (job_id, receive_count, reason, dead_at, data)
+                     VALUES (0, 3, ?1, ?2, ?3)",
+                    rusqlite::params![
+                        reason.expect("the embedded worker always gives a reason"),
+                        hookflow_core::domain::Timestamp::now().0,
+                        body
+                    ],
+                )
+                .unwrap();
+            return;
+        }
+        let (sqs, _) = self.sqs.as_ref().expect("sqs");
+        let url = self
+            .dead_letter_queue
+            .as_deref()
+            .expect("dead-letter queue");
+        let attribute = |kind: &str, value: &str| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type(kind)
+                .string_value(value)
+                .build()
+                .unwrap()
+        };
+        let mut send = sqs.send_message().queue_url(url).message_body(body);
+        if let Some(reason) = reason {
+            send = send
+                .message_attributes(DEAD_LETTER_REASON_ATTRIBUTE, attribute("String", reason))
+                .message_attributes(
+                    DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE,
+                    attribute("Number", "3"),
+                );
+        }
+        send.send().await.unwrap();
+    }
+}
+
 /// The stored event of `correlation_id`, as pipelines see it.
 pub async fn stored_event_body(server: &Server, correlation_id: &str) -> Option<Value> {
     let id = hookflow_core::domain::CorrelationId::parse(correlation_id).expect("id");

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use crate::domain::Job;
 use crate::error::StoreError;
 use crate::ports::{
-    CallError, Delivery, JobQueue, OutgoingRequest, OutgoingResponse, StoreResult, Transport,
+    CallError, DeadLetterPage, DeadLetters, Delivery, JobQueue, OutgoingRequest, OutgoingResponse,
+    Redriven, StoreResult, Transport,
 };
 
 /// The transport of a build without an HTTP client (feature `http-client`):
@@ -56,6 +57,22 @@ impl JobQueue for NoQueue {
         no_queue()
     }
     async fn dead_letter_job(&self, _delivery: &Delivery, _reason: &str) -> StoreResult<()> {
+        no_queue()
+    }
+}
+
+#[async_trait]
+impl DeadLetters for NoQueue {
+    async fn list_dead_letters(&self, _limit: usize) -> StoreResult<DeadLetterPage> {
+        no_queue()
+    }
+    async fn redrive_dead_letter(&self, _id: &str) -> StoreResult<bool> {
+        no_queue()
+    }
+    async fn redrive_all_dead_letters(&self) -> StoreResult<Redriven> {
+        no_queue()
+    }
+    async fn delete_dead_letter(&self, _id: &str) -> StoreResult<bool> {
         no_queue()
     }
 }

@@ -19,8 +19,9 @@ use crate::domain::{
 };
 use crate::error::{Conflict, StoreError};
 use crate::ports::{
-    Delivery, EffectLog, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
-    Recorded, StoreResult, WebhookStore,
+    DeadLetter, DeadLetterPage, DeadLetters, Delivery, EffectLog, EventStore, InvocationStore,
+    JobQueue, MAX_REDRIVE_PER_CALL, OutgoingStore, PipelineStore, Recorded, Redriven, StoreResult,
+    WebhookStore,
 };
 
 #[derive(Default)]
@@ -352,8 +353,8 @@ struct QueuedJob {
 pub struct MemoryQueue {
     jobs: Mutex<(u64, Vec<QueuedJob>)>,
     arrived: Notify,
-    /// Dead-lettered messages and why, oldest first.
-    dead_letters: Mutex<Vec<(String, String)>>,
+    /// Dead-lettered messages, oldest first, and the next one's id.
+    dead_letters: Mutex<(u64, Vec<DeadLetter>)>,
 }
 
 impl MemoryQueue {
@@ -369,7 +370,13 @@ impl MemoryQueue {
 
     /// The dead-lettered messages and their reasons, oldest first.
     pub fn dead_letters(&self) -> Vec<(String, String)> {
-        self.dead_letters.lock().expect("queue lock").clone()
+        self.dead_letters
+            .lock()
+            .expect("queue lock")
+            .1
+            .iter()
+            .map(|d| (d.body.clone(), d.reason.clone().unwrap_or_default()))
+            .collect()
     }
 
     fn push(&self, bodies: Vec<String>) {
@@ -475,10 +482,61 @@ impl JobQueue for MemoryQueue {
             .expect("queue lock")
             .1
             .retain(|j| j.receipt.as_deref() != Some(delivery.receipt.as_str()));
-        self.dead_letters
-            .lock()
-            .expect("queue lock")
-            .push((delivery.body.clone(), reason.to_owned()));
+        let mut guard = self.dead_letters.lock().expect("queue lock");
+        let (seq, dead) = &mut *guard;
+        *seq += 1;
+        dead.push(DeadLetter {
+            id: seq.to_string(),
+            body: delivery.body.clone(),
+            reason: Some(reason.to_owned()),
+            receive_count: Some(delivery.receive_count),
+            dead_at: Timestamp::now(),
+        });
         Ok(())
+    }
+}
+
+impl MemoryQueue {
+    /// Takes the dead letter `id` out, if there is one.
+    fn take_dead_letter(&self, id: &str) -> Option<DeadLetter> {
+        let mut guard = self.dead_letters.lock().expect("queue lock");
+        let at = guard.1.iter().position(|d| d.id == id)?;
+        Some(guard.1.remove(at))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for MemoryQueue {
+    async fn list_dead_letters(&self, limit: usize) -> StoreResult<DeadLetterPage> {
+        let guard = self.dead_letters.lock().expect("queue lock");
+        Ok(DeadLetterPage {
+            dead_letters: guard.1.iter().take(limit).cloned().collect(),
+            partial: guard.1.len() > limit,
+        })
+    }
+
+    async fn redrive_dead_letter(&self, id: &str) -> StoreResult<bool> {
+        // One lock holds both sides in memory, so "in both" never happens here.
+        let Some(dead) = self.take_dead_letter(id) else {
+            return Ok(false);
+        };
+        self.push(vec![dead.body]);
+        Ok(true)
+    }
+
+    async fn redrive_all_dead_letters(&self) -> StoreResult<Redriven> {
+        let (bodies, more): (Vec<String>, bool) = {
+            let mut guard = self.dead_letters.lock().expect("queue lock");
+            let count = guard.1.len().min(MAX_REDRIVE_PER_CALL);
+            let bodies = guard.1.drain(..count).map(|d| d.body).collect();
+            (bodies, !guard.1.is_empty())
+        };
+        let count = bodies.len();
+        self.push(bodies);
+        Ok(Redriven { count, more })
+    }
+
+    async fn delete_dead_letter(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.take_dead_letter(id).is_some())
     }
 }

@@ -37,6 +37,10 @@ pub(super) enum Command {
     OutgoingGet,
     OutgoingDelete,
     InvocationGet,
+    DeadletterList,
+    DeadletterRedrive,
+    DeadletterDelete,
+    InvocationResend,
 }
 
 impl Command {
@@ -56,6 +60,10 @@ impl Command {
         Command::OutgoingGet,
         Command::OutgoingDelete,
         Command::InvocationGet,
+        Command::DeadletterList,
+        Command::DeadletterRedrive,
+        Command::DeadletterDelete,
+        Command::InvocationResend,
     ];
 
     /// The name in `/api/v3/command/<name>`.
@@ -74,6 +82,10 @@ impl Command {
             Command::OutgoingGet => "outgoing.get",
             Command::OutgoingDelete => "outgoing.delete",
             Command::InvocationGet => "invocation.get",
+            Command::DeadletterList => "deadletter.list",
+            Command::DeadletterRedrive => "deadletter.redrive",
+            Command::DeadletterDelete => "deadletter.delete",
+            Command::InvocationResend => "invocation.resend",
         }
     }
 
@@ -126,6 +138,10 @@ impl Gateway {
             Command::OutgoingGet => (ok, self.get_outgoing(&params).await?),
             Command::OutgoingDelete => (ok, self.delete_outgoing(&params).await?),
             Command::InvocationGet => (ok, self.get_invocations(&params).await?),
+            Command::DeadletterList => (ok, self.list_dead_letters(&params).await?),
+            Command::DeadletterRedrive => (ok, self.redrive_dead_letters(&params).await?),
+            Command::DeadletterDelete => (ok, self.delete_dead_letter(&params).await?),
+            Command::InvocationResend => self.resend_invocation(&params).await?,
         };
         Ok(json_response(status, &value))
     }

@@ -5,6 +5,7 @@
 //! No route logic lives anywhere else.
 
 mod admin;
+mod deadletters;
 mod error;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 use super::Gateway;
-use super::params::{Params, is_json, media_type, parse_json_body};
+use super::params::{Params, is_json, limit_param, media_type, parse_json_body};
 use crate::domain::Timestamp;
 use crate::outgoing::registry;
 use crate::outgoing::service::Caller;
@@ -19,8 +19,10 @@ impl From<OutgoingError> for ApiError {
         let code = err.code();
         match err {
             OutgoingError::Invalid { message, .. } => ApiError::bad_request(code, message),
-            OutgoingError::NotFound(_) => ApiError::not_found(code, err.to_string()),
-            OutgoingError::Disabled { .. } => {
+            OutgoingError::NotFound(_) | OutgoingError::InvocationNotFound => {
+                ApiError::not_found(code, err.to_string())
+            }
+            OutgoingError::Disabled { .. } | OutgoingError::NotResendable => {
                 ApiError::new(StatusCode::CONFLICT, code, err.to_string())
             }
             OutgoingError::TooLarge { .. } => {
@@ -167,6 +169,26 @@ impl Gateway {
         Ok((status, answer.to_json()))
     }
 
+    /// `invocation.resend referenceId=…`: sends a recorded invocation's request
+    /// again as a new invocation; answers as `webhook.send` did (200, or 202
+    /// when the first was asynchronous).
+    pub(super) async fn resend_invocation(
+        &self,
+        params: &Params,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let text = params.get("referenceId").ok_or_else(|| {
+            ApiError::bad_request("reference_id_missing", "referenceId is required")
+        })?;
+        let id = ReferenceId::parse(text).ok_or(OutgoingError::InvocationNotFound)?;
+        let answer = self.outgoing.resend(&id).await?;
+        let status = if answer.status.is_none() {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, answer.to_json()))
+    }
+
     /// `invocation.get referenceId=…` (one) or `webhookId=… [limit=…]` (newest first).
     pub(super) async fn get_invocations(&self, params: &Params) -> Result<Value, ApiError> {
         if let Some(text) = params.get("referenceId") {
@@ -191,20 +213,7 @@ impl Gateway {
                 "give referenceId=<id> for one invocation or webhookId=<id> for a webhook's recent ones",
             ));
         };
-        let limit = match params.get("limit") {
-            None => DEFAULT_LIST,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIST).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_limit",
-                        format!("limit must be a whole number from 1 to {MAX_LIST}"),
-                    )
-                })?,
-        };
+        let limit = limit_param(params, DEFAULT_LIST, MAX_LIST)?;
         let records = self
             .ports
             .invocations

@@ -267,6 +267,24 @@ impl<'de> de::Deserializer<'de> for Text<'_> {
     }
 }
 
+/// The `limit` parameter of a listing: `default` when absent, else a whole
+/// number from 1 to `max` (`400 invalid_limit` otherwise).
+pub fn limit_param(params: &Params, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(text) = params.get("limit") else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be a whole number from 1 to {max}"),
+            )
+        })
+}
+
 /// A JSON request body, nested at most [`MAX_JSON_DEPTH`] levels (deeper
 /// values could be stored but not read back), or `invalid_json`.
 pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {

@@ -261,6 +261,14 @@ pub struct Invocation {
     pub next_attempt_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingSend>,
+    /// The trigger's request once it is no longer pending, kept so that
+    /// `invocation.resend` can send it again (see [`Invocation::resendable`]).
+    /// Holds the trigger's header values, so it is never shown to readers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<PendingSend>,
+    /// The invocation this one sends again (`invocation.resend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_of: Option<ReferenceId>,
 }
 
 impl Invocation {
@@ -269,7 +277,23 @@ impl Invocation {
         self.expires_at <= now
     }
 
-    /// What `invocation.get` shows: everything but the pending request.
+    /// The trigger's request to send again: still pending, or kept after it was
+    /// sent. `None` for a body too large to keep, and for records written
+    /// before requests were kept.
+    pub fn resendable(&self) -> Option<&PendingSend> {
+        self.pending.as_ref().or(self.sent.as_ref())
+    }
+
+    /// Ends the pending send: nothing is left to deliver, and its request is
+    /// kept for a resend.
+    pub fn settle_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.sent = Some(pending);
+        }
+    }
+
+    /// What `invocation.get` shows: everything but the request's body and
+    /// header values (pending or kept).
     pub fn to_api_json(&self) -> Value {
         let attempts: Vec<Value> = self
             .attempts
@@ -310,6 +334,9 @@ impl Invocation {
         }
         if let Some(at) = self.next_attempt_at {
             out["nextAttemptAt"] = Value::from(at.to_rfc3339());
+        }
+        if let Some(original) = self.resend_of {
+            out["resendOf"] = Value::from(original.to_string());
         }
         out
     }

@@ -14,7 +14,9 @@ pub mod emf;
 
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 /// `webhook.receive` calls answered, by HTTP status.
 pub const RECEIVES: &str = "hookflow_receives_total";
@@ -32,6 +34,10 @@ pub const OUTGOING_ATTEMPTS: &str = "hookflow_outgoing_attempts_total";
 pub const OUTGOING_SECONDS: &str = "hookflow_outgoing_attempt_duration_seconds";
 /// Jobs given up on and dead-lettered.
 pub const DEAD_LETTERS: &str = "hookflow_dead_letters_total";
+/// Jobs in the queue, waiting or being run (`serve`, read when scraped).
+pub const QUEUE_DEPTH: &str = "hookflow_queue_depth";
+/// Jobs in the dead letters (`serve`, read when scraped).
+pub const DEAD_LETTERS_WAITING: &str = "hookflow_dead_letters";
 
 /// Bucket bounds of every `_seconds` histogram: from a fast receive (1 ms) to
 /// a pipeline at its timeout (25 s).
@@ -67,6 +73,8 @@ pub fn describe() {
         "time one outgoing call took"
     );
     describe_counter!(DEAD_LETTERS, "jobs given up on and dead-lettered");
+    describe_gauge!(QUEUE_DEPTH, "jobs in the queue, waiting or being run");
+    describe_gauge!(DEAD_LETTERS_WAITING, "jobs in the dead letters");
 }
 
 /// A `webhook.receive` call was answered with `status` after `elapsed`.
@@ -102,4 +110,10 @@ pub fn outgoing_attempted(status: u16, elapsed: Duration) {
 /// A job was dead-lettered.
 pub fn job_dead_lettered() {
     counter!(DEAD_LETTERS).increment(1);
+}
+
+/// The queue held `depth` when it was last counted.
+pub fn queue_measured(depth: crate::ports::QueueDepth) {
+    gauge!(QUEUE_DEPTH).set(depth.jobs as f64);
+    gauge!(DEAD_LETTERS_WAITING).set(depth.dead_letters as f64);
 }

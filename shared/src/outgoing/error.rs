@@ -15,6 +15,16 @@ pub enum OutgoingError {
     /// The registration is switched off; `why` says how.
     #[error("outgoing webhook '{id}' is disabled ({why}); put it again to enable it")]
     Disabled { id: String, why: String },
+    /// No invocation record has this reference id (or it expired).
+    #[error("no invocation has this referenceId (or it expired)")]
+    InvocationNotFound,
+    /// The invocation's request was not kept (its body was too large to keep,
+    /// or it was recorded before requests were kept), so it cannot be resent.
+    #[error(
+        "this invocation's request was not kept (a body over {} bytes is not), so it cannot be resent",
+        super::service::MAX_ASYNC_BODY
+    )]
+    NotResendable,
     /// The body of an asynchronous send is over `limit` bytes.
     #[error("an asynchronous send keeps its body until delivered: at most {limit} bytes")]
     TooLarge { limit: usize },
@@ -37,6 +47,8 @@ impl OutgoingError {
             OutgoingError::Invalid { code, .. } => code,
             OutgoingError::NotFound(_) => "outgoing_webhook_not_found",
             OutgoingError::Disabled { .. } => "outgoing_webhook_disabled",
+            OutgoingError::InvocationNotFound => "invocation_not_found",
+            OutgoingError::NotResendable => "invocation_not_resendable",
             OutgoingError::TooLarge { .. } => "payload_too_large",
             OutgoingError::Store(err) => err.public().0,
         }

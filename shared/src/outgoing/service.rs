@@ -87,6 +87,15 @@ impl SendAnswer {
     }
 }
 
+/// Who and what a new invocation record is for.
+struct Sending {
+    reference_id: ReferenceId,
+    caller: String,
+    correlation_id: Option<String>,
+    asynchronous: bool,
+    resend_of: Option<ReferenceId>,
+}
+
 /// How one attempt ended.
 struct AttemptOutcome {
     attempt: Attempt,
@@ -198,20 +207,26 @@ impl Outgoing {
         })
     }
 
+    /// The registration `id`; `NotFound` if there is none, `Disabled` if it is off.
+    async fn enabled_webhook(&self, id: &str) -> Result<OutgoingWebhook, OutgoingError> {
+        let webhook = self
+            .registry
+            .get_outgoing(id)
+            .await?
+            .ok_or_else(|| registry::not_found(id))?;
+        if !webhook.enabled {
+            return Err(registry::disabled(&webhook));
+        }
+        Ok(webhook)
+    }
+
     /// The registration `trigger` names and what it asks to send, refused as
     /// [`Outgoing::send`] documents.
     async fn prepared(
         &self,
         trigger: &Trigger,
     ) -> Result<(OutgoingWebhook, PendingSend), OutgoingError> {
-        let webhook = self
-            .registry
-            .get_outgoing(&trigger.webhook_id)
-            .await?
-            .ok_or_else(|| registry::not_found(&trigger.webhook_id))?;
-        if !webhook.enabled {
-            return Err(registry::disabled(&webhook));
-        }
+        let webhook = self.enabled_webhook(&trigger.webhook_id).await?;
         let validator = self.schema_of(&webhook)?;
         let pending = prepare(&webhook, validator.as_deref(), trigger)?;
         if trigger.asynchronous && pending.body.len() > MAX_ASYNC_BODY {
@@ -253,17 +268,64 @@ impl Outgoing {
             return Ok(SendAnswer::from_record(&record));
         }
         let (webhook, pending) = self.prepared(trigger).await?;
-        let now = Timestamp::now();
-        let mut record = Invocation {
+        let sending = Sending {
             reference_id: reference_id.unwrap_or_else(ReferenceId::generate),
-            webhook_id: webhook.id.clone(),
             caller: caller.label(),
             correlation_id: caller.correlation_id(),
             asynchronous: trigger.asynchronous,
+            resend_of: None,
+        };
+        self.dispatch(&webhook, pending, sending).await
+    }
+
+    /// `invocation.resend`: sends the request of invocation `id` again as a new
+    /// invocation (`resend_of` names the first), synchronously or not as the
+    /// first was. The trigger's part (body, its headers and query parameters)
+    /// is the recorded one; the registration's part (URL, method, pre-filled
+    /// headers, signing secrets) is the registration as it is now, so a resend
+    /// reaches an endpoint fixed since. The body is not checked against the
+    /// schema again: it passed when it was first sent.
+    pub async fn resend(&self, id: &ReferenceId) -> Result<SendAnswer, OutgoingError> {
+        let original = self
+            .invocations
+            .get_invocation(id)
+            .await?
+            .ok_or(OutgoingError::InvocationNotFound)?;
+        let request = original
+            .resendable()
+            .cloned()
+            .ok_or(OutgoingError::NotResendable)?;
+        let webhook = self.enabled_webhook(&original.webhook_id).await?;
+        let sending = Sending {
+            reference_id: ReferenceId::generate(),
+            caller: Caller::Admin.label(),
+            correlation_id: None,
+            asynchronous: original.asynchronous,
+            resend_of: Some(original.reference_id),
+        };
+        self.dispatch(&webhook, request, sending).await
+    }
+
+    /// Records the invocation `sending` describes, then calls the endpoint now
+    /// and answers with its reply, or (`asynchronous`) queues the delivery.
+    async fn dispatch(
+        &self,
+        webhook: &OutgoingWebhook,
+        pending: PendingSend,
+        sending: Sending,
+    ) -> Result<SendAnswer, OutgoingError> {
+        let now = Timestamp::now();
+        let asynchronous = sending.asynchronous;
+        let mut record = Invocation {
+            reference_id: sending.reference_id,
+            webhook_id: webhook.id.clone(),
+            caller: sending.caller,
+            correlation_id: sending.correlation_id,
+            asynchronous,
             created_at: now,
             updated_at: now,
             expires_at: now.plus_seconds(self.settings.invocation_ttl_seconds),
-            request: summarize(&webhook, &pending),
+            request: summarize(webhook, &pending),
             state: InvocationState::Processing,
             status: 0,
             error: false,
@@ -272,17 +334,21 @@ impl Outgoing {
             duration_ms: 0,
             attempts: Vec::new(),
             next_attempt_at: None,
-            pending: trigger.asynchronous.then(|| pending.clone()),
+            // Kept for a resend only while it fits a record (a DynamoDB item).
+            sent: (!asynchronous && pending.body.len() <= MAX_ASYNC_BODY).then(|| pending.clone()),
+            pending: asynchronous.then(|| pending.clone()),
+            resend_of: sending.resend_of,
         };
         // Recorded before the call: the audit trail has the call even if this
         // process dies during it.
         self.invocations.put_invocation(&record).await?;
         tracing::info!(
             webhook_id = %webhook.id, reference_id = %record.reference_id,
-            caller = %record.caller, asynchronous = trigger.asynchronous, "outgoing webhook triggered"
+            caller = %record.caller, asynchronous, resend_of = ?record.resend_of,
+            "outgoing webhook triggered"
         );
 
-        if trigger.asynchronous {
+        if asynchronous {
             let job = Job::Delivery(DeliveryJob {
                 reference_id: record.reference_id,
             });
@@ -290,7 +356,7 @@ impl Outgoing {
                 record.state = InvocationState::Failed;
                 record.error = true;
                 record.error_message = Some("the delivery could not be queued".into());
-                record.pending = None;
+                record.settle_pending();
                 record.updated_at = Timestamp::now();
                 if let Err(e) = self.invocations.put_invocation(&record).await {
                     tracing::error!(error = %e, "recording a failed enqueue failed");
@@ -300,7 +366,7 @@ impl Outgoing {
             return Ok(SendAnswer::from_record(&record));
         }
 
-        let outcome = self.attempt(&webhook, &pending, record.reference_id).await;
+        let outcome = self.attempt(webhook, &pending, record.reference_id).await;
         apply_attempt(&mut record, &outcome);
         record.state = if outcome.succeeded() {
             InvocationState::Succeeded
@@ -308,7 +374,7 @@ impl Outgoing {
             InvocationState::Failed
         };
         if outcome.gone() {
-            self.disable_gone(&webhook).await;
+            self.disable_gone(webhook).await;
         }
         // The call was made: answer with it even if recording its outcome fails.
         if let Err(err) = self.invocations.put_invocation(&record).await {
@@ -381,12 +447,12 @@ impl Outgoing {
         );
         let disposition = if outcome.succeeded() {
             record.state = InvocationState::Succeeded;
-            record.pending = None;
+            record.settle_pending();
             Disposition::Done
         } else if outcome.gone() {
             self.disable_gone(&webhook).await;
             record.state = InvocationState::Failed;
-            record.pending = None;
+            record.settle_pending();
             Disposition::Done
         } else if let Some(delay) = self.settings.retry_schedule.next_delay(attempts) {
             let delay = outcome
@@ -399,7 +465,7 @@ impl Outgoing {
             Disposition::RetryAfter(delay)
         } else {
             record.state = InvocationState::Failed;
-            record.pending = None;
+            record.settle_pending();
             let last = record
                 .error_message
                 .take()
@@ -443,7 +509,7 @@ impl Outgoing {
         record.state = InvocationState::Failed;
         record.error = true;
         record.error_message = Some(why.to_owned());
-        record.pending = None;
+        record.settle_pending();
         record.next_attempt_at = None;
         record.updated_at = Timestamp::now();
         match self.invocations.put_invocation(&record).await {
@@ -633,8 +699,9 @@ fn retry_after(response: &OutgoingResponse, now: Timestamp) -> Option<Duration> 
 /// Largest answer (as JSON) an invocation record keeps.
 const MAX_RECORDED_DATA: usize = 64 * 1024;
 /// Largest body an asynchronous send may queue: it is stored in the record until
-/// delivered, and a record must fit a DynamoDB item.
-const MAX_ASYNC_BODY: usize = 192 * 1024;
+/// delivered, and a record must fit a DynamoDB item. Also the largest body of a
+/// synchronous send whose request is kept for `invocation.resend`.
+pub(crate) const MAX_ASYNC_BODY: usize = 192 * 1024;
 
 /// Delay before retrying after the storage itself failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);

@@ -742,3 +742,192 @@ async fn a_live_step_answers_the_send() {
     );
     assert_eq!(transport.sent().len(), 1);
 }
+
+// ----- invocation.resend -----
+
+#[tokio::test]
+async fn a_resend_sends_the_recorded_request_again_as_a_new_linked_invocation() {
+    let (ports, transport, outgoing) =
+        setup(vec![reply(500, "down"), reply(200, r#"{"ok":true}"#)], "").await;
+    let first = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "data": {"a": 1}, "headers": {"x-tenant": "t1"}, "queryParams": {"page": 2}})),
+            &Caller::Pipeline { name: "orders".into(), correlation_id: "c-1".into() },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.status, Some(500));
+
+    let again = outgoing.resend(&first.reference_id).await.unwrap();
+    assert_ne!(again.reference_id, first.reference_id, "a new invocation");
+    assert_eq!(
+        again.to_json(),
+        json!({"referenceId": again.reference_id.to_string(), "status": 200, "data": {"ok": true}, "error": false})
+    );
+    let sent = transport.sent();
+    assert_eq!(sent.len(), 2, "the endpoint was called a second time");
+    let (before, after) = (&sent[0], &sent[1]);
+    assert_eq!(after.method, before.method);
+    assert_eq!(after.url, "https://crm.example/hook?fixed=1&page=2");
+    assert_eq!(after.body, before.body);
+    for header in ["authorization", "x-tenant", "content-type"] {
+        assert_eq!(after.headers[header], before.headers[header], "{header}");
+    }
+    // Signed anew, as its own message.
+    assert_eq!(
+        after.headers["webhook-id"],
+        again.reference_id.to_string().as_str()
+    );
+
+    let original = ports
+        .invocations
+        .get_invocation(&first.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        original.state,
+        InvocationState::Failed,
+        "the first stays as it was"
+    );
+    assert_eq!(original.resend_of, None);
+    let resent = ports
+        .invocations
+        .get_invocation(&again.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resent.resend_of, Some(first.reference_id));
+    assert_eq!(resent.caller, "admin");
+    assert_eq!(resent.correlation_id, None);
+    assert_eq!(resent.request, original.request, "the same request");
+    let shown = resent.to_api_json();
+    assert_eq!(shown["resendOf"], first.reference_id.to_string());
+    for record in [&original, &resent] {
+        let shown = record.to_api_json().to_string();
+        assert!(
+            !shown.contains("t1") && !shown.contains("prefilled") && !shown.contains("\"a\":1"),
+            "no header value or body is shown: {shown}"
+        );
+    }
+    // A resend can be resent in turn.
+    let third = outgoing.resend(&again.reference_id).await.unwrap();
+    assert_eq!(transport.sent().len(), 3);
+    assert_eq!(transport.sent()[2].body, before.body);
+    assert_ne!(third.reference_id, again.reference_id);
+}
+
+#[tokio::test]
+async fn an_asynchronous_invocation_is_resent_asynchronously() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    let first = outgoing
+        .send(
+            &trigger(json!({"webhookId": "crm", "data": {"n": 1}, "async": true})),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outgoing.deliver(&first.reference_id).await,
+        Disposition::Done
+    );
+    let delivered = ports
+        .invocations
+        .get_invocation(&first.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.pending, None, "nothing left to deliver");
+    assert!(delivered.sent.is_some(), "its request is kept for a resend");
+
+    let again = outgoing.resend(&first.reference_id).await.unwrap();
+    assert_eq!(again.status, None, "queued, answered at once");
+    let queued = ports
+        .queue
+        .receive_jobs(10, Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let jobs: Vec<Job> = queued.iter().map(|d| d.job().unwrap()).collect();
+    assert!(
+        jobs.contains(&Job::Delivery(crate::domain::DeliveryJob {
+            reference_id: again.reference_id
+        })),
+        "{jobs:?}"
+    );
+    assert_eq!(
+        outgoing.deliver(&again.reference_id).await,
+        Disposition::Done
+    );
+    let sent = transport.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].body, sent[0].body);
+    let resent = ports
+        .invocations
+        .get_invocation(&again.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resent.state, InvocationState::Succeeded);
+    assert_eq!(resent.resend_of, Some(first.reference_id));
+    assert!(resent.asynchronous);
+}
+
+#[tokio::test]
+async fn a_resend_is_refused_for_an_unknown_invocation_or_a_disabled_webhook() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    let err = outgoing.resend(&ReferenceId::generate()).await.unwrap_err();
+    assert_eq!(err.code(), "invocation_not_found");
+    let first = outgoing
+        .send(&trigger(json!({"webhookId": "crm"})), &Caller::Admin, None)
+        .await
+        .unwrap();
+    let mut disabled = ports.outgoing.get_outgoing("crm").await.unwrap().unwrap();
+    disabled.enabled = false;
+    ports.outgoing.put_outgoing(&disabled).await.unwrap();
+    let err = outgoing.resend(&first.reference_id).await.unwrap_err();
+    assert_eq!(err.code(), "outgoing_webhook_disabled");
+    ports.outgoing.delete_outgoing("crm").await.unwrap();
+    let err = outgoing.resend(&first.reference_id).await.unwrap_err();
+    assert_eq!(err.code(), "outgoing_webhook_not_found");
+    assert_eq!(transport.sent().len(), 1, "nothing sent again");
+}
+
+#[tokio::test]
+async fn a_synchronous_request_is_kept_for_a_resend_up_to_its_bound() {
+    let (ports, transport, outgoing) = setup(vec![], "").await;
+    // Text data is sent as it is: the body is the text.
+    let body_of = |bytes: usize| json!({"webhookId": "crm", "data": "y".repeat(bytes)});
+    let at_bound = outgoing
+        .send(
+            &trigger(body_of(super::service::MAX_ASYNC_BODY)),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    let over = outgoing
+        .send(
+            &trigger(body_of(super::service::MAX_ASYNC_BODY + 1)),
+            &Caller::Admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        transport.sent()[0].body.len(),
+        super::service::MAX_ASYNC_BODY
+    );
+    outgoing.resend(&at_bound.reference_id).await.unwrap();
+    let err = outgoing.resend(&over.reference_id).await.unwrap_err();
+    assert_eq!(err.code(), "invocation_not_resendable");
+    let record = ports
+        .invocations
+        .get_invocation(&over.reference_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.sent, None, "too large to keep in a record");
+    assert_eq!(transport.sent().len(), 3);
+}

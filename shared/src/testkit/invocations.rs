@@ -55,6 +55,8 @@ pub fn sample_invocation(
             headers: BTreeMap::from([("x-trigger".to_string(), SecretText::new("t0k3n"))]),
             query: vec![("page".into(), "2".into()), ("page".into(), "3".into())],
         }),
+        sent: None,
+        resend_of: Some(ReferenceId::generate()),
     }
 }
 /// The rules of [`InvocationStore`].

@@ -5,6 +5,7 @@
 //! random keys, so it can run against a shared, non-empty backend (moto).
 //! `endpoint` is the recording, scripted HTTP endpoint outgoing calls go to.
 
+mod dead_letters;
 mod dedup;
 pub mod endpoint;
 mod events;
@@ -15,6 +16,7 @@ mod queue;
 pub mod services;
 mod webhooks;
 
+pub use dead_letters::dead_letters_conformance;
 pub use dedup::dedup_conformance;
 pub use events::event_store_conformance;
 pub use invocations::{invocation_store_conformance, sample_invocation};

@@ -11,6 +11,7 @@ mod invocations;
 mod limits;
 mod pipelines;
 mod registry;
+mod resend;
 mod secrets;
 mod signing;
 mod ssrf;

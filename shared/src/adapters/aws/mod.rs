@@ -38,6 +38,8 @@ mod secrets;
 mod settings;
 #[cfg(feature = "aws-sqs")]
 mod sqs;
+#[cfg(feature = "aws-sqs")]
+mod sqs_dead_letters;
 
 use std::time::Duration;
 
@@ -55,7 +57,12 @@ pub use secrets::{SECRET_CACHE, SecretsManagerSecret};
 pub use settings::missing_aws_settings;
 
 #[cfg(feature = "aws-sqs")]
-pub use sqs::{DEAD_LETTER_REASON_ATTRIBUTE, MAX_RELEASE_DELAY, SqsJobQueue};
+pub use sqs::{
+    DEAD_LETTER_REASON_ATTRIBUTE, DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE, MAX_RELEASE_DELAY,
+    SqsJobQueue,
+};
+#[cfg(feature = "aws-sqs")]
+pub use sqs_dead_letters::MAX_DEAD_LETTER_RECEIVES;
 
 use crate::config::ConfigError;
 

@@ -27,13 +27,16 @@ pub const MAX_RELEASE_DELAY: Duration = Duration::from_secs(SQS_MAX_VISIBILITY.a
 
 /// The job queue of the AWS shape.
 pub struct SqsJobQueue {
-    client: Client,
-    queue_url: String,
-    dead_letter_queue_url: Option<String>,
+    pub(super) client: Client,
+    pub(super) queue_url: String,
+    pub(super) dead_letter_queue_url: Option<String>,
 }
 
 /// The message attribute that tells an operator why a job was dead-lettered.
 pub const DEAD_LETTER_REASON_ATTRIBUTE: &str = "hookflow-dead-letter-reason";
+/// The message attribute that keeps how many times a dead-lettered job was
+/// handed out (the dead-letter queue counts its own receives from zero).
+pub const DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE: &str = "hookflow-receive-count";
 
 impl SqsJobQueue {
     pub fn new(client: Client, queue_url: &str) -> Self {
@@ -49,21 +52,12 @@ impl SqsJobQueue {
         self.dead_letter_queue_url = url;
         self
     }
-}
 
-/// SQS counts whole seconds; round up so a delay is never shorter than asked.
-fn whole_seconds(d: Duration, max: Duration) -> i32 {
-    let secs = d.as_millis().div_ceil(1000) as u64;
-    secs.min(max.as_secs()) as i32
-}
-
-#[async_trait]
-impl JobQueue for SqsJobQueue {
-    async fn send_jobs(&self, jobs: &[Job]) -> StoreResult<()> {
-        for chunk in jobs.chunks(10) {
+    /// Sends the messages as they are, in batches of ten; all or an error.
+    pub(super) async fn send_bodies(&self, bodies: &[String]) -> StoreResult<()> {
+        for chunk in bodies.chunks(10) {
             let mut entries = Vec::with_capacity(chunk.len());
-            for (i, job) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(job).map_err(StoreError::unavailable)?;
+            for (i, body) in chunk.iter().enumerate() {
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
@@ -91,6 +85,24 @@ impl JobQueue for SqsJobQueue {
             }
         }
         Ok(())
+    }
+}
+
+/// SQS counts whole seconds; round up so a delay is never shorter than asked.
+fn whole_seconds(d: Duration, max: Duration) -> i32 {
+    let secs = d.as_millis().div_ceil(1000) as u64;
+    secs.min(max.as_secs()) as i32
+}
+
+#[async_trait]
+impl JobQueue for SqsJobQueue {
+    async fn send_jobs(&self, jobs: &[Job]) -> StoreResult<()> {
+        let bodies = jobs
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::unavailable)?;
+        self.send_bodies(&bodies).await
     }
 
     async fn receive_jobs(
@@ -193,11 +205,17 @@ impl JobQueue for SqsJobQueue {
             .string_value(reason)
             .build()
             .map_err(StoreError::unavailable)?;
+        let receive_count = MessageAttributeValue::builder()
+            .data_type("Number")
+            .string_value(delivery.receive_count.to_string())
+            .build()
+            .map_err(StoreError::unavailable)?;
         self.client
             .send_message()
             .queue_url(dead_letters)
             .message_body(&delivery.body)
             .message_attributes(DEAD_LETTER_REASON_ATTRIBUTE, attribute)
+            .message_attributes(DEAD_LETTER_RECEIVE_COUNT_ATTRIBUTE, receive_count)
             .send()
             .await
             .map_err(unavailable)?;

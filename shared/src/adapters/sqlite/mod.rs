@@ -14,6 +14,7 @@
 //! PASSIVE checkpoint alone never catches up (a new commit lands before it is
 //! done), so without that reset the log would grow for ever.
 
+mod dead_letters;
 mod engine;
 mod events;
 mod outgoing;
