@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
+use crate::domain::eventlog::{EventPage, EventQuery};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -115,6 +116,16 @@ pub trait EventStore: EffectLog {
         pipeline: &str,
         outcome: &PipelineOutcome,
     ) -> StoreResult<Recorded>;
+}
+
+/// The event log: stored events, newest first, by page (`event.list`).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// One page of the events kept (not past [`EventRecord::kept_until`]) that
+    /// match `query`, newest first. A page is one index range read, however
+    /// many events are stored; a new event never shifts the pages after a
+    /// position.
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
 }
 
 /// Accepts a received event: stores it and enqueues one job per listening pipeline.
@@ -382,6 +393,8 @@ pub trait Housekeeping: Send + Sync {
 pub struct Ports {
     pub webhooks: Arc<dyn WebhookStore>,
     pub events: Arc<dyn EventStore>,
+    /// The same events, by page (`event.list`).
+    pub event_log: Arc<dyn EventLog>,
     pub intake: Arc<dyn EventIntake>,
     pub pipelines: Arc<dyn PipelineStore>,
     pub queue: Arc<dyn JobQueue>,

@@ -35,6 +35,7 @@ impl Ports {
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            event_log: store.clone(),
             intake: store.clone(),
             pipelines: store.clone(),
             outgoing: store.clone(),
@@ -62,6 +63,7 @@ impl Ports {
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            event_log: store.clone(),
             intake: Arc::new(StoreThenEnqueue {
                 events: store.clone(),
                 queue: queue.clone(),
@@ -108,6 +110,7 @@ impl Ports {
         Ports {
             webhooks,
             events: events.clone(),
+            event_log: events.clone(),
             intake: Arc::new(StoreThenEnqueue {
                 events: events.clone(),
                 queue: queue.clone(),

@@ -113,6 +113,8 @@ impl Gateway {
             headers: stored_headers(&head.headers),
             params: params.to_json_map(SECRET_PARAMS),
             files,
+            size: body.len() as u64,
+            replay_of: None,
         };
         // The event now holds what is kept of the body: free the raw bytes before storing.
         let body_len = body.len();
@@ -134,6 +136,7 @@ impl Gateway {
             event,
             listeners,
             expires_at: received_at.plus_seconds(self.settings.result_ttl_seconds),
+            retained_until: received_at.plus_seconds(self.settings.event_retention_seconds),
         };
         // Accepted only once the event is stored and its jobs are queued; a
         // repeat of a delivery the claim remembers stores nothing.

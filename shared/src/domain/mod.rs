@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod dedup;
+pub mod eventlog;
 pub mod outgoing;
 pub mod rotation;
 pub mod verify;
@@ -298,6 +299,12 @@ pub struct Event {
     /// Query and form parameters; a repeated name holds an array of its values.
     pub params: BTreeMap<String, Value>,
     pub files: Vec<FilePart>,
+    /// Bytes of the body as received; 0 for events stored before it was kept.
+    #[serde(default)]
+    pub size: u64,
+    /// The event this one runs again (`event.replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<CorrelationId>,
 }
 
 impl Event {
@@ -328,8 +335,19 @@ pub struct EventRecord {
     pub event: Event,
     /// Names of the pipelines that must finish before the result is complete.
     pub listeners: Vec<String>,
-    /// After this instant the event and its result are gone (410).
+    /// After this instant the result is gone (410 from `/api/v3/result`).
     pub expires_at: Timestamp,
+    /// Until this instant the event and its outcomes stay in the event log
+    /// (`HOOKFLOW_EVENT_RETENTION_SECONDS`); never before `expires_at`.
+    pub retained_until: Timestamp,
+}
+
+impl EventRecord {
+    /// When the stores may drop the event, its outcomes and effects: the later
+    /// of its result's end and its retention.
+    pub fn kept_until(&self) -> Timestamp {
+        self.expires_at.max(self.retained_until)
+    }
 }
 
 /// How one pipeline run ended.
@@ -346,8 +364,18 @@ pub enum PipelineOutcome {
     },
 }
 
+impl PipelineOutcome {
+    /// `ok` or `error`: an outcome is recorded once its pipeline finished.
+    pub fn status(&self) -> ResultStatus {
+        match self {
+            PipelineOutcome::Ok { .. } => ResultStatus::Ok,
+            PipelineOutcome::Error { .. } => ResultStatus::Error,
+        }
+    }
+}
+
 /// Status of a result as the API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultStatus {
     Processing,

@@ -69,8 +69,11 @@ pub fn sample_event(key: &EventKey, listeners: &[&str], ttl_ms: i64) -> EventRec
             headers: BTreeMap::from([("x-test".to_string(), "1".to_string())]),
             params: BTreeMap::from([("a".to_string(), json!(["1", "2"]))]),
             files: vec![],
+            size: 7,
+            replay_of: None,
         },
         listeners: listeners.iter().map(|s| s.to_string()).collect(),
         expires_at: Timestamp(now.0 + ttl_ms),
+        retained_until: Timestamp(now.0 + ttl_ms),
     }
 }

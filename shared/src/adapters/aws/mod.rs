@@ -30,6 +30,7 @@
 //!   the TTL attribute; reads check the document's expiry themselves.
 
 mod dynamo;
+mod eventlog;
 mod outgoing;
 #[cfg(feature = "aws-sqs")]
 mod provision;
@@ -47,6 +48,7 @@ pub use dynamo::{
     DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore, MAX_INLINE_EVENT_BYTES,
     MAX_INLINE_OUTCOME_BYTES,
 };
+pub use eventlog::{EVENTS_BY_KEY, EVENTS_BY_TIME, LOG_PARTITION, LOG_PROJECTION, LOG_SORT};
 pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WEBHOOK};
 #[cfg(feature = "aws-sqs")]
 pub use provision::provision;
