@@ -2,6 +2,7 @@
 //! Each has an in-memory and a SQLite adapter, and one conformance suite
 //! (`testkit`) that every adapter passes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -126,6 +127,16 @@ pub trait EventLog: Send + Sync {
     /// many events are stored; a new event never shifts the pages after a
     /// position.
     async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
+    /// The event and the outcomes recorded for it, while the log keeps it
+    /// (after its result has expired too: `event.get`).
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>>;
+}
+
+/// An event as the log keeps it, with the outcomes of its pipelines so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedEvent {
+    pub record: EventRecord,
+    pub outcomes: BTreeMap<String, PipelineOutcome>,
 }
 
 /// Accepts a received event: stores it and enqueues one job per listening pipeline.

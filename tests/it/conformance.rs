@@ -320,6 +320,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
     };
     let overhead = serde_json::to_vec(&PipelineOutcome::Ok {
         value: serde_json::json!(""),
+        run: None,
     })
     .unwrap()
     .len();
@@ -339,6 +340,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
     for (name, size) in names.iter().zip(sizes) {
         let outcome = PipelineOutcome::Ok {
             value: serde_json::json!("y".repeat(size - overhead)),
+            run: None,
         };
         assert_eq!(serde_json::to_vec(&outcome).unwrap().len(), size);
         let recorded = events.record_outcome(&id, name, &outcome).await;
@@ -346,6 +348,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
         // A redelivery neither replaces it nor fails.
         let again = PipelineOutcome::Ok {
             value: serde_json::json!("z".repeat(size - overhead)),
+            run: None,
         };
         assert_eq!(
             events.record_outcome(&id, name, &again).await.unwrap(),

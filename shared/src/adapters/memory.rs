@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::error::{Conflict, StoreError};
 use crate::domain::eventlog::{EventPage, EventQuery, EventSummary};
 use crate::ports::{
-    Delivery, EffectLog, EventLog, EventStore, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
+    Delivery, EffectLog, EventLog, EventStore, LoggedEvent, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
     Recorded, StoreResult, WebhookStore,
 };
 
@@ -176,6 +176,18 @@ impl EventLog for MemoryStore {
             entries: matching,
             next,
         })
+    }
+
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>> {
+        let now = Timestamp::now();
+        let t = self.tables();
+        Ok(t.events
+            .get(id)
+            .filter(|r| r.kept_until() > now)
+            .map(|record| LoggedEvent {
+                record: record.clone(),
+                outcomes: t.outcomes.get(id).cloned().unwrap_or_default(),
+            }))
     }
 }
 

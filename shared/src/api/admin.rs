@@ -1,4 +1,4 @@
-//! Management commands (`webhook.*`, `pipeline.*`, `outgoing.*`, `invocation.get`),
+//! Management commands (`webhook.*`, `pipeline.*`, `outgoing.*`, `invocation.get`, `event.*`),
 //! behind the admin bearer token.
 
 use bytes::Bytes;
@@ -36,6 +36,9 @@ pub(super) enum Command {
     OutgoingGet,
     OutgoingDelete,
     InvocationGet,
+    EventList,
+    EventGet,
+    EventReplay,
 }
 
 impl Command {
@@ -54,6 +57,9 @@ impl Command {
         Command::OutgoingGet,
         Command::OutgoingDelete,
         Command::InvocationGet,
+        Command::EventList,
+        Command::EventGet,
+        Command::EventReplay,
     ];
 
     /// The name in `/api/v3/command/<name>`.
@@ -71,6 +77,9 @@ impl Command {
             Command::OutgoingGet => "outgoing.get",
             Command::OutgoingDelete => "outgoing.delete",
             Command::InvocationGet => "invocation.get",
+            Command::EventList => "event.list",
+            Command::EventGet => "event.get",
+            Command::EventReplay => "event.replay",
         }
     }
 
@@ -122,6 +131,10 @@ impl Gateway {
             Command::OutgoingGet => (ok, self.get_outgoing(&params).await?),
             Command::OutgoingDelete => (ok, self.delete_outgoing(&params).await?),
             Command::InvocationGet => (ok, self.get_invocations(&params).await?),
+            Command::EventList => (ok, self.list_events(&params).await?),
+            Command::EventGet => (ok, self.get_event(&params).await?),
+            // Answered as webhook.receive answers, status and headers included.
+            Command::EventReplay => return self.replay_event(&params).await,
         };
         Ok(json_response(status, &value))
     }
@@ -368,7 +381,7 @@ impl Gateway {
     }
 
     /// The stored pipeline `name`, or 404.
-    async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
+    pub(super) async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
         self.ports
             .pipelines
             .get_pipeline(name)

@@ -6,6 +6,7 @@
 
 mod admin;
 mod error;
+mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;

@@ -44,6 +44,17 @@ impl Timestamp {
     }
 
     /// RFC 3339 text in UTC with millisecond precision, as the API shows times.
+    /// An RFC 3339 date-time (any offset), to the millisecond; `None` if it is
+    /// not one or lies outside what a timestamp holds.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed =
+            OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn to_rfc3339(self) -> String {
         const FORMAT: &[FormatItem<'_>] = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -355,16 +366,50 @@ impl EventRecord {
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum PipelineOutcome {
     /// Finished; `value` is the pipeline's final body.
-    Ok { value: Value },
+    Ok {
+        value: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunFacts>,
+    },
     /// Failed at `step` (index or name) with a stable `code`.
     Error {
         code: String,
         message: String,
         step: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunFacts>,
     },
 }
 
+/// How the run that ended a pipeline went, as the worker saw it; outcomes
+/// recorded before it was kept have none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFacts {
+    /// How long the last run took, in milliseconds (0 when the pipeline did
+    /// not run: deleted, or its event unreadable).
+    pub duration_ms: u64,
+    /// Deliveries of the job, the last one included.
+    pub attempts: u32,
+}
+
 impl PipelineOutcome {
+    /// The outcome with the facts of the run that ended it.
+    pub fn with_run(mut self, facts: RunFacts) -> Self {
+        match &mut self {
+            PipelineOutcome::Ok { run, .. } | PipelineOutcome::Error { run, .. } => {
+                *run = Some(facts);
+            }
+        }
+        self
+    }
+
+    pub fn run(&self) -> Option<RunFacts> {
+        match self {
+            PipelineOutcome::Ok { run, .. } | PipelineOutcome::Error { run, .. } => *run,
+        }
+    }
+
     /// `ok` or `error`: an outcome is recorded once its pipeline finished.
     pub fn status(&self) -> ResultStatus {
         match self {
@@ -417,7 +462,7 @@ impl ResultRecord {
     /// or an object keyed by pipeline name with several.
     pub fn value(&self) -> Value {
         let value_of = |name: &String| match self.outcomes.get(name) {
-            Some(PipelineOutcome::Ok { value }) => value.clone(),
+            Some(PipelineOutcome::Ok { value, .. }) => value.clone(),
             _ => Value::Null,
         };
         match self.listeners.as_slice() {
@@ -433,8 +478,7 @@ impl ResultRecord {
             PipelineOutcome::Error {
                 code,
                 message,
-                step,
-            } => {
+                step, .. } => {
                 Some(json!({"code": code, "message": message, "pipeline": pipeline, "step": step}))
             }
             PipelineOutcome::Ok { .. } => None,
@@ -538,10 +582,10 @@ mod tests {
         r.listeners = vec!["a".into(), "b".into()];
         assert_eq!(r.status(), ResultStatus::Processing);
         r.outcomes
-            .insert("a".into(), PipelineOutcome::Ok { value: json!(1) });
+            .insert("a".into(), PipelineOutcome::Ok { value: json!(1), run: None });
         assert_eq!(r.status(), ResultStatus::Processing);
         r.outcomes
-            .insert("b".into(), PipelineOutcome::Ok { value: json!("x") });
+            .insert("b".into(), PipelineOutcome::Ok { value: json!("x"), run: None });
         assert_eq!(r.status(), ResultStatus::Ok);
         assert_eq!(r.value(), json!({"a": 1, "b": "x"}));
         assert!(r.is_expired(Timestamp(10)) && !r.is_expired(Timestamp(9)));

@@ -818,6 +818,44 @@ impl DynamoEventStore {
         serde_json::from_slice(&bytes).map_err(StoreError::unavailable)
     }
 
+    /// The outcomes among the items of an event's partition (effect claims
+    /// share it), claim-checked ones loaded from the bucket.
+    async fn outcomes_of(&self, items: &[Item]) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
+        let mut outcomes = BTreeMap::new();
+        for item in items {
+            if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
+                let outcome = match item.get("outcomeS3Key") {
+                    Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
+                    _ => json::<PipelineOutcome>(item, "outcome")?,
+                };
+                outcomes.insert(pipeline.to_owned(), outcome);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The outcomes recorded for event `id`, whether its result still answers or not.
+    pub(super) async fn outcomes(
+        &self,
+        id: &CorrelationId,
+    ) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("correlationId = :id AND begins_with(sk, :outcome)")
+            .expression_attribute_values(":id", s(id.to_string()))
+            .expression_attribute_values(":outcome", s(OUTCOME_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        self.outcomes_of(&items).await
+    }
+
     /// Keeps `data` in the bucket under `key`.
     async fn claim_check(&self, key: &str, data: String) -> StoreResult<()> {
         self.s3
@@ -995,17 +1033,7 @@ impl EventStore for DynamoEventStore {
         if !Self::alive(event, now)? {
             return Ok(None);
         }
-        let mut outcomes = BTreeMap::new();
-        // Only `outcome#` items count: effect claims share the partition.
-        for item in &items {
-            if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
-                let outcome = match item.get("outcomeS3Key") {
-                    Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
-                    _ => json::<PipelineOutcome>(item, "outcome")?,
-                };
-                outcomes.insert(pipeline.to_owned(), outcome);
-            }
-        }
+        let outcomes = self.outcomes_of(&items).await?;
         Ok(Some(ResultRecord {
             correlation_id: *id,
             listeners: json(event, "listeners")?,

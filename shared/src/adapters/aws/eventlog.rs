@@ -34,7 +34,7 @@ use crate::domain::eventlog::{
 };
 use crate::domain::{CorrelationId, EventKey, EventRecord, PipelineOutcome, ResultStatus, Timestamp};
 use crate::error::StoreError;
-use crate::ports::{EventLog, StoreResult};
+use crate::ports::{EventLog, EventStore, LoggedEvent, StoreResult};
 
 /// GSI of all events, newest first; see the module docs for its hot partition.
 pub const EVENTS_BY_TIME: &str = "eventsByTime";
@@ -275,5 +275,13 @@ impl EventLog for DynamoEventStore {
             }
         };
         Ok(EventPage { entries, next })
+    }
+
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>> {
+        let Some(record) = self.get_event(id).await? else {
+            return Ok(None);
+        };
+        let outcomes = self.outcomes(id).await?;
+        Ok(Some(LoggedEvent { record, outcomes }))
     }
 }

@@ -1,14 +1,16 @@
 //! [`EventLog`](crate::ports::EventLog) on SQLite: a page is one range of one
 //! index of `events` (migration 6), newest first.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::{SqliteStore, from_json};
 use crate::domain::eventlog::{EventPage, EventQuery, EventSummary};
-use crate::domain::{CorrelationId, EventKey, Timestamp};
-use crate::ports::{EventLog, StoreResult};
+use crate::domain::{CorrelationId, EventKey, PipelineOutcome, Timestamp};
+use crate::ports::{EventLog, EventStore, LoggedEvent, StoreResult};
 
 /// The index a query walks, by which filters it has. Named (`INDEXED BY`) so
 /// that the plan stays a range scan whatever statistics the planner has.
@@ -111,6 +113,24 @@ impl EventLog for SqliteStore {
             Ok(EventPage { entries, next })
         })
         .await
+    }
+
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>> {
+        let Some(record) = self.get_event(id).await? else {
+            return Ok(None);
+        };
+        let key = id.to_string();
+        let outcomes = self
+            .read(move |c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT pipeline, data FROM outcomes WHERE correlation_id = ?1")?;
+                let rows = stmt.query_map([&key], |r| {
+                    Ok((r.get::<_, String>(0)?, from_json::<PipelineOutcome>(&r.get::<_, String>(1)?)?))
+                })?;
+                rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            })
+            .await?;
+        Ok(Some(LoggedEvent { record, outcomes }))
     }
 }
 
