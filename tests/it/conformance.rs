@@ -3,9 +3,9 @@
 use hookflow_core::adapters::{MemoryQueue, MemoryStore, SqliteStore};
 use hookflow_core::testkit::services::service_env;
 use hookflow_core::testkit::{
-    event_intake_conformance, event_store_conformance, invocation_store_conformance,
-    job_queue_conformance, outgoing_store_conformance, pipeline_store_conformance,
-    webhook_store_conformance,
+    event_intake_conformance, event_log_conformance, event_store_conformance,
+    invocation_store_conformance, job_queue_conformance, outgoing_store_conformance,
+    pipeline_store_conformance, webhook_store_conformance,
 };
 
 #[tokio::test]
@@ -13,6 +13,7 @@ async fn memory_adapters() {
     let store = MemoryStore::new();
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
+    event_log_conformance(&store).await;
     pipeline_store_conformance(&store).await;
     outgoing_store_conformance(&store).await;
     invocation_store_conformance(&store).await;
@@ -32,6 +33,7 @@ async fn sqlite_adapter() {
     let store = SqliteStore::open(&dir.path().join("conformance.db")).unwrap();
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
+    event_log_conformance(&store).await;
     pipeline_store_conformance(&store).await;
     outgoing_store_conformance(&store).await;
     invocation_store_conformance(&store).await;
@@ -179,6 +181,7 @@ async fn aws_adapters_on_moto() {
     );
     webhook_store_conformance(&webhooks).await;
     event_store_conformance(events.as_ref()).await;
+    event_log_conformance(events.as_ref()).await;
     pipeline_store_conformance(&pipelines).await;
     let outgoing = DynamoOutgoingStore::new(clients.dynamodb.clone(), &resources.outgoing_table);
     outgoing_store_conformance(&outgoing).await;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::job_wait::receive_within;
 use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
+use crate::domain::eventlog::{EventPage, EventQuery, EventSummary};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -18,10 +19,9 @@ use crate::domain::{
     Timestamp, Token, Webhook,
 };
 use crate::error::{Conflict, StoreError};
-use crate::domain::eventlog::{EventPage, EventQuery, EventSummary};
 use crate::ports::{
-    Delivery, EffectLog, EventLog, EventStore, LoggedEvent, InvocationStore, JobQueue, OutgoingStore, PipelineStore,
-    Recorded, StoreResult, WebhookStore,
+    Delivery, EffectLog, EventLog, EventStore, InvocationStore, JobQueue, LoggedEvent,
+    OutgoingStore, PipelineStore, Recorded, StoreResult, WebhookStore,
 };
 
 #[derive(Default)]
@@ -155,7 +155,12 @@ impl EventLog for MemoryStore {
             .events
             .values()
             .filter(|r| r.kept_until() > now)
-            .filter(|r| query.event_key.as_ref().is_none_or(|k| *k == r.event.event_key))
+            .filter(|r| {
+                query
+                    .event_key
+                    .as_ref()
+                    .is_none_or(|k| *k == r.event.event_key)
+            })
             .filter(|r| query.in_range(r.event.received_at))
             .map(|r| {
                 let outcomes = t.outcomes.get(&r.event.correlation_id);

@@ -381,7 +381,10 @@ impl Gateway {
     }
 
     /// The stored pipeline `name`, or 404.
-    pub(super) async fn existing_pipeline(&self, name: &str) -> Result<PipelineDefinition, ApiError> {
+    pub(super) async fn existing_pipeline(
+        &self,
+        name: &str,
+    ) -> Result<PipelineDefinition, ApiError> {
         self.ports
             .pipelines
             .get_pipeline(name)

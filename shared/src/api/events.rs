@@ -55,7 +55,11 @@ fn correlation_id(params: &Params) -> Result<CorrelationId, ApiError> {
     CorrelationId::parse(text).ok_or_else(event_not_found)
 }
 
-fn time_filter(params: &Params, name: &str, code: &'static str) -> Result<Option<Timestamp>, ApiError> {
+fn time_filter(
+    params: &Params,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<Timestamp>, ApiError> {
     params
         .get(name)
         .map(|text| {
@@ -124,7 +128,8 @@ impl Gateway {
         let mut event_key = params
             .get("eventKey")
             .map(|text| {
-                EventKey::parse(text).map_err(|e| ApiError::bad_request("invalid_event_key", e.to_string()))
+                EventKey::parse(text)
+                    .map_err(|e| ApiError::bad_request("invalid_event_key", e.to_string()))
             })
             .transpose()?;
         if let Some(text) = params.get("uuid") {
@@ -134,7 +139,10 @@ impl Gateway {
                 None => None,
             }
             .ok_or_else(|| ApiError::not_found("webhook_not_found", "no webhook has this token"))?;
-            if event_key.as_ref().is_some_and(|key| *key != webhook.event_key) {
+            if event_key
+                .as_ref()
+                .is_some_and(|key| *key != webhook.event_key)
+            {
                 return Err(ApiError::bad_request(
                     "conflicting_filters",
                     "uuid and eventKey name different webhooks; give one of them",
@@ -146,7 +154,10 @@ impl Gateway {
             .get("status")
             .map(|text| {
                 ResultStatus::parse(text.trim()).ok_or_else(|| {
-                    ApiError::bad_request("invalid_status", "status must be ok, error or processing")
+                    ApiError::bad_request(
+                        "invalid_status",
+                        "status must be ok, error or processing",
+                    )
                 })
             })
             .transpose()?;
@@ -222,7 +233,12 @@ impl Gateway {
     pub(super) async fn replay_event(&self, params: &Params) -> Result<Response<Bytes>, ApiError> {
         let original = self.logged_event(params).await?.record.event;
         let listeners = match params.get("pipeline") {
-            None => self.ports.pipelines.listeners_of(&original.event_key).await?,
+            None => {
+                self.ports
+                    .pipelines
+                    .listeners_of(&original.event_key)
+                    .await?
+            }
             Some(name) => {
                 if !valid_pipeline_name(name) {
                     return Err(ApiError::bad_request(
@@ -256,8 +272,12 @@ impl Gateway {
             %replay_of,
             "event replayed"
         );
-        self.accept_event(replay, listeners, None, params.flag("pollingRedirectEnabled"))
-            .await
+        self.accept_event(
+            replay,
+            listeners,
+            None,
+            params.flag("pollingRedirectEnabled"),
+        )
+        .await
     }
 }
-

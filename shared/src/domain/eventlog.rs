@@ -164,8 +164,12 @@ impl ResultStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [ResultStatus::Processing, ResultStatus::Ok, ResultStatus::Error]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            ResultStatus::Processing,
+            ResultStatus::Ok,
+            ResultStatus::Error,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }

@@ -478,7 +478,9 @@ impl ResultRecord {
             PipelineOutcome::Error {
                 code,
                 message,
-                step, .. } => {
+                step,
+                ..
+            } => {
                 Some(json!({"code": code, "message": message, "pipeline": pipeline, "step": step}))
             }
             PipelineOutcome::Ok { .. } => None,
@@ -581,11 +583,21 @@ mod tests {
         assert_eq!(r.value(), Value::Null);
         r.listeners = vec!["a".into(), "b".into()];
         assert_eq!(r.status(), ResultStatus::Processing);
-        r.outcomes
-            .insert("a".into(), PipelineOutcome::Ok { value: json!(1), run: None });
+        r.outcomes.insert(
+            "a".into(),
+            PipelineOutcome::Ok {
+                value: json!(1),
+                run: None,
+            },
+        );
         assert_eq!(r.status(), ResultStatus::Processing);
-        r.outcomes
-            .insert("b".into(), PipelineOutcome::Ok { value: json!("x"), run: None });
+        r.outcomes.insert(
+            "b".into(),
+            PipelineOutcome::Ok {
+                value: json!("x"),
+                run: None,
+            },
+        );
         assert_eq!(r.status(), ResultStatus::Ok);
         assert_eq!(r.value(), json!({"a": 1, "b": "x"}));
         assert!(r.is_expired(Timestamp(10)) && !r.is_expired(Timestamp(9)));

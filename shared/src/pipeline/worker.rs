@@ -153,9 +153,12 @@ impl Worker {
                 step: None,
                 run: None,
             };
-            return self.record(job, outcome, None).await.then_dead_letter(format!(
-                "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
-            ));
+            return self
+                .record(job, outcome, None)
+                .await
+                .then_dead_letter(format!(
+                    "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
+                ));
         }
         let event = match self.ports.events.get_event(&id).await {
             Ok(Some(record)) => record.event,

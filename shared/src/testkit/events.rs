@@ -43,7 +43,14 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
     assert!(
         matches!(
             store
-                .record_outcome(&unknown, "p", &PipelineOutcome::Ok { value: json!(1), run: None })
+                .record_outcome(
+                    &unknown,
+                    "p",
+                    &PipelineOutcome::Ok {
+                        value: json!(1),
+                        run: None
+                    }
+                )
                 .await,
             Err(StoreError::NotFound)
         ),
@@ -86,7 +93,14 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
         "first outcome kept"
     );
     store
-        .record_outcome(&id2, "beta", &PipelineOutcome::Ok { value: json!("b"), run: None })
+        .record_outcome(
+            &id2,
+            "beta",
+            &PipelineOutcome::Ok {
+                value: json!("b"),
+                run: None,
+            },
+        )
         .await
         .unwrap();
     let done = store.get_result(&id2).await.unwrap().unwrap();

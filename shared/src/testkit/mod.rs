@@ -7,6 +7,7 @@
 
 mod dedup;
 pub mod endpoint;
+mod eventlog;
 mod events;
 mod invocations;
 mod outgoing;
@@ -16,6 +17,7 @@ pub mod services;
 mod webhooks;
 
 pub use dedup::dedup_conformance;
+pub use eventlog::event_log_conformance;
 pub use events::event_store_conformance;
 pub use invocations::{invocation_store_conformance, sample_invocation};
 pub use outgoing::{outgoing_store_conformance, sample_outgoing};

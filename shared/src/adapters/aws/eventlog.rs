@@ -26,13 +26,11 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
-use super::dynamo::{
-    DynamoEventStore, EVENT_SK, Item, KEPT_UNTIL, PENDING, n, s, unavailable,
+use super::dynamo::{DynamoEventStore, EVENT_SK, Item, KEPT_UNTIL, PENDING, n, s, unavailable};
+use crate::domain::eventlog::{EventPage, EventQuery, EventSummary, LogPosition, PipelineStatuses};
+use crate::domain::{
+    CorrelationId, EventKey, EventRecord, PipelineOutcome, ResultStatus, Timestamp,
 };
-use crate::domain::eventlog::{
-    EventPage, EventQuery, EventSummary, LogPosition, PipelineStatuses,
-};
-use crate::domain::{CorrelationId, EventKey, EventRecord, PipelineOutcome, ResultStatus, Timestamp};
 use crate::error::StoreError;
 use crate::ports::{EventLog, EventStore, LoggedEvent, StoreResult};
 
@@ -46,7 +44,8 @@ pub const LOG_PARTITION: &str = "logPartition";
 pub const LOG_SORT: &str = "logSort";
 /// The one value of [`LOG_PARTITION`].
 const ALL_EVENTS: &str = "events";
-/// What the GSIs project besides the keys: the summary, never the payload.
+/// What the GSIs project besides the keys: the summary, never the payload
+/// ([`EVENTS_BY_TIME`] adds `eventKey`, which is [`EVENTS_BY_KEY`]'s key).
 pub const LOG_PROJECTION: &[&str] = &[
     "receivedAtMs",
     "method",
@@ -170,7 +169,9 @@ fn summary_of(item: &Item) -> StoreResult<EventSummary> {
         event_key: text_of(item, "eventKey")
             .and_then(|k| EventKey::parse(k).ok())
             .ok_or_else(|| corrupt("eventKey"))?,
-        received_at: Timestamp(number_of(item, "receivedAtMs").ok_or_else(|| corrupt("receivedAtMs"))?),
+        received_at: Timestamp(
+            number_of(item, "receivedAtMs").ok_or_else(|| corrupt("receivedAtMs"))?,
+        ),
         method: text_of(item, "method").unwrap_or_default().to_owned(),
         content_type: text_of(item, "contentType").map(str::to_owned),
         size: number_of(item, "size").unwrap_or(0).max(0) as u64,
@@ -212,7 +213,9 @@ impl EventLog for DynamoEventStore {
             }
             // A position beyond the range's end starts the range from its top
             // (DynamoDB refuses a start key outside the key condition).
-            Some(after) if sort_key(after.received_at, &after.correlation_id.to_string()) > high => {
+            Some(after)
+                if sort_key(after.received_at, &after.correlation_id.to_string()) > high =>
+            {
                 None
             }
             Some(after) => {
@@ -254,7 +257,10 @@ impl EventLog for DynamoEventStore {
             // One more than asked: an unfiltered page knows whether a next exists.
             .limit(query.limit as i32 + 1)
             .set_exclusive_start_key(start);
-        if query.status.is_some() {
+        if matches!(
+            query.status,
+            Some(ResultStatus::Ok | ResultStatus::Processing)
+        ) {
             request = request
                 .expression_attribute_names("#pending", PENDING)
                 .expression_attribute_values(":zero", n(0));

@@ -159,6 +159,10 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
     if !table_exists(db, &resources.events_table).await? {
         // The event log's indexes, as in template.yaml (see `aws::eventlog`).
         let log_index = |name: &str, partition: &str| {
+            let mut projected: Vec<String> = LOG_PROJECTION.iter().map(|a| a.to_string()).collect();
+            if partition != "eventKey" {
+                projected.push("eventKey".to_owned());
+            }
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(partition, KeyType::Hash)?)
@@ -166,9 +170,7 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::Include)
-                        .set_non_key_attributes(Some(
-                            LOG_PROJECTION.iter().map(|a| a.to_string()).collect(),
-                        ))
+                        .set_non_key_attributes(Some(projected))
                         .build(),
                 )
                 .build()

@@ -122,10 +122,14 @@ impl EventLog for SqliteStore {
         let key = id.to_string();
         let outcomes = self
             .read(move |c| {
-                let mut stmt =
-                    c.prepare_cached("SELECT pipeline, data FROM outcomes WHERE correlation_id = ?1")?;
+                let mut stmt = c.prepare_cached(
+                    "SELECT pipeline, data FROM outcomes WHERE correlation_id = ?1",
+                )?;
                 let rows = stmt.query_map([&key], |r| {
-                    Ok((r.get::<_, String>(0)?, from_json::<PipelineOutcome>(&r.get::<_, String>(1)?)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        from_json::<PipelineOutcome>(&r.get::<_, String>(1)?)?,
+                    ))
                 })?;
                 rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()
             })
@@ -133,4 +137,3 @@ impl EventLog for SqliteStore {
         Ok(Some(LoggedEvent { record, outcomes }))
     }
 }
-
