@@ -219,7 +219,7 @@ impl EffectLog for SqliteStore {
 }
 
 /// An event as stored, serialized before it reaches the writer thread.
-pub(super) struct EventRow {
+struct EventRow {
     id: String,
     expires_at: i64,
     kept_until: i64,
@@ -236,7 +236,7 @@ pub(super) struct EventRow {
 }
 
 impl EventRow {
-    pub(super) fn of(record: &EventRecord) -> StoreResult<Self> {
+    fn of(record: &EventRecord) -> StoreResult<Self> {
         let event = &record.event;
         let statuses = PipelineStatuses::pending(&record.listeners);
         Ok(EventRow {
@@ -256,7 +256,7 @@ impl EventRow {
         })
     }
 
-    pub(super) fn insert(&self, c: &Connection) -> StoreResult<()> {
+    fn insert(&self, c: &Connection) -> StoreResult<()> {
         let inserted = c
             .prepare_cached(
                 "INSERT INTO events (correlation_id, expires_at, kept_until, listeners, data,
