@@ -16,6 +16,19 @@ use crate::domain::{
 use crate::error::{Conflict, StoreError};
 use crate::ports::{EffectLog, EventIntake, EventStore, Recorded, StoreResult};
 
+impl SqliteStore {
+    /// Stores many events in one transaction: bulk loading (`hookflow bench`
+    /// fills a log of a million events this way), not the receive path.
+    pub async fn put_events(&self, records: &[EventRecord]) -> StoreResult<()> {
+        let rows = records
+            .iter()
+            .map(EventRow::of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(move |c| rows.iter().try_for_each(|row| row.insert(c)))
+            .await
+    }
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
