@@ -122,9 +122,8 @@ pub async fn run(events: usize) -> anyhow::Result<ExitCode> {
         filled.as_secs_f64(),
         events as f64 / filled.as_secs_f64()
     );
-    let settings = Settings::from_lookup(|name| {
-        (name == "HOOKFLOW_ADMIN_TOKEN").then(|| ADMIN.to_owned())
-    })?;
+    let settings =
+        Settings::from_lookup(|name| (name == "HOOKFLOW_ADMIN_TOKEN").then(|| ADMIN.to_owned()))?;
     let gateway = hookflow_core::wiring::gateway(Ports::sqlite(store), settings);
 
     // A cursor half-way down the log: the page after the event received then.
