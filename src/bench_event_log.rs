@@ -33,7 +33,7 @@ const PAGE: &str = "50";
 fn event(i: usize, received_at: Timestamp) -> anyhow::Result<EventRecord> {
     let event_key = EventKey::parse(&format!("webhook.bench.k{}", i % EVENT_KEYS))?;
     let body = format!(r#"{{"lead":{{"n":{i},"email":"lead{i}@example.com"}}}}"#);
-    let listeners = if i % PROCESSING_EVERY == 0 {
+    let listeners = if i.is_multiple_of(PROCESSING_EVERY) {
         vec!["never-run".to_owned()]
     } else {
         Vec::new()
