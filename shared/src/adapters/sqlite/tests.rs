@@ -466,3 +466,49 @@ async fn a_version_3_file_gets_previous_tokens_and_its_webhooks_rotate() {
             .is_some()
     );
 }
+
+/// Every kind of `event.list` page is one index range in the log's order: a
+/// SEARCH, no SCAN of the table, no sort of its rows.
+#[tokio::test]
+async fn every_event_log_page_is_one_index_range() {
+    use crate::domain::ResultStatus;
+    use crate::domain::eventlog::{EventQuery, LogPosition};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let key = EventKey::parse("webhook.plan").unwrap();
+    let after = LogPosition {
+        received_at: Timestamp(1),
+        correlation_id: crate::domain::CorrelationId::generate(),
+    };
+    for (event_key, status) in [
+        (None, None),
+        (Some(key.clone()), None),
+        (None, Some(ResultStatus::Error)),
+        (Some(key.clone()), Some(ResultStatus::Processing)),
+    ] {
+        let query = EventQuery {
+            event_key,
+            status,
+            since: Some(Timestamp(0)),
+            after: Some(after),
+            ..EventQuery::newest(50)
+        };
+        let (sql, values) = super::eventlog::page_statement(&query, Timestamp::now());
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(
+            plan.starts_with("SEARCH events USING INDEX") && plan.contains("received_at"),
+            "{query:?}: {plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{query:?}: {plan}");
+    }
+}
