@@ -173,3 +173,80 @@ impl ResultStatus {
         .find(|s| s.as_str() == text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{Event, RunFacts};
+
+    /// What was stored before the log existed reads as it did, the new
+    /// fields empty; what is stored now keeps them.
+    #[test]
+    fn outcomes_and_events_stored_before_the_log_still_read() {
+        let old: PipelineOutcome =
+            serde_json::from_value(json!({"status": "ok", "value": 1})).unwrap();
+        assert_eq!(
+            old,
+            PipelineOutcome::Ok {
+                value: json!(1),
+                run: None
+            }
+        );
+        let ran = old.clone().with_run(RunFacts {
+            duration_ms: 5,
+            attempts: 2,
+        });
+        let text = serde_json::to_value(&ran).unwrap();
+        assert_eq!(
+            text,
+            json!({"status": "ok", "value": 1, "run": {"durationMs": 5, "attempts": 2}})
+        );
+        assert_eq!(
+            serde_json::from_value::<PipelineOutcome>(text).unwrap(),
+            ran
+        );
+        let old_error = json!({"status": "error", "code": "c", "message": "m", "step": null});
+        assert_eq!(
+            serde_json::from_value::<PipelineOutcome>(old_error)
+                .unwrap()
+                .run(),
+            None
+        );
+
+        let event: Event = serde_json::from_value(json!({
+            "correlationId": "8e793988-a155-4989-bae1-ccd0ca199231",
+            "eventKey": "webhook.old",
+            "receivedAt": 1,
+            "origin": null,
+            "method": "POST",
+            "contentType": null,
+            "headers": {},
+            "params": {},
+            "files": [],
+        }))
+        .unwrap();
+        assert_eq!((event.size, event.replay_of), (0, None));
+    }
+
+    #[test]
+    fn the_status_of_an_event_is_its_results() {
+        let statuses = |pairs: &[(&str, ResultStatus)]| {
+            PipelineStatuses(pairs.iter().map(|(p, s)| (p.to_string(), *s)).collect()).status()
+        };
+        use ResultStatus::{Error, Ok, Processing};
+        assert_eq!(statuses(&[]), Ok, "nobody listens");
+        assert_eq!(statuses(&[("a", Ok), ("b", Processing)]), Processing);
+        assert_eq!(
+            statuses(&[("a", Error), ("b", Processing)]),
+            Error,
+            "failed at once"
+        );
+        assert_eq!(statuses(&[("a", Ok), ("b", Ok)]), Ok);
+        for status in [Ok, Error, Processing] {
+            assert_eq!(ResultStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ResultStatus::parse("done"), None);
+    }
+}
