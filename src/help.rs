@@ -72,6 +72,9 @@ Commands (README.md \"API reference\" has their parameters):
   outgoing.delete   id=…
   webhook.send      -f trigger.json (an outgoing webhook call)
   invocation.get    referenceId=…, or webhookId=… [limit=…]
+  event.list        newest first: [uuid=… | eventKey=…] [status=ok|error|processing] [since=… until=…] [limit=…] [cursor=…]
+  event.get         correlationId=… (the event and each pipeline's outcome)
+  event.replay      correlationId=… [pipeline=…] (runs it again as a new event)
 
 Examples:
   hookflow command webhook.put eventKey=webhook.lead.created
