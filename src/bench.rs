@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// measure what recording them costs.
     #[arg(long)]
     metrics: bool,
+    /// Measure `event.list` on a large event log instead (no server: the log is
+    /// filled straight through the SQLite store).
+    #[arg(long)]
+    event_log: bool,
+    /// Events the `--event-log` scenario stores before it measures.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
 }
 
 struct Level {
@@ -71,6 +78,9 @@ struct Level {
 const WAL_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.event_log {
+        return crate::bench_event_log::run(args.events).await;
+    }
     let data_dir = tempfile_dir()?;
     let wal = wal_path(&data_dir.join(DATABASE_FILE));
     let (mut server, addr) = start_server(&data_dir, args.metrics).await?;
@@ -218,7 +228,7 @@ fn print_level(level: &Level) {
     );
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir =
         std::env::temp_dir().join(format!("hookflow-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;

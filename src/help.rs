@@ -23,6 +23,7 @@ Settings (environment; README.md \"Settings\" has the details):
   Receive and results
     HOOKFLOW_RECEIVE_WAIT_MS        wait for listening pipelines before `processing` (1000)
     HOOKFLOW_RESULT_TTL_SECONDS     how long events and results stay pollable (3600)
+    HOOKFLOW_EVENT_RETENTION_SECONDS how long events stay in the event log (259200)
     HOOKFLOW_POLL_DEFAULT_WAIT_MS   /result wait without maxWaitMs (10000)
     HOOKFLOW_POLL_MAX_WAIT_MS       cap on maxWaitMs (25000)
     HOOKFLOW_TRUSTED_PROXIES        proxies whose X-Forwarded-For counts for allowedSources (none)
@@ -76,6 +77,9 @@ Commands (README.md \"API reference\" has their parameters):
   deadletter.list   the jobs given up on [limit=…]
   deadletter.redrive id=…, or all of them (at most 100 a call)
   deadletter.delete id=…
+  event.list        newest first: [uuid=… | eventKey=…] [status=ok|error|processing] [since=… until=…] [limit=…] [cursor=…]
+  event.get         correlationId=… (the event and each pipeline's outcome)
+  event.replay      correlationId=… [pipeline=…] (runs it again as a new event)
 
 Examples:
   hookflow command webhook.put eventKey=webhook.lead.created

@@ -1,6 +1,7 @@
 //! `hookflow`: the embedded local server and the command-line client.
 
 mod bench;
+mod bench_event_log;
 mod cli;
 mod help;
 mod serve;

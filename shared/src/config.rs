@@ -63,6 +63,11 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
+/// Events stay in the event log 3 days unless told otherwise, like invocation records.
+pub const DEFAULT_EVENT_RETENTION_SECONDS: u64 = 3 * 24 * 3600;
+/// The longest event retention: a year, the bound the result TTL has too.
+pub const MAX_EVENT_RETENTION_SECONDS: u64 = 365 * 24 * 3600;
+
 /// Everything the gateway can be told, with the spec's defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -75,6 +80,9 @@ pub struct Settings {
     pub receive_wait: Duration,
     /// `HOOKFLOW_RESULT_TTL_SECONDS`: how long events and results stay pollable (default 3600).
     pub result_ttl_seconds: u64,
+    /// `HOOKFLOW_EVENT_RETENTION_SECONDS`: how long events and their outcomes stay in
+    /// the event log (`event.list`/`event.get`/`event.replay`), default 3 days.
+    pub event_retention_seconds: u64,
     /// `HOOKFLOW_MAX_BODY_BYTES`: largest request body accepted at all (default 4 MiB).
     pub max_body_bytes: usize,
     /// `HOOKFLOW_POLL_DEFAULT_WAIT_MS`: `/result` long-poll wait without `maxWaitMs` (default 10000).
@@ -160,6 +168,7 @@ impl Default for Settings {
             public_url: None,
             receive_wait: Duration::from_millis(1000),
             result_ttl_seconds: 3600,
+            event_retention_seconds: DEFAULT_EVENT_RETENTION_SECONDS,
             max_body_bytes: MAX_PAYLOAD_LENGTH_LIMIT as usize,
             poll_default_wait: Duration::from_millis(10_000),
             poll_max_wait: Duration::from_millis(25_000),
@@ -234,6 +243,15 @@ impl Settings {
             result_ttl_seconds: match get("HOOKFLOW_RESULT_TTL_SECONDS") {
                 None => defaults.result_ttl_seconds,
                 Some(v) => parse_number("HOOKFLOW_RESULT_TTL_SECONDS", &v, 1, 365 * 24 * 3600)?,
+            },
+            event_retention_seconds: match get("HOOKFLOW_EVENT_RETENTION_SECONDS") {
+                None => defaults.event_retention_seconds,
+                Some(v) => parse_number(
+                    "HOOKFLOW_EVENT_RETENTION_SECONDS",
+                    &v,
+                    1,
+                    MAX_EVENT_RETENTION_SECONDS,
+                )?,
             },
             max_body_bytes: match get("HOOKFLOW_MAX_BODY_BYTES") {
                 None => defaults.max_body_bytes,
@@ -554,6 +572,27 @@ mod tests {
         assert_eq!(s.wal_max_bytes, 64 * 1024 * 1024);
         let s = from(&[("HOOKFLOW_WAL_MAX_BYTES", "1048576")]).unwrap();
         assert_eq!(s.wal_max_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn the_event_retention_has_bounds() {
+        assert_eq!(from(&[]).unwrap().event_retention_seconds, 259_200);
+        let retention = |seconds: u64| {
+            from(&[(
+                "HOOKFLOW_EVENT_RETENTION_SECONDS",
+                seconds.to_string().as_str(),
+            )])
+            .map(|s| s.event_retention_seconds)
+        };
+        for seconds in [1, MAX_EVENT_RETENTION_SECONDS] {
+            assert_eq!(retention(seconds), Ok(seconds));
+        }
+        for seconds in [0, MAX_EVENT_RETENTION_SECONDS + 1] {
+            assert_eq!(
+                retention(seconds).unwrap_err().name,
+                "HOOKFLOW_EVENT_RETENTION_SECONDS"
+            );
+        }
     }
 
     #[test]

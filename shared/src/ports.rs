@@ -2,6 +2,7 @@
 //! Each has an in-memory and a SQLite adapter, and one conformance suite
 //! (`testkit`) that every adapter passes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
+use crate::domain::eventlog::{EventPage, EventQuery};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -115,6 +117,26 @@ pub trait EventStore: EffectLog {
         pipeline: &str,
         outcome: &PipelineOutcome,
     ) -> StoreResult<Recorded>;
+}
+
+/// The event log: stored events, newest first, by page (`event.list`).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// One page of the events kept (not past [`EventRecord::kept_until`]) that
+    /// match `query`, newest first. A page is one index range read, however
+    /// many events are stored; a new event never shifts the pages after a
+    /// position.
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage>;
+    /// The event and the outcomes recorded for it, while the log keeps it
+    /// (after its result has expired too: `event.get`).
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>>;
+}
+
+/// An event as the log keeps it, with the outcomes of its pipelines so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedEvent {
+    pub record: EventRecord,
+    pub outcomes: BTreeMap<String, PipelineOutcome>,
 }
 
 /// Accepts a received event: stores it and enqueues one job per listening pipeline.
@@ -462,6 +484,8 @@ pub trait QueueDepthGauge: Send + Sync {
 pub struct Ports {
     pub webhooks: Arc<dyn WebhookStore>,
     pub events: Arc<dyn EventStore>,
+    /// The same events, by page (`event.list`).
+    pub event_log: Arc<dyn EventLog>,
     pub intake: Arc<dyn EventIntake>,
     pub pipelines: Arc<dyn PipelineStore>,
     pub queue: Arc<dyn JobQueue>,

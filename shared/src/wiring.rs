@@ -37,6 +37,7 @@ impl Ports {
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            event_log: store.clone(),
             intake: store.clone(),
             pipelines: store.clone(),
             outgoing: store.clone(),
@@ -66,6 +67,7 @@ impl Ports {
         Ports {
             webhooks: store.clone(),
             events: store.clone(),
+            event_log: store.clone(),
             intake: Arc::new(StoreThenEnqueue {
                 events: store.clone(),
                 queue: queue.clone(),
@@ -114,6 +116,7 @@ impl Ports {
         Ports {
             webhooks,
             events: events.clone(),
+            event_log: events.clone(),
             intake: Arc::new(StoreThenEnqueue {
                 events: events.clone(),
                 queue: queue.clone(),

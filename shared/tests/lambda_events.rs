@@ -398,9 +398,12 @@ async fn a_result_over_the_size_bound_ends_as_result_too_large() {
     )
     .await;
     let worker = worker(ports.clone(), None);
-    let overhead = serde_json::to_vec(&PipelineOutcome::Ok { value: json!("") })
-        .unwrap()
-        .len();
+    let overhead = serde_json::to_vec(&PipelineOutcome::Ok {
+        value: json!(""),
+        run: None,
+    })
+    .unwrap()
+    .len();
     let key = EventKey::parse("webhook.sample.created").unwrap();
     let template: SqsEvent =
         serde_json::from_str(include_str!("../../events/sqs-pipeline-jobs.json")).unwrap();
@@ -416,7 +419,7 @@ async fn a_result_over_the_size_bound_ends_as_result_too_large() {
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
         let result = ports.events.get_result(&id).await.unwrap().unwrap();
         match result.outcomes["hello"].clone() {
-            PipelineOutcome::Ok { value } if kept => {
+            PipelineOutcome::Ok { value, .. } if kept => {
                 assert_eq!(value.as_str().map(str::len), Some(size - overhead));
             }
             PipelineOutcome::Error { code, message, .. } if !kept => {

@@ -136,6 +136,7 @@ async fn long_poll_wakes_as_soon_as_the_result_lands() {
             "upper",
             &PipelineOutcome::Ok {
                 value: json!("HELLO WORLD"),
+                run: None,
             },
         )
         .await
@@ -180,6 +181,7 @@ async fn receive_answers_with_the_result_when_it_lands_within_the_wait() {
                     "upper",
                     &PipelineOutcome::Ok {
                         value: json!("HELLO WORLD"),
+                        run: None,
                     },
                 )
                 .await
@@ -224,6 +226,7 @@ async fn failed_pipeline_reads_as_error_with_its_step() {
         code: "expression_failed".into(),
         message: "no such path".into(),
         step: Some("2".into()),
+        run: None,
     };
     let cid = hookflow_core::domain::CorrelationId::parse(&id).unwrap();
     gw.ports()

@@ -3,9 +3,9 @@
 use hookflow_core::adapters::{MemoryQueue, MemoryStore, SqliteStore};
 use hookflow_core::testkit::services::service_env;
 use hookflow_core::testkit::{
-    dead_letters_conformance, event_intake_conformance, event_store_conformance,
-    invocation_store_conformance, job_queue_conformance, outgoing_store_conformance,
-    pipeline_store_conformance, webhook_store_conformance,
+    dead_letters_conformance, event_intake_conformance, event_log_conformance,
+    event_store_conformance, invocation_store_conformance, job_queue_conformance,
+    outgoing_store_conformance, pipeline_store_conformance, webhook_store_conformance,
 };
 
 #[tokio::test]
@@ -13,6 +13,7 @@ async fn memory_adapters() {
     let store = MemoryStore::new();
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
+    event_log_conformance(&store).await;
     pipeline_store_conformance(&store).await;
     outgoing_store_conformance(&store).await;
     invocation_store_conformance(&store).await;
@@ -32,6 +33,7 @@ async fn sqlite_adapter() {
     let store = SqliteStore::open(&dir.path().join("conformance.db")).unwrap();
     webhook_store_conformance(&store).await;
     event_store_conformance(&store).await;
+    event_log_conformance(&store).await;
     pipeline_store_conformance(&store).await;
     outgoing_store_conformance(&store).await;
     invocation_store_conformance(&store).await;
@@ -192,6 +194,7 @@ async fn aws_adapters_on_moto() {
     );
     webhook_store_conformance(&webhooks).await;
     event_store_conformance(events.as_ref()).await;
+    event_log_conformance(events.as_ref()).await;
     pipeline_store_conformance(&pipelines).await;
     let outgoing = DynamoOutgoingStore::new(clients.dynamodb.clone(), &resources.outgoing_table);
     outgoing_store_conformance(&outgoing).await;
@@ -429,6 +432,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
     };
     let overhead = serde_json::to_vec(&PipelineOutcome::Ok {
         value: serde_json::json!(""),
+        run: None,
     })
     .unwrap()
     .len();
@@ -448,6 +452,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
     for (name, size) in names.iter().zip(sizes) {
         let outcome = PipelineOutcome::Ok {
             value: serde_json::json!("y".repeat(size - overhead)),
+            run: None,
         };
         assert_eq!(serde_json::to_vec(&outcome).unwrap().len(), size);
         let recorded = events.record_outcome(&id, name, &outcome).await;
@@ -455,6 +460,7 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
         // A redelivery neither replaces it nor fails.
         let again = PipelineOutcome::Ok {
             value: serde_json::json!("z".repeat(size - overhead)),
+            run: None,
         };
         assert_eq!(
             events.record_outcome(&id, name, &again).await.unwrap(),

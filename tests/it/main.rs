@@ -12,6 +12,7 @@ mod deep_json;
 mod disk_full;
 mod durability;
 mod edges;
+mod event_log;
 mod function_deps;
 mod fuzz;
 mod harness;

@@ -1,5 +1,5 @@
 //! Lambda `webhook-admin`: the management commands (`webhook.*`, `pipeline.*`, `outgoing.*`,
-//! `invocation.get`) and the API's OpenAPI document.
+//! `invocation.get`, `event.*`) and the API's OpenAPI document.
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use hookflow_core::lambda::handle_http;

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::job_wait::receive_within;
 use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
+use crate::domain::eventlog::{EventPage, EventQuery, EventSummary};
 use crate::domain::outgoing::{Invocation, OutgoingWebhook, ReferenceId};
 use crate::domain::rotation::Rotation;
 use crate::domain::verify::Refusals;
@@ -19,9 +20,9 @@ use crate::domain::{
 };
 use crate::error::{Conflict, StoreError};
 use crate::ports::{
-    DeadLetter, DeadLetterPage, DeadLetters, Delivery, EffectLog, EventStore, InvocationStore,
-    JobQueue, MAX_REDRIVE_PER_CALL, OutgoingStore, PipelineStore, Recorded, Redriven, StoreResult,
-    WebhookStore,
+    DeadLetter, DeadLetterPage, DeadLetters, Delivery, EffectLog, EventLog, EventStore,
+    InvocationStore, JobQueue, LoggedEvent, MAX_REDRIVE_PER_CALL, OutgoingStore, PipelineStore,
+    Recorded, Redriven, StoreResult, WebhookStore,
 };
 
 #[derive(Default)]
@@ -146,6 +147,57 @@ impl WebhookStore for MemoryStore {
 }
 
 #[async_trait]
+impl EventLog for MemoryStore {
+    async fn list_events(&self, query: &EventQuery) -> StoreResult<EventPage> {
+        let now = Timestamp::now();
+        let t = self.tables();
+        let no_outcomes = BTreeMap::new();
+        let mut matching: Vec<EventSummary> = t
+            .events
+            .values()
+            .filter(|r| r.kept_until() > now)
+            .filter(|r| {
+                query
+                    .event_key
+                    .as_ref()
+                    .is_none_or(|k| *k == r.event.event_key)
+            })
+            .filter(|r| query.in_range(r.event.received_at))
+            .map(|r| {
+                let outcomes = t.outcomes.get(&r.event.correlation_id);
+                EventSummary::of(r, outcomes.unwrap_or(&no_outcomes))
+            })
+            .filter(|e| query.status.is_none_or(|s| e.status() == s))
+            .filter(|e| query.after.is_none_or(|after| e.position() < after))
+            .collect();
+        matching.sort_by_key(|e| std::cmp::Reverse(e.position()));
+        let more = matching.len() > query.limit;
+        matching.truncate(query.limit);
+        let next = if more {
+            matching.last().map(EventSummary::position)
+        } else {
+            None
+        };
+        Ok(EventPage {
+            entries: matching,
+            next,
+        })
+    }
+
+    async fn logged_event(&self, id: &CorrelationId) -> StoreResult<Option<LoggedEvent>> {
+        let now = Timestamp::now();
+        let t = self.tables();
+        Ok(t.events
+            .get(id)
+            .filter(|r| r.kept_until() > now)
+            .map(|record| LoggedEvent {
+                record: record.clone(),
+                outcomes: t.outcomes.get(id).cloned().unwrap_or_default(),
+            }))
+    }
+}
+
+#[async_trait]
 impl EventStore for MemoryStore {
     async fn put_event(&self, record: &EventRecord) -> StoreResult<()> {
         let mut t = self.tables();
@@ -194,7 +246,7 @@ impl EventStore for MemoryStore {
             .tables()
             .events
             .get(id)
-            .filter(|r| r.expires_at > now)
+            .filter(|r| r.kept_until() > now)
             .cloned())
     }
 

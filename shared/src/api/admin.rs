@@ -1,4 +1,4 @@
-//! Management commands (`webhook.*`, `pipeline.*`, `outgoing.*`, `invocation.get`),
+//! Management commands (`webhook.*`, `pipeline.*`, `outgoing.*`, `invocation.get`, `event.*`),
 //! behind the admin bearer token.
 
 use bytes::Bytes;
@@ -41,6 +41,9 @@ pub(super) enum Command {
     DeadletterRedrive,
     DeadletterDelete,
     InvocationResend,
+    EventList,
+    EventGet,
+    EventReplay,
 }
 
 impl Command {
@@ -64,6 +67,9 @@ impl Command {
         Command::DeadletterRedrive,
         Command::DeadletterDelete,
         Command::InvocationResend,
+        Command::EventList,
+        Command::EventGet,
+        Command::EventReplay,
     ];
 
     /// The name in `/api/v3/command/<name>`.
@@ -86,6 +92,9 @@ impl Command {
             Command::DeadletterRedrive => "deadletter.redrive",
             Command::DeadletterDelete => "deadletter.delete",
             Command::InvocationResend => "invocation.resend",
+            Command::EventList => "event.list",
+            Command::EventGet => "event.get",
+            Command::EventReplay => "event.replay",
         }
     }
 
@@ -142,6 +151,10 @@ impl Gateway {
             Command::DeadletterRedrive => (ok, self.redrive_dead_letters(&params).await?),
             Command::DeadletterDelete => (ok, self.delete_dead_letter(&params).await?),
             Command::InvocationResend => self.resend_invocation(&params).await?,
+            Command::EventList => (ok, self.list_events(&params).await?),
+            Command::EventGet => (ok, self.get_event(&params).await?),
+            // Answered as webhook.receive answers, status and headers included.
+            Command::EventReplay => return self.replay_event(&params).await,
         };
         Ok(json_response(status, &value))
     }

@@ -7,6 +7,7 @@
 mod admin;
 mod deadletters;
 mod error;
+mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;

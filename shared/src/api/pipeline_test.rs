@@ -11,6 +11,7 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::admin::PipelineInput;
+use super::events::event_not_found;
 use super::params::{Params, is_json, media_type, parse_json_body};
 use super::{ApiError, Gateway};
 use crate::domain::CorrelationId;
@@ -188,11 +189,4 @@ fn test_input(params: &Params) -> Result<TestInput, ApiError> {
             .map(TestInput::Event)
             .ok_or_else(event_not_found),
     }
-}
-
-fn event_not_found() -> ApiError {
-    ApiError::not_found(
-        "event_not_found",
-        "no stored event has this correlationId: it never existed or has expired",
-    )
 }

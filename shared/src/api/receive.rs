@@ -19,7 +19,7 @@ use crate::domain::{
     Webhook,
 };
 use crate::inbound::Refusal;
-use crate::inbound::dedup::Admission;
+use crate::inbound::dedup::{Admission, DedupClaim};
 use crate::inbound::source::{PeerAddr, client_address, is_allowed};
 use crate::limits::parse_json_within_depth;
 
@@ -113,16 +113,34 @@ impl Gateway {
             headers: stored_headers(&head.headers),
             params: params.to_json_map(SECRET_PARAMS),
             files,
+            size: body.len() as u64,
+            replay_of: None,
         };
         // The event now holds what is kept of the body: free the raw bytes before storing.
-        let body_len = body.len();
         drop(body);
-
         let listeners = self
             .ports
             .pipelines
             .listeners_of(&webhook.event_key)
             .await?;
+        self.accept_event(event, listeners, claim.as_ref(), polling_redirect)
+            .await
+    }
+
+    /// Stores `event`, queues a job for each of `listeners`, and answers with
+    /// its result once they finished or `HOOKFLOW_RECEIVE_WAIT_MS` passed (then
+    /// `processing`): what `webhook.receive` and `event.replay` answer.
+    pub(super) async fn accept_event(
+        &self,
+        event: Event,
+        listeners: Vec<String>,
+        claim: Option<&DedupClaim>,
+        polling_redirect: bool,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let correlation_id = event.correlation_id;
+        let received_at = event.received_at;
+        let event_key = event.event_key.clone();
+        let body_len = event.size;
         let jobs: Vec<PipelineJob> = listeners
             .iter()
             .map(|pipeline| PipelineJob {
@@ -134,20 +152,17 @@ impl Gateway {
             event,
             listeners,
             expires_at: received_at.plus_seconds(self.settings.result_ttl_seconds),
+            retained_until: received_at.plus_seconds(self.settings.event_retention_seconds),
         };
         // Accepted only once the event is stored and its jobs are queued; a
         // repeat of a delivery the claim remembers stores nothing.
-        let admission = self
-            .ports
-            .intake
-            .accept(&record, &jobs, claim.as_ref())
-            .await?;
+        let admission = self.ports.intake.accept(&record, &jobs, claim).await?;
         // Stored: not kept in memory while waiting for the result.
         drop(record);
         let (correlation_id, duplicate) = match admission {
             Admission::New => {
                 tracing::debug!(
-                    event_key = %webhook.event_key,
+                    %event_key,
                     %correlation_id,
                     listeners = jobs.len(),
                     bytes = body_len,
@@ -157,7 +172,7 @@ impl Gateway {
             }
             Admission::Duplicate(first) => {
                 tracing::info!(
-                    event_key = %webhook.event_key,
+                    %event_key,
                     correlation_id = %first,
                     "repeated delivery answered with its first event, not stored"
                 );

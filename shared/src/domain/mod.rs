@@ -2,6 +2,7 @@
 //! [`outgoing`] holds the records of outgoing webhooks and their invocations.
 
 pub mod dedup;
+pub mod eventlog;
 pub mod outgoing;
 pub mod rotation;
 pub mod verify;
@@ -43,6 +44,17 @@ impl Timestamp {
     }
 
     /// RFC 3339 text in UTC with millisecond precision, as the API shows times.
+    /// An RFC 3339 date-time (any offset), to the millisecond; `None` if it is
+    /// not one or lies outside what a timestamp holds.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed =
+            OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     pub fn to_rfc3339(self) -> String {
         const FORMAT: &[FormatItem<'_>] = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -298,6 +310,12 @@ pub struct Event {
     /// Query and form parameters; a repeated name holds an array of its values.
     pub params: BTreeMap<String, Value>,
     pub files: Vec<FilePart>,
+    /// Bytes of the body as received; 0 for events stored before it was kept.
+    #[serde(default)]
+    pub size: u64,
+    /// The event this one runs again (`event.replay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<CorrelationId>,
 }
 
 impl Event {
@@ -328,8 +346,19 @@ pub struct EventRecord {
     pub event: Event,
     /// Names of the pipelines that must finish before the result is complete.
     pub listeners: Vec<String>,
-    /// After this instant the event and its result are gone (410).
+    /// After this instant the result is gone (410 from `/api/v3/result`).
     pub expires_at: Timestamp,
+    /// Until this instant the event and its outcomes stay in the event log
+    /// (`HOOKFLOW_EVENT_RETENTION_SECONDS`); never before `expires_at`.
+    pub retained_until: Timestamp,
+}
+
+impl EventRecord {
+    /// When the stores may drop the event, its outcomes and effects: the later
+    /// of its result's end and its retention.
+    pub fn kept_until(&self) -> Timestamp {
+        self.expires_at.max(self.retained_until)
+    }
 }
 
 /// How one pipeline run ended.
@@ -337,17 +366,61 @@ pub struct EventRecord {
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum PipelineOutcome {
     /// Finished; `value` is the pipeline's final body.
-    Ok { value: Value },
+    Ok {
+        value: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunFacts>,
+    },
     /// Failed at `step` (index or name) with a stable `code`.
     Error {
         code: String,
         message: String,
         step: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<RunFacts>,
     },
 }
 
+/// How the run that ended a pipeline went, as the worker saw it; outcomes
+/// recorded before it was kept have none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFacts {
+    /// How long the last run took, in milliseconds (0 when the pipeline did
+    /// not run: deleted, or its event unreadable).
+    pub duration_ms: u64,
+    /// Deliveries of the job, the last one included.
+    pub attempts: u32,
+}
+
+impl PipelineOutcome {
+    /// The outcome with the facts of the run that ended it.
+    pub fn with_run(mut self, facts: RunFacts) -> Self {
+        match &mut self {
+            PipelineOutcome::Ok { run, .. } | PipelineOutcome::Error { run, .. } => {
+                *run = Some(facts);
+            }
+        }
+        self
+    }
+
+    pub fn run(&self) -> Option<RunFacts> {
+        match self {
+            PipelineOutcome::Ok { run, .. } | PipelineOutcome::Error { run, .. } => *run,
+        }
+    }
+
+    /// `ok` or `error`: an outcome is recorded once its pipeline finished.
+    pub fn status(&self) -> ResultStatus {
+        match self {
+            PipelineOutcome::Ok { .. } => ResultStatus::Ok,
+            PipelineOutcome::Error { .. } => ResultStatus::Error,
+        }
+    }
+}
+
 /// Status of a result as the API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultStatus {
     Processing,
@@ -389,7 +462,7 @@ impl ResultRecord {
     /// or an object keyed by pipeline name with several.
     pub fn value(&self) -> Value {
         let value_of = |name: &String| match self.outcomes.get(name) {
-            Some(PipelineOutcome::Ok { value }) => value.clone(),
+            Some(PipelineOutcome::Ok { value, .. }) => value.clone(),
             _ => Value::Null,
         };
         match self.listeners.as_slice() {
@@ -406,6 +479,7 @@ impl ResultRecord {
                 code,
                 message,
                 step,
+                ..
             } => {
                 Some(json!({"code": code, "message": message, "pipeline": pipeline, "step": step}))
             }
@@ -509,11 +583,21 @@ mod tests {
         assert_eq!(r.value(), Value::Null);
         r.listeners = vec!["a".into(), "b".into()];
         assert_eq!(r.status(), ResultStatus::Processing);
-        r.outcomes
-            .insert("a".into(), PipelineOutcome::Ok { value: json!(1) });
+        r.outcomes.insert(
+            "a".into(),
+            PipelineOutcome::Ok {
+                value: json!(1),
+                run: None,
+            },
+        );
         assert_eq!(r.status(), ResultStatus::Processing);
-        r.outcomes
-            .insert("b".into(), PipelineOutcome::Ok { value: json!("x") });
+        r.outcomes.insert(
+            "b".into(),
+            PipelineOutcome::Ok {
+                value: json!("x"),
+                run: None,
+            },
+        );
         assert_eq!(r.status(), ResultStatus::Ok);
         assert_eq!(r.value(), json!({"a": 1, "b": "x"}));
         assert!(r.is_expired(Timestamp(10)) && !r.is_expired(Timestamp(9)));

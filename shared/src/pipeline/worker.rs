@@ -11,7 +11,7 @@ use super::budget::RunLimits;
 use super::commands::Services;
 use super::{Pipeline, RunFailure};
 use crate::compile_cache::CompileCache;
-use crate::domain::{Job, PipelineJob, PipelineOutcome};
+use crate::domain::{Job, PipelineJob, PipelineOutcome, RunFacts};
 use crate::error::StoreError;
 use crate::limits::MAX_OUTCOME_BYTES;
 use crate::metrics;
@@ -151,10 +151,14 @@ impl Worker {
                 code: "internal_error".into(),
                 message: ENDED_THE_PROCESS.into(),
                 step: None,
+                run: None,
             };
-            return self.record(job, outcome).await.then_dead_letter(format!(
-                "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
-            ));
+            return self
+                .record(job, outcome, None)
+                .await
+                .then_dead_letter(format!(
+                    "handed out {attempt} times without finishing ({ENDED_THE_PROCESS})"
+                ));
         }
         let event = match self.ports.events.get_event(&id).await {
             Ok(Some(record)) => record.event,
@@ -165,9 +169,10 @@ impl Worker {
                     code: "internal_error".into(),
                     message: "the stored event could not be read".into(),
                     step: None,
+                    run: None,
                 };
                 return self
-                    .record(job, outcome)
+                    .record(job, outcome, None)
                     .await
                     .then_dead_letter(format!("stored event unreadable: {detail}"));
             }
@@ -183,8 +188,9 @@ impl Worker {
                         job.pipeline
                     ),
                     step: None,
+                    run: None,
                 };
-                return self.record(job, outcome).await;
+                return self.record(job, outcome, None).await;
             }
             Err(err) => return store_failed(&err),
         };
@@ -202,10 +208,15 @@ impl Worker {
         let run = tokio::spawn(async move { pipeline.run(body, &services, limits).await });
         let ran = run.await;
         let elapsed = started.elapsed();
+        let facts = RunFacts {
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            attempts: attempt,
+        };
         let failure = match ran {
             Ok(Ok(value)) => {
                 metrics::pipeline_ran("ok", elapsed);
-                return self.record(job, PipelineOutcome::Ok { value }).await;
+                let outcome = PipelineOutcome::Ok { value, run: None };
+                return self.record(job, outcome, Some(facts)).await;
             }
             Ok(Err(failure)) => failure,
             Err(_panicked) => RunFailure {
@@ -233,14 +244,21 @@ impl Worker {
             code: failure.code,
             message,
             step: failure.step,
+            run: None,
         };
-        self.record(job, outcome).await
+        self.record(job, outcome, Some(facts)).await
     }
 
     /// Records the outcome (first write wins) and wakes whoever waits for it. An
     /// outcome larger than [`MAX_OUTCOME_BYTES`] is recorded as a small
-    /// `result_too_large` error instead, so the result still ends.
-    async fn record(&self, job: &PipelineJob, outcome: PipelineOutcome) -> Disposition {
+    /// `result_too_large` error instead, so the result still ends. `facts`, of
+    /// the run that ended it, go with it (not counted in the result's size).
+    async fn record(
+        &self,
+        job: &PipelineJob,
+        outcome: PipelineOutcome,
+        facts: Option<RunFacts>,
+    ) -> Disposition {
         let size = serde_json::to_vec(&outcome).map_or(usize::MAX, |json| json.len());
         let outcome = if size > MAX_OUTCOME_BYTES {
             tracing::warn!(
@@ -253,9 +271,14 @@ impl Worker {
                     "the pipeline's result ({size} bytes as JSON) is larger than the {MAX_OUTCOME_BYTES} bytes a result may hold"
                 ),
                 step: None,
+                run: None,
             }
         } else {
             outcome
+        };
+        let outcome = match facts {
+            Some(facts) => outcome.with_run(facts),
+            None => outcome,
         };
         match self
             .ports

@@ -43,7 +43,14 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
     assert!(
         matches!(
             store
-                .record_outcome(&unknown, "p", &PipelineOutcome::Ok { value: json!(1) })
+                .record_outcome(
+                    &unknown,
+                    "p",
+                    &PipelineOutcome::Ok {
+                        value: json!(1),
+                        run: None
+                    }
+                )
                 .await,
             Err(StoreError::NotFound)
         ),
@@ -59,6 +66,7 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
     );
     let first = PipelineOutcome::Ok {
         value: json!({"n": 1}),
+        run: None,
     };
     assert_eq!(
         store.record_outcome(&id2, "alpha", &first).await.unwrap(),
@@ -66,6 +74,7 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
     );
     let again = PipelineOutcome::Ok {
         value: json!("redelivered"),
+        run: None,
     };
     assert_eq!(
         store.record_outcome(&id2, "alpha", &again).await.unwrap(),
@@ -84,7 +93,14 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
         "first outcome kept"
     );
     store
-        .record_outcome(&id2, "beta", &PipelineOutcome::Ok { value: json!("b") })
+        .record_outcome(
+            &id2,
+            "beta",
+            &PipelineOutcome::Ok {
+                value: json!("b"),
+                run: None,
+            },
+        )
         .await
         .unwrap();
     let done = store.get_result(&id2).await.unwrap().unwrap();
@@ -97,6 +113,7 @@ pub async fn event_store_conformance(store: &dyn EventStore) {
         code: "step_failed".into(),
         message: "boom".into(),
         step: Some("2".into()),
+        run: None,
     };
     store
         .record_outcome(&failing.event.correlation_id, "gamma", &error)

@@ -8,6 +8,7 @@
 mod dead_letters;
 mod dedup;
 pub mod endpoint;
+mod eventlog;
 mod events;
 mod invocations;
 mod outgoing;
@@ -18,6 +19,7 @@ mod webhooks;
 
 pub use dead_letters::dead_letters_conformance;
 pub use dedup::dedup_conformance;
+pub use eventlog::event_log_conformance;
 pub use events::event_store_conformance;
 pub use invocations::{invocation_store_conformance, sample_invocation};
 pub use outgoing::{outgoing_store_conformance, sample_outgoing};
@@ -71,8 +73,11 @@ pub fn sample_event(key: &EventKey, listeners: &[&str], ttl_ms: i64) -> EventRec
             headers: BTreeMap::from([("x-test".to_string(), "1".to_string())]),
             params: BTreeMap::from([("a".to_string(), json!(["1", "2"]))]),
             files: vec![],
+            size: 7,
+            replay_of: None,
         },
         listeners: listeners.iter().map(|s| s.to_string()).collect(),
         expires_at: Timestamp(now.0 + ttl_ms),
+        retained_until: Timestamp(now.0 + ttl_ms),
     }
 }

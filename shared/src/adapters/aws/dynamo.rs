@@ -653,13 +653,18 @@ impl PipelineStore for DynamoPipelineStore {
 
 /// Events and their outcomes; large events are claim-checked in S3.
 pub struct DynamoEventStore {
-    client: Client,
+    pub(super) client: Client,
     s3: aws_sdk_s3::Client,
-    table: String,
+    pub(super) table: String,
     bucket: String,
 }
 
-const EVENT_SK: &str = "event";
+pub(super) const EVENT_SK: &str = "event";
+/// Until when an event stays in the log (ms): the later of its result's end
+/// and its retention. `expiresAt`, the TTL, is this in seconds.
+pub(super) const KEPT_UNTIL: &str = "keptUntilMs";
+/// How many listeners of an event have no outcome yet (the log's status).
+pub(super) const PENDING: &str = "pending";
 const OUTCOME_PREFIX: &str = "outcome#";
 /// Claims on side effects (`EffectLog`); a result's Query passes over them.
 const EFFECT_PREFIX: &str = "effect#";
@@ -680,27 +685,43 @@ impl DynamoEventStore {
         }
     }
 
+    /// Whether the result of an event item still answers at `now`.
     fn alive(item: &Item, now: Timestamp) -> StoreResult<bool> {
         Ok(number(item, "expiresAtMs")? > now.0)
+    }
+
+    /// Until when an event item stays in the log; items written before the
+    /// log existed have only their result's end.
+    pub(super) fn kept_until(item: &Item) -> StoreResult<Timestamp> {
+        number(item, KEPT_UNTIL)
+            .or_else(|_| number(item, "expiresAtMs"))
+            .map(Timestamp)
     }
 
     /// The TTL (`expiresAt`, epoch seconds) of event `id`, which the other
     /// items of its partition copy so they expire with it; `NotFound` if the
     /// event is unknown.
     async fn event_expiry(&self, id: &CorrelationId) -> StoreResult<i64> {
+        self.event_head(id).await.map(|(expiry, _)| expiry)
+    }
+
+    /// The TTL of event `id` and whether its item keeps the log's pipeline
+    /// statuses (items written before the log do not); `NotFound` if unknown.
+    async fn event_head(&self, id: &CorrelationId) -> StoreResult<(i64, bool)> {
         let found = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("correlationId", s(id.to_string()))
             .key("sk", s(EVENT_SK))
-            .projection_expression("expiresAt")
+            .projection_expression("expiresAt, #pending")
+            .expression_attribute_names("#pending", PENDING)
             .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
         match found.item {
-            Some(item) => number(&item, "expiresAt"),
+            Some(item) => Ok((number(&item, "expiresAt")?, item.contains_key(PENDING))),
             None => Err(StoreError::NotFound),
         }
     }
@@ -716,10 +737,11 @@ impl DynamoEventStore {
             ("listeners".to_owned(), s(to_json(&record.listeners)?)),
             (
                 "expiresAt".to_owned(),
-                n(record.expires_at.epoch_seconds() + 1),
+                n(record.kept_until().epoch_seconds() + 1),
             ),
             ("expiresAtMs".to_owned(), n(record.expires_at.0)),
         ]);
+        item.extend(super::eventlog::log_attributes(record));
         if data.len() > MAX_INLINE_EVENT_BYTES {
             let key = format!("{PAYLOAD_PREFIX}{id}.json");
             self.claim_check(&key, data).await?;
@@ -794,6 +816,44 @@ impl DynamoEventStore {
             .map_err(StoreError::unavailable)?
             .into_bytes();
         serde_json::from_slice(&bytes).map_err(StoreError::unavailable)
+    }
+
+    /// The outcomes among the items of an event's partition (effect claims
+    /// share it), claim-checked ones loaded from the bucket.
+    async fn outcomes_of(&self, items: &[Item]) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
+        let mut outcomes = BTreeMap::new();
+        for item in items {
+            if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
+                let outcome = match item.get("outcomeS3Key") {
+                    Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
+                    _ => json::<PipelineOutcome>(item, "outcome")?,
+                };
+                outcomes.insert(pipeline.to_owned(), outcome);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The outcomes recorded for event `id`, whether its result still answers or not.
+    pub(super) async fn outcomes(
+        &self,
+        id: &CorrelationId,
+    ) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
+        let items: Vec<Item> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("correlationId = :id AND begins_with(sk, :outcome)")
+            .expression_attribute_values(":id", s(id.to_string()))
+            .expression_attribute_values(":outcome", s(OUTCOME_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        self.outcomes_of(&items).await
     }
 
     /// Keeps `data` in the bucket under `key`.
@@ -931,7 +991,8 @@ impl EventStore for DynamoEventStore {
         let Some(item) = found.item else {
             return Ok(None);
         };
-        if !Self::alive(&item, Timestamp::now())? {
+        let retained_until = Self::kept_until(&item)?;
+        if retained_until <= Timestamp::now() {
             return Ok(None);
         }
         let event = match item.get("s3Key") {
@@ -942,6 +1003,7 @@ impl EventStore for DynamoEventStore {
             event,
             listeners: json(&item, "listeners")?,
             expires_at: Timestamp(number(&item, "expiresAtMs")?),
+            retained_until,
         }))
     }
 
@@ -971,17 +1033,7 @@ impl EventStore for DynamoEventStore {
         if !Self::alive(event, now)? {
             return Ok(None);
         }
-        let mut outcomes = BTreeMap::new();
-        // Only `outcome#` items count: effect claims share the partition.
-        for item in &items {
-            if let Some(pipeline) = text(item, "sk")?.strip_prefix(OUTCOME_PREFIX) {
-                let outcome = match item.get("outcomeS3Key") {
-                    Some(AttributeValue::S(key)) => self.load_claim_checked(key).await?,
-                    _ => json::<PipelineOutcome>(item, "outcome")?,
-                };
-                outcomes.insert(pipeline.to_owned(), outcome);
-            }
-        }
+        let outcomes = self.outcomes_of(&items).await?;
         Ok(Some(ResultRecord {
             correlation_id: *id,
             listeners: json(event, "listeners")?,
@@ -996,10 +1048,8 @@ impl EventStore for DynamoEventStore {
         pipeline: &str,
         outcome: &PipelineOutcome,
     ) -> StoreResult<Recorded> {
-        let expires_at = self.event_expiry(id).await?;
-        let mut put = self
-            .client
-            .put_item()
+        let (expires_at, keeps_statuses) = self.event_head(id).await?;
+        let mut put = Put::builder()
             .table_name(&self.table)
             .item("correlationId", s(id.to_string()))
             .item("sk", s(format!("{OUTCOME_PREFIX}{pipeline}")))
@@ -1019,11 +1069,58 @@ impl EventStore for DynamoEventStore {
         } else {
             put = put.item("outcome", s(data));
         }
-        match put.send().await {
-            Ok(_) => Ok(Recorded::New),
-            Err(err) if condition_failed(&err) => Ok(Recorded::AlreadyThere),
-            Err(err) => Err(unavailable(err)),
+        let put = built(put.build())?;
+        if !keeps_statuses {
+            // An event from before the log: nothing of it is listed.
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .send()
+                .await;
+            return match written {
+                Ok(_) => Ok(Recorded::New),
+                Err(err) if condition_failed(&err) => Ok(Recorded::AlreadyThere),
+                Err(err) => Err(unavailable(err)),
+            };
         }
+        // The outcome and the log's statuses in one transaction, so a listing
+        // by status is never behind the result.
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder()
+                .update(super::eventlog::status_update(
+                    &self.table,
+                    id,
+                    pipeline,
+                    outcome,
+                )?)
+                .build(),
+        ];
+        for attempt in 1..=CLAIM_ATTEMPTS {
+            match transact(&self.client, items.clone()).await {
+                Ok(()) => return Ok(Recorded::New),
+                Err(Err(err)) => return Err(err),
+                Err(Ok(failed)) if failed.first() == Some(&true) => {
+                    return Ok(Recorded::AlreadyThere);
+                }
+                Err(Ok(failed)) if failed.get(1) == Some(&true) => {
+                    return Err(StoreError::NotFound);
+                }
+                // Cancelled by another pipeline's outcome of the same event,
+                // written at the same moment: after it, this one goes through.
+                Err(Ok(_)) if attempt < CLAIM_ATTEMPTS => {
+                    let pause = std::time::Duration::from_millis(20 * u64::from(attempt));
+                    tokio::time::sleep(crate::random::jittered(pause, 0.5)).await;
+                }
+                Err(Ok(_)) => {}
+            }
+        }
+        Err(StoreError::unavailable(
+            "the outcome kept conflicting with concurrent writes",
+        ))
     }
 }
 

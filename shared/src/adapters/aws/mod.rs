@@ -20,9 +20,11 @@
 //!   redelivered job cannot write a second one; each `effect#<effect>` claims
 //!   a side effect done at most once (a step's mail), written with the same
 //!   kind of condition. A result is one Query of the partition. `expiresAt`
-//!   (epoch seconds) is the TTL attribute, copied from the event to the other
-//!   items; reads check `expiresAtMs` themselves, because TTL deletion lags by
-//!   up to days.
+//!   (epoch seconds: the later of the result's end and the event's retention)
+//!   is the TTL attribute, copied from the event to the other items; reads
+//!   check `expiresAtMs` (the result) and `keptUntilMs` (the event log)
+//!   themselves, because TTL deletion lags by up to days. GSIs `eventsByTime`
+//!   and `eventsByKey` list events for the event log (see `eventlog`).
 //! - outgoing table, `id`: one registered outgoing webhook, its JSON in `doc`.
 //! - invocations table, `referenceId`: one invocation record, its JSON in `doc`;
 //!   GSI `byWebhook` (`webhookId`, sort `createdAt` in ms, projection all)
@@ -30,6 +32,7 @@
 //!   the TTL attribute; reads check the document's expiry themselves.
 
 mod dynamo;
+mod eventlog;
 mod outgoing;
 #[cfg(feature = "aws-sqs")]
 mod provision;
@@ -49,6 +52,7 @@ pub use dynamo::{
     DynamoEventStore, DynamoPipelineStore, DynamoWebhookStore, MAX_INLINE_EVENT_BYTES,
     MAX_INLINE_OUTCOME_BYTES,
 };
+pub use eventlog::{EVENTS_BY_KEY, EVENTS_BY_TIME, LOG_PARTITION, LOG_PROJECTION, LOG_SORT};
 pub use outgoing::{DynamoInvocationStore, DynamoOutgoingStore, INVOCATIONS_BY_WEBHOOK};
 #[cfg(feature = "aws-sqs")]
 pub use provision::provision;

@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::dynamo::{OUTCOME_PAYLOAD_PREFIX, PAYLOAD_PREFIX, PIPELINES_BY_EVENT_KEY};
+use super::eventlog::{EVENTS_BY_KEY, EVENTS_BY_TIME, LOG_PARTITION, LOG_PROJECTION, LOG_SORT};
 use super::outgoing::INVOCATIONS_BY_WEBHOOK;
 use super::{AwsClients, AwsResources, describe_failure};
 use crate::outgoing::settings::DEFAULT_QUEUE_RETENTION;
@@ -23,6 +24,10 @@ use crate::pipeline::worker::MAX_RECEIVES;
 pub const MAX_RECEIVE_COUNT: u32 = MAX_RECEIVES;
 /// Six times the worker's 30 s timeout, as AWS advises for Lambda event sources.
 pub const QUEUE_VISIBILITY_SECONDS: u32 = 180;
+
+/// Days S3 keeps a claim-checked event or outcome, as in template.yaml: the
+/// default event retention (3 days), the longest the AWS shape allows.
+pub const PAYLOAD_LIFETIME_DAYS: i32 = 3;
 
 /// Provisioning errors are reported to the operator as text.
 type Provisioned<T> = Result<T, String>;
@@ -152,14 +157,38 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
         )?;
     }
     if !table_exists(db, &resources.events_table).await? {
+        // The event log's indexes, as in template.yaml (see `aws::eventlog`).
+        let log_index = |name: &str, partition: &str| {
+            let mut projected: Vec<String> = LOG_PROJECTION.iter().map(|a| a.to_string()).collect();
+            if partition != "eventKey" {
+                projected.push("eventKey".to_owned());
+            }
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(partition, KeyType::Hash)?)
+                .key_schema(key(LOG_SORT, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(projected))
+                        .build(),
+                )
+                .build()
+                .map_err(|e| e.to_string())
+        };
         created(
             db.create_table()
                 .table_name(&resources.events_table)
                 .billing_mode(BillingMode::PayPerRequest)
                 .attribute_definitions(attribute("correlationId")?)
                 .attribute_definitions(attribute("sk")?)
+                .attribute_definitions(attribute(LOG_PARTITION)?)
+                .attribute_definitions(attribute(LOG_SORT)?)
+                .attribute_definitions(attribute("eventKey")?)
                 .key_schema(key("correlationId", KeyType::Hash)?)
                 .key_schema(key("sk", KeyType::Range)?)
+                .global_secondary_indexes(log_index(EVENTS_BY_TIME, LOG_PARTITION)?)
+                .global_secondary_indexes(log_index(EVENTS_BY_KEY, "eventKey")?)
                 .send()
                 .await,
             &resources.events_table,
@@ -278,12 +307,16 @@ pub async fn provision(clients: &AwsClients, prefix: &str) -> Provisioned<AwsRes
                     describe_failure(&e)
                 )
             })?;
-        // Claim-checked events and outcomes live as long as their result at most.
+        // Claim-checked events and outcomes live as long as the event log keeps them.
         let expire = |id: &str, prefix: &str| {
             LifecycleRule::builder()
                 .id(id)
                 .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
-                .expiration(LifecycleExpiration::builder().days(1).build())
+                .expiration(
+                    LifecycleExpiration::builder()
+                        .days(PAYLOAD_LIFETIME_DAYS)
+                        .build(),
+                )
                 .status(ExpirationStatus::Enabled)
                 .build()
                 .map_err(|e| e.to_string())

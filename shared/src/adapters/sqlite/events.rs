@@ -9,11 +9,25 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::queue::{insert_jobs, job_rows};
 use super::{SqliteStore, from_json, is_unique_violation, to_json};
 use crate::domain::dedup::{Admission, DedupClaim, DedupKey};
+use crate::domain::eventlog::PipelineStatuses;
 use crate::domain::{
     CorrelationId, Event, EventRecord, PipelineJob, PipelineOutcome, ResultRecord, Timestamp,
 };
 use crate::error::{Conflict, StoreError};
 use crate::ports::{EffectLog, EventIntake, EventStore, Recorded, StoreResult};
+
+impl SqliteStore {
+    /// Stores many events in one transaction: bulk loading (`hookflow bench`
+    /// fills a log of a million events this way), not the receive path.
+    pub async fn put_events(&self, records: &[EventRecord]) -> StoreResult<()> {
+        let rows = records
+            .iter()
+            .map(EventRow::of)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(move |c| rows.iter().try_for_each(|row| row.insert(c)))
+            .await
+    }
+}
 
 #[async_trait]
 impl EventStore for SqliteStore {
@@ -57,13 +71,15 @@ impl EventStore for SqliteStore {
         let key = id.to_string();
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT expires_at, listeners, data FROM events WHERE correlation_id = ?1 AND expires_at > ?2",
+                "SELECT expires_at, kept_until, listeners, data FROM events
+                 WHERE correlation_id = ?1 AND kept_until > ?2",
             )?
             .query_row(params![key, now], |r| {
                 Ok(EventRecord {
                     expires_at: Timestamp(r.get(0)?),
-                    listeners: from_json(&r.get::<_, String>(1)?)?,
-                    event: from_json::<Event>(&r.get::<_, String>(2)?)?,
+                    retained_until: Timestamp(r.get(1)?),
+                    listeners: from_json(&r.get::<_, String>(2)?)?,
+                    event: from_json::<Event>(&r.get::<_, String>(3)?)?,
                 })
             })
             .optional()
@@ -118,18 +134,29 @@ impl EventStore for SqliteStore {
         let key = id.to_string();
         let pipeline = pipeline.to_owned();
         let data = to_json(outcome)?;
+        let status = outcome.status();
         self.write(move |c| {
-            event_must_exist(c, &key)?;
+            let statuses: String = c
+                .prepare_cached("SELECT pipelines FROM events WHERE correlation_id = ?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
             let inserted = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO outcomes (correlation_id, pipeline, data) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![key, pipeline, data])?;
-            Ok(if inserted == 1 {
-                Recorded::New
-            } else {
-                Recorded::AlreadyThere
-            })
+            if inserted == 0 {
+                return Ok(Recorded::AlreadyThere);
+            }
+            // In the outcome's transaction: the log's status never lags its result.
+            let mut statuses: PipelineStatuses = from_json(&statuses)?;
+            statuses.0.insert(pipeline, status);
+            c.prepare_cached(
+                "UPDATE events SET pipelines = ?2, status = ?3 WHERE correlation_id = ?1",
+            )?
+            .execute(params![key, to_json(&statuses)?, statuses.status().as_str()])?;
+            Ok(Recorded::New)
         })
         .await
     }
@@ -203,30 +230,67 @@ impl EffectLog for SqliteStore {
         .await
     }
 }
+
 /// An event as stored, serialized before it reaches the writer thread.
-pub(super) struct EventRow {
+struct EventRow {
     id: String,
     expires_at: i64,
+    kept_until: i64,
     listeners: String,
     data: String,
+    event_key: String,
+    received_at: i64,
+    method: String,
+    content_type: Option<String>,
+    size: i64,
+    replay_of: Option<String>,
+    pipelines: String,
+    status: &'static str,
 }
 
 impl EventRow {
-    pub(super) fn of(record: &EventRecord) -> StoreResult<Self> {
+    fn of(record: &EventRecord) -> StoreResult<Self> {
+        let event = &record.event;
+        let statuses = PipelineStatuses::pending(&record.listeners);
         Ok(EventRow {
-            id: record.event.correlation_id.to_string(),
+            id: event.correlation_id.to_string(),
             expires_at: record.expires_at.0,
+            kept_until: record.kept_until().0,
             listeners: to_json(&record.listeners)?,
-            data: to_json(&record.event)?,
+            data: to_json(event)?,
+            event_key: event.event_key.as_str().to_owned(),
+            received_at: event.received_at.0,
+            method: event.method.clone(),
+            content_type: event.content_type.clone(),
+            size: i64::try_from(event.size).unwrap_or(i64::MAX),
+            replay_of: event.replay_of.map(|id| id.to_string()),
+            status: statuses.status().as_str(),
+            pipelines: to_json(&statuses)?,
         })
     }
 
-    pub(super) fn insert(&self, c: &Connection) -> StoreResult<()> {
+    fn insert(&self, c: &Connection) -> StoreResult<()> {
         let inserted = c
             .prepare_cached(
-                "INSERT INTO events (correlation_id, expires_at, listeners, data) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO events (correlation_id, expires_at, kept_until, listeners, data,
+                   event_key, received_at, method, content_type, size, replay_of, pipelines, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
-            .execute(params![self.id, self.expires_at, self.listeners, self.data]);
+            .execute(params![
+                self.id,
+                self.expires_at,
+                self.kept_until,
+                self.listeners,
+                self.data,
+                self.event_key,
+                self.received_at,
+                self.method,
+                self.content_type,
+                self.size,
+                self.replay_of,
+                self.pipelines,
+                self.status,
+            ]);
         match inserted {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(Conflict::AlreadyExists)),
@@ -234,6 +298,7 @@ impl EventRow {
         }
     }
 }
+
 #[async_trait]
 impl EventIntake for SqliteStore {
     /// The claim, the event and its jobs in one transaction: never one

@@ -16,6 +16,7 @@
 
 mod dead_letters;
 mod engine;
+mod eventlog;
 mod events;
 mod outgoing;
 mod pipelines;
@@ -212,12 +213,12 @@ impl SqliteStore {
                 c.execute(
                     &format!(
                         "DELETE FROM {dependent} WHERE correlation_id IN
-                           (SELECT correlation_id FROM events WHERE expires_at <= ?1)"
+                           (SELECT correlation_id FROM events WHERE kept_until <= ?1)"
                     ),
                     [now.0],
                 )?;
             }
-            let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", [now.0])?;
+            let events = c.execute("DELETE FROM events WHERE kept_until <= ?1", [now.0])?;
             let invocations =
                 c.execute("DELETE FROM invocations WHERE expires_at <= ?1", [now.0])?;
             let previous_tokens = c.execute(

@@ -113,6 +113,49 @@ CREATE TABLE dedup_claims (
 ) WITHOUT ROWID;
 CREATE INDEX dedup_claims_by_expiry ON dedup_claims(expires_at);
 ",
+    // 6: the event log. An event is kept until `kept_until` (the later of its
+    // result's end and HOOKFLOW_EVENT_RETENTION_SECONDS), apart from
+    // `expires_at`, when `/api/v3/result` stops answering. What a page of
+    // `event.list` shows and filters on is in columns of its own, the status of
+    // each pipeline included (`record_outcome` keeps it), so a page is one range
+    // of one index and reads neither the payload nor an outcome. Rows written
+    // before are filled in from their JSON.
+    "
+ALTER TABLE events ADD COLUMN kept_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN event_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN received_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN method TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN content_type TEXT;
+ALTER TABLE events ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN replay_of TEXT;
+ALTER TABLE events ADD COLUMN pipelines TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE events ADD COLUMN status TEXT NOT NULL DEFAULT 'processing';
+UPDATE events SET
+    kept_until = expires_at,
+    event_key = json_extract(data, '$.eventKey'),
+    received_at = json_extract(data, '$.receivedAt'),
+    method = json_extract(data, '$.method'),
+    content_type = json_extract(data, '$.contentType'),
+    size = coalesce(json_extract(data, '$.size'), 0),
+    replay_of = json_extract(data, '$.replayOf'),
+    pipelines = (
+        SELECT json_group_object(l.value, coalesce(
+            (SELECT json_extract(o.data, '$.status') FROM outcomes o
+              WHERE o.correlation_id = events.correlation_id AND o.pipeline = l.value),
+            'processing'))
+        FROM json_each(events.listeners) l
+    );
+UPDATE events SET status = CASE
+    WHEN EXISTS (SELECT 1 FROM json_each(pipelines) WHERE value = 'error') THEN 'error'
+    WHEN EXISTS (SELECT 1 FROM json_each(pipelines) WHERE value = 'processing') THEN 'processing'
+    ELSE 'ok' END;
+DROP INDEX events_by_expiry;
+CREATE INDEX events_by_kept_until ON events(kept_until);
+CREATE INDEX events_by_time ON events(received_at, correlation_id);
+CREATE INDEX events_by_key ON events(event_key, received_at, correlation_id);
+CREATE INDEX events_by_status ON events(status, received_at, correlation_id);
+CREATE INDEX events_by_key_status ON events(event_key, status, received_at, correlation_id);
+",
 ];
 /// Brings the file to the newest schema version this code knows, one migration
 /// at a time. A file written by a newer hookflow is refused, not guessed at.

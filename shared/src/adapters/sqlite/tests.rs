@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use rusqlite::params;
 
-use super::events::EventRow;
 use super::*;
 use crate::domain::{EventKey, EventRecord};
 use crate::ports::WebhookStore;
@@ -57,17 +56,125 @@ async fn a_file_from_before_versioning_is_adopted_as_version_1() {
     );
 }
 
+/// An event as the schema before the event log (version 5 and earlier)
+/// stored it: no log columns, and a JSON without `size`.
+fn insert_old_event(conn: &Connection, record: &EventRecord) {
+    let mut data = serde_json::to_value(&record.event).unwrap();
+    data.as_object_mut().unwrap().remove("size");
+    conn.execute(
+        "INSERT INTO events (correlation_id, expires_at, listeners, data) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            record.event.correlation_id.to_string(),
+            record.expires_at.0,
+            serde_json::to_string(&record.listeners).unwrap(),
+            data.to_string()
+        ],
+    )
+    .unwrap();
+}
+
+/// Migration 6 fills the log's columns of the events already stored, their
+/// statuses from the outcomes already recorded, so they are listed at once.
+#[tokio::test]
+async fn a_version_5_file_lists_its_events_with_their_statuses() {
+    use crate::domain::eventlog::EventQuery;
+    use crate::domain::{PipelineOutcome, ResultStatus};
+    use crate::ports::{EventLog, EventStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let key = EventKey::parse("webhook.v5").unwrap();
+    let mut records: Vec<EventRecord> = (0..4)
+        .map(|_| crate::testkit::sample_event(&key, &["a", "b"], 60_000))
+        .collect();
+    records[3].listeners.clear();
+    for (i, record) in records.iter_mut().enumerate() {
+        record.event.received_at = Timestamp(record.event.received_at.0 + i as i64);
+        record.event.size = 0;
+    }
+    let outcome = |status: &str| match status {
+        "ok" => PipelineOutcome::Ok {
+            value: serde_json::json!(1),
+            run: None,
+        },
+        _ => PipelineOutcome::Error {
+            code: "x".into(),
+            message: "y".into(),
+            step: None,
+            run: None,
+        },
+    };
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, &MIGRATIONS[..5]).unwrap();
+        for record in &records {
+            insert_old_event(&conn, record);
+        }
+        // 0: both ok; 1: one ok, one running; 2: one failed; 3: nobody listens.
+        for (i, pipeline, status) in [
+            (0, "a", "ok"),
+            (0, "b", "ok"),
+            (1, "a", "ok"),
+            (2, "b", "error"),
+        ] {
+            conn.execute(
+                "INSERT INTO outcomes (correlation_id, pipeline, data) VALUES (?1, ?2, ?3)",
+                params![
+                    records[i].event.correlation_id.to_string(),
+                    pipeline,
+                    serde_json::to_string(&outcome(status)).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), MIGRATIONS.len() as i64);
+    let page = store.list_events(&EventQuery::newest(10)).await.unwrap();
+    let statuses: Vec<(String, ResultStatus)> = page
+        .entries
+        .iter()
+        .map(|e| (e.correlation_id.to_string(), e.status()))
+        .collect();
+    let expected: Vec<(String, ResultStatus)> = [
+        (3, ResultStatus::Ok),
+        (2, ResultStatus::Error),
+        (1, ResultStatus::Processing),
+        (0, ResultStatus::Ok),
+    ]
+    .into_iter()
+    .map(|(i, s)| (records[i].event.correlation_id.to_string(), s))
+    .collect();
+    assert_eq!(statuses, expected);
+    assert_eq!(page.entries[2].pipelines.0["b"], ResultStatus::Processing);
+    assert_eq!(page.entries[3].method, "POST");
+    // Kept as long as its result was (it had no retention of its own), and readable.
+    let id = records[1].event.correlation_id;
+    assert_eq!(
+        store.get_event(&id).await.unwrap(),
+        Some(records[1].clone())
+    );
+    // And the log goes on from there.
+    store
+        .record_outcome(&id, "b", &outcome("ok"))
+        .await
+        .unwrap();
+    let page = store.list_events(&EventQuery::newest(10)).await.unwrap();
+    assert_eq!(page.entries[2].status(), ResultStatus::Ok);
+}
+
 #[tokio::test]
 async fn a_version_1_file_gets_the_effects_table_and_keeps_its_events() {
     use crate::ports::{EffectLog, EventStore};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
     let key = EventKey::parse("webhook.v1").unwrap();
-    let record = crate::testkit::sample_event(&key, &["p"], 60_000);
+    let mut record = crate::testkit::sample_event(&key, &["p"], 60_000);
+    // Stored before sizes were kept: read back as 0.
+    record.event.size = 0;
     {
         let mut conn = Connection::open(&path).unwrap();
         migrate(&mut conn, &MIGRATIONS[..1]).unwrap();
-        EventRow::of(&record).unwrap().insert(&conn).unwrap();
+        insert_old_event(&conn, &record);
         assert_eq!(user_version(&path), 1);
     }
     let store = SqliteStore::open(&path).unwrap();
@@ -358,4 +465,50 @@ async fn a_version_3_file_gets_previous_tokens_and_its_webhooks_rotate() {
             .unwrap()
             .is_some()
     );
+}
+
+/// Every kind of `event.list` page is one index range in the log's order: a
+/// SEARCH, no SCAN of the table, no sort of its rows.
+#[tokio::test]
+async fn every_event_log_page_is_one_index_range() {
+    use crate::domain::ResultStatus;
+    use crate::domain::eventlog::{EventQuery, LogPosition};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let key = EventKey::parse("webhook.plan").unwrap();
+    let after = LogPosition {
+        received_at: Timestamp(1),
+        correlation_id: crate::domain::CorrelationId::generate(),
+    };
+    for (event_key, status) in [
+        (None, None),
+        (Some(key.clone()), None),
+        (None, Some(ResultStatus::Error)),
+        (Some(key.clone()), Some(ResultStatus::Processing)),
+    ] {
+        let query = EventQuery {
+            event_key,
+            status,
+            since: Some(Timestamp(0)),
+            after: Some(after),
+            ..EventQuery::newest(50)
+        };
+        let (sql, values) = super::eventlog::page_statement(&query, Timestamp::now());
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(
+            plan.starts_with("SEARCH events USING INDEX") && plan.contains("received_at"),
+            "{query:?}: {plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{query:?}: {plan}");
+    }
 }
