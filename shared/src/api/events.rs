@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Response;
 use serde_json::{Map, Value, json};
 
-use super::params::Params;
+use super::params::{Params, limit_param};
 use super::{ApiError, Gateway};
 use crate::domain::eventlog::{
     DEFAULT_EVENT_PAGE, EventQuery, EventSummary, LogPosition, MAX_EVENT_PAGE,
@@ -162,20 +162,7 @@ impl Gateway {
                 })
             })
             .transpose()?;
-        let limit = match params.get("limit") {
-            None => DEFAULT_EVENT_PAGE,
-            Some(text) => text
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_EVENT_PAGE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_limit",
-                        format!("limit must be a whole number from 1 to {MAX_EVENT_PAGE}"),
-                    )
-                })?,
-        };
+        let limit = limit_param(params, DEFAULT_EVENT_PAGE, MAX_EVENT_PAGE)?;
         let query = EventQuery {
             event_key,
             status,

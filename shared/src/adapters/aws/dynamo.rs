@@ -834,25 +834,48 @@ impl DynamoEventStore {
         Ok(outcomes)
     }
 
-    /// The outcomes recorded for event `id`, whether its result still answers or not.
-    pub(super) async fn outcomes(
+    /// Every item of event `id` (the event, its outcomes and claims), or those
+    /// whose sort key starts with `sk_prefix`; only the `projection`'s
+    /// attributes when one is given. Strongly consistent: a worker's outcome
+    /// must be seen by the next read.
+    async fn event_items(
         &self,
         id: &CorrelationId,
-    ) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
-        let items: Vec<Item> = self
+        sk_prefix: Option<&str>,
+        projection: Option<&str>,
+    ) -> StoreResult<Vec<Item>> {
+        let key_condition = match sk_prefix {
+            Some(_) => "correlationId = :id AND begins_with(sk, :prefix)",
+            None => "correlationId = :id",
+        };
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("correlationId = :id AND begins_with(sk, :outcome)")
+            .key_condition_expression(key_condition)
             .expression_attribute_values(":id", s(id.to_string()))
-            .expression_attribute_values(":outcome", s(OUTCOME_PREFIX))
-            .consistent_read(true)
+            .consistent_read(true);
+        if let Some(prefix) = sk_prefix {
+            query = query.expression_attribute_values(":prefix", s(prefix));
+        }
+        if let Some(projection) = projection {
+            query = query.projection_expression(projection);
+        }
+        query
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)
+    }
+
+    /// The outcomes recorded for event `id`, whether its result still answers or not.
+    pub(super) async fn outcomes(
+        &self,
+        id: &CorrelationId,
+    ) -> StoreResult<BTreeMap<String, PipelineOutcome>> {
+        let items = self.event_items(id, Some(OUTCOME_PREFIX), None).await?;
         self.outcomes_of(&items).await
     }
 
@@ -1009,21 +1032,9 @@ impl EventStore for DynamoEventStore {
 
     async fn get_result(&self, id: &CorrelationId) -> StoreResult<Option<ResultRecord>> {
         let now = Timestamp::now();
-        let items: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("correlationId = :id")
-            .expression_attribute_values(":id", s(id.to_string()))
-            // The event's payload is not needed for a result.
-            .projection_expression("sk, listeners, expiresAtMs, outcome, outcomeS3Key")
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?;
+        // The event's payload is not needed for a result.
+        let projection = "sk, listeners, expiresAtMs, outcome, outcomeS3Key";
+        let items = self.event_items(id, None, Some(projection)).await?;
         let Some(event) = items
             .iter()
             .find(|i| text(i, "sk").is_ok_and(|sk| sk == EVENT_SK))
