@@ -136,14 +136,26 @@ async fn metrics_count_receives_refusals_and_pipeline_runs() {
     let refused = call(signed["uuid"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(refused.status(), 401);
 
-    let text = http
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // A run is counted just after its outcome is recorded, and under load a
+    // receive may answer `processing` before its run ends: scrape until the
+    // three runs are in, or 30 s have passed (then the asserts below say what is not).
+    let scrape = || async {
+        http.get(format!("http://{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut text = scrape().await;
+    while sample(&text, r#"hookflow_pipeline_runs_total{status="ok"}"#) != Some(3.0)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
     assert_eq!(
         sample(&text, r#"hookflow_receives_total{status="200"}"#),
         Some(3.0),
@@ -162,7 +174,6 @@ async fn metrics_count_receives_refusals_and_pipeline_runs() {
         Some(1.0),
         "{text}"
     );
-    // Each receive waited for its pipeline's result, so all three runs are counted.
     assert_eq!(
         sample(&text, r#"hookflow_pipeline_runs_total{status="ok"}"#),
         Some(3.0),
