@@ -17,6 +17,7 @@ use crate::harness::{
     stored_event_body,
 };
 use crate::outgoing::{ALLOW, OutgoingFixture, post_json};
+use crate::pipelines::{SEED_ANONYMOUS_MAIL, SEED_MAIL, SEED_MESSAGE};
 
 /// seeds/001's hello world.
 const HELLO: &str = "pipeline:
@@ -24,45 +25,6 @@ const HELLO: &str = "pipeline:
       eventKey: webhook.lead.created
   - body.set:
       value: ${@text.upperCase(@convert.fromBase64(body.origin))}
-";
-
-/// seeds/002, unchanged.
-const SEED_MAIL: &str = "pipeline:
-
- - event.listen:
-     eventKey: webhook.lead.created
-    
-
- - iam.run.as: systemuser
-
- - mail.send:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: ${@convert.fromBase64(body.payload.origin)}
-";
-
-/// seeds/002's message.receive example, with the iam.run.as the spec requires.
-const SEED_MESSAGE: &str = "pipeline:
-
- - message.receive:
-     key: pipeforce.event.webhook.lead.created
-
- - iam.run.as: systemuser
-
- - mail.send:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: ${body.payload}
-";
-
-/// seeds/003, unchanged: `mail` as anonymousUser, refused.
-const SEED_ANONYMOUS_MAIL: &str = "pipeline:
- - event.listen:
-     eventKey: webhook.lead.created
- - mail:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: \"#{@convert.fromBase64(body.origin)}\"
 ";
 
 /// seeds/004: a pipeline that calls an outgoing webhook.

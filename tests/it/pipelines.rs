@@ -11,6 +11,45 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, assert_error, client, json_of, mail_sink, mails_matching};
 
+/// seeds/002, unchanged.
+pub(crate) const SEED_MAIL: &str = "pipeline:
+
+ - event.listen:
+     eventKey: webhook.lead.created
+    
+
+ - iam.run.as: systemuser
+
+ - mail.send:
+     to: name@company.tld
+     subject: \"New lead was created!\"
+     body: ${@convert.fromBase64(body.payload.origin)}
+";
+
+/// seeds/002's message.receive example, with the iam.run.as the spec requires.
+pub(crate) const SEED_MESSAGE: &str = "pipeline:
+
+ - message.receive:
+     key: pipeforce.event.webhook.lead.created
+
+ - iam.run.as: systemuser
+
+ - mail.send:
+     to: name@company.tld
+     subject: \"New lead was created!\"
+     body: ${body.payload}
+";
+
+/// seeds/003, unchanged: `mail` as anonymousUser, refused.
+pub(crate) const SEED_ANONYMOUS_MAIL: &str = "pipeline:
+ - event.listen:
+     eventKey: webhook.lead.created
+ - mail:
+     to: name@company.tld
+     subject: \"New lead was created!\"
+     body: \"#{@convert.fromBase64(body.origin)}\"
+";
+
 const HELLO: &str = "pipeline:
   - event.listen:
       eventKey: webhook.lead.created
@@ -69,20 +108,7 @@ async fn seed_event_listen_pipeline_mails_the_decoded_payload() {
         return;
     };
     let token = webhook_token(&server, "webhook.lead.created").await;
-    // seeds/002, unchanged.
-    let seed = "pipeline:
-
- - event.listen:
-     eventKey: webhook.lead.created
-    
-
- - iam.run.as: systemuser
-
- - mail.send:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: ${@convert.fromBase64(body.payload.origin)}
-";
+    let seed = SEED_MAIL;
     let (s, body) = server.put_pipeline("lead-mail", seed).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let payload = format!(r#"{{"lead":"{}"}}"#, unique());
@@ -114,15 +140,7 @@ async fn seed_pipelines_without_iam_run_as_are_refused_then_allowed() {
         return;
     };
     let token = webhook_token(&server, "webhook.lead.created").await;
-    // seeds/003, unchanged: `mail` as anonymousUser, with #{…}.
-    let seed = "pipeline:
- - event.listen:
-     eventKey: webhook.lead.created
- - mail:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: \"#{@convert.fromBase64(body.origin)}\"
-";
+    let seed = SEED_ANONYMOUS_MAIL;
     let (s, _) = server.put_pipeline("seed-003", seed).await;
     assert_eq!(s, StatusCode::OK);
     let marker = unique();
@@ -175,19 +193,7 @@ async fn seed_message_receive_pipeline_mails_the_payload_as_json() {
         return;
     };
     let token = webhook_token(&server, "webhook.lead.created").await;
-    // seeds/002's message.receive example, with the iam.run.as the spec requires.
-    let pipeline = "pipeline:
-
- - message.receive:
-     key: pipeforce.event.webhook.lead.created
-
- - iam.run.as: systemuser
-
- - mail.send:
-     to: name@company.tld
-     subject: \"New lead was created!\"
-     body: ${body.payload}
-";
+    let pipeline = SEED_MESSAGE;
     let (s, stored) = server.put_pipeline("by-message", pipeline).await;
     assert_eq!(s, StatusCode::OK, "{stored}");
     assert_eq!(stored["eventKey"], "webhook.lead.created");
