@@ -1,7 +1,9 @@
 # The one test command: `make test`. It installs what the tests need (a Python
-# venv with the SMTP test server), runs format and lint checks, starts the test
-# services, runs every test, and stops what it started.
-.PHONY: test check schemathesis bench bench-lambda sam-build
+# venv with the SMTP test server, moto, cfn-lint, cargo-lambda, Schemathesis and
+# Selenium; Debian's chromium and chromium-driver where missing), runs format
+# and lint checks, starts the test services, runs every test, and stops what it
+# started.
+.PHONY: test check schemathesis console-test screenshots bench bench-lambda sam-build
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -18,6 +20,15 @@ check:
 # operation of its /api/v3/openapi.json, no 5xx and every answer as documented.
 schemathesis: $(VENV)/installed
 	VENV=$(VENV) tests/schemathesis.sh
+
+# The web console in headless Chromium alone (`make test` runs it on both
+# backends); installs Debian's chromium and chromium-driver where missing.
+console-test: $(VENV)/installed
+	VENV=$(VENV) tests/console.sh
+
+# The console's screenshots in docs/ (the README shows them), taken by its tests.
+screenshots: $(VENV)/installed
+	HOOKFLOW_SCREENSHOTS=docs VENV=$(VENV) tests/console.sh
 
 $(VENV)/installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)

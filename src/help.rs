@@ -77,6 +77,7 @@ Commands (README.md \"API reference\" has their parameters):
   deadletter.list   the jobs given up on [limit=…]
   deadletter.redrive id=…, or all of them (at most 100 a call)
   deadletter.delete id=…
+  queue.get         jobs in the queue and dead letters, counted now
   event.list        newest first: [uuid=… | eventKey=…] [status=ok|error|processing] [since=… until=…] [limit=…] [cursor=…]
   event.get         correlationId=… (the event and each pipeline's outcome)
   event.replay      correlationId=… [pipeline=…] (runs it again as a new event)

@@ -309,6 +309,7 @@ fn print_banner(
     println!("hookflow listening on {url}");
     println!("  data:        {storage}");
     println!("  connections: at most {max_connections} at once");
+    println!("  console:     {url}/console (sign in with the admin token)");
     if let Some(metrics) = metrics_addr {
         println!("  metrics:     http://{metrics}/metrics");
     }

@@ -50,6 +50,7 @@ invoke webhook-admin admin-webhook-put.json '"statusCode":200'
 invoke webhook-admin admin-webhook-get.json 'a29a4f16-989d-48c8-ab54-7b6150733ba1'
 # The OpenAPI document, public like the receive and result routes.
 invoke webhook-admin admin-openapi.json 'securitySchemes'
+invoke webhook-admin admin-console.json 'frame-ancestors'
 invoke webhook-receive receive-get-token-query.json '"statusCode":200'
 invoke webhook-receive receive-post-json-header-token.json '"statusCode":200'
 invoke webhook-receive receive-post-form.json '"statusCode":200'

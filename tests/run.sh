@@ -2,7 +2,8 @@
 # Starts the services the tests talk to — an SMTP server and moto's AWS server,
 # both on free loopback ports — runs every test (the HTTP suite twice: on the
 # embedded backend and on the AWS backend against moto), runs Schemathesis
-# against a `hookflow serve` (tests/schemathesis.sh), checks the SAM template
+# against a `hookflow serve` (tests/schemathesis.sh), walks the web console in
+# headless Chromium on both backends (tests/console.sh), checks the SAM template
 # with cfn-lint and tests/template_test.py, and stops what it started, also when
 # something fails.
 set -euo pipefail
@@ -74,5 +75,9 @@ echo "== every test, servers on the embedded backend"
 run_tests --workspace --all-features
 echo "== Schemathesis against hookflow serve, from its /api/v3/openapi.json"
 VENV="$VENV" tests/schemathesis.sh
+echo "== the web console in headless Chromium, serve on the embedded backend"
+VENV="$VENV" tests/console.sh
 echo "== the HTTP suite again, servers on the AWS backend (moto)"
 HOOKFLOW_TEST_BACKEND=aws run_tests -p hookflow "${only_http_suite[@]}"
+echo "== the web console again, serve on the AWS backend (moto)"
+HOOKFLOW_TEST_BACKEND=aws VENV="$VENV" tests/console.sh

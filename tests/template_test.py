@@ -193,6 +193,19 @@ class Operations(unittest.TestCase):
             granted["dlq"],
         )
         self.assertIn("sqs:SendMessage", granted["queue"])
+        # queue.get (the console's header) counts both queues.
+        self.assertIn("sqs:GetQueueAttributes", granted["queue"])
+        self.assertIn("sqs:GetQueueAttributes", granted["dlq"])
+
+    def test_admin_serves_the_console(self):
+        # /console and its files, GET only, public like the OpenAPI document
+        # (the page signs in with the admin token for every call it makes).
+        routes = {}
+        for event in FUNCTIONS["WebhookAdminFunction"]["Properties"]["Events"].values():
+            props = event["Properties"]
+            routes[props["Path"]] = props["Method"]
+        self.assertEqual(routes.get("/console"), "GET")
+        self.assertEqual(routes.get("/console/{file+}"), "GET")
 
     def test_sam_build_output_is_ignored(self):
         with open(os.path.join(os.path.dirname(TEMPLATE), ".gitignore"), encoding="utf-8") as f:

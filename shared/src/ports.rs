@@ -445,9 +445,10 @@ pub struct Redriven {
 /// Most dead letters one [`DeadLetters::redrive_all_dead_letters`] moves.
 pub const MAX_REDRIVE_PER_CALL: usize = 100;
 
-/// The jobs the queue holds apart, for an operator to look at, queue again or drop.
+/// The jobs the queue holds apart, for an operator to look at, queue again or drop,
+/// and how many wait on either side (`queue.get`, the metrics' gauges).
 #[async_trait]
-pub trait DeadLetters: Send + Sync {
+pub trait DeadLetters: QueueDepthGauge + Send + Sync {
     /// Up to `limit` dead letters, oldest first, leaving every one where it is.
     async fn list_dead_letters(&self, limit: usize) -> StoreResult<DeadLetterPage>;
     /// Queues the dead letter `id` again as a fresh job (its receive count
@@ -462,7 +463,8 @@ pub trait DeadLetters: Send + Sync {
     async fn delete_dead_letter(&self, id: &str) -> StoreResult<bool>;
 }
 
-/// How many jobs wait, for the `hookflow_queue_depth` and `hookflow_dead_letters` gauges.
+/// How many jobs wait: `queue.get`, and the `hookflow_queue_depth` and
+/// `hookflow_dead_letters` gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueDepth {
     /// Jobs in the queue, waiting or being run.

@@ -298,7 +298,7 @@ async fn dead_letter_commands_refuse_bad_input() {
 }
 
 /// `hookflow_queue_depth` and `hookflow_dead_letters` count the queue when
-/// Prometheus scrapes.
+/// Prometheus scrapes, and `queue.get` when asked.
 #[tokio::test]
 async fn the_queue_and_its_dead_letters_are_counted_when_scraped() {
     use crate::observe::{free_port, sample};
@@ -340,4 +340,8 @@ async fn the_queue_and_its_dead_letters_are_counted_when_scraped() {
         .put_dead_letter("not a job", Some("moved aside"))
         .await;
     assert_eq!(scrape().await, (Some(3.0), Some(1.0)));
+    // The same counts through the API (the console's header).
+    let (status, counts) = server.command("queue.get", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_eq!(counts, json!({"queued": 3, "deadLetters": 1}));
 }

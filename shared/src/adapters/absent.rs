@@ -11,7 +11,7 @@ use crate::domain::Job;
 use crate::error::StoreError;
 use crate::ports::{
     CallError, DeadLetterPage, DeadLetters, Delivery, JobQueue, OutgoingRequest, OutgoingResponse,
-    Redriven, StoreResult, Transport,
+    QueueDepth, QueueDepthGauge, Redriven, StoreResult, Transport,
 };
 
 /// The transport of a build without an HTTP client (feature `http-client`):
@@ -57,6 +57,13 @@ impl JobQueue for NoQueue {
         no_queue()
     }
     async fn dead_letter_job(&self, _delivery: &Delivery, _reason: &str) -> StoreResult<()> {
+        no_queue()
+    }
+}
+
+#[async_trait]
+impl QueueDepthGauge for NoQueue {
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
         no_queue()
     }
 }

@@ -22,7 +22,7 @@ use crate::error::{Conflict, StoreError};
 use crate::ports::{
     DeadLetter, DeadLetterPage, DeadLetters, Delivery, EffectLog, EventLog, EventStore,
     InvocationStore, JobQueue, LoggedEvent, MAX_REDRIVE_PER_CALL, OutgoingStore, PipelineStore,
-    Recorded, Redriven, StoreResult, WebhookStore,
+    QueueDepth, QueueDepthGauge, Recorded, Redriven, StoreResult, WebhookStore,
 };
 
 #[derive(Default)]
@@ -554,6 +554,15 @@ impl MemoryQueue {
         let mut guard = self.dead_letters.lock().expect("queue lock");
         let at = guard.1.iter().position(|d| d.id == id)?;
         Some(guard.1.remove(at))
+    }
+}
+
+#[async_trait]
+impl QueueDepthGauge for MemoryQueue {
+    async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+        let jobs = self.jobs.lock().expect("queue lock").1.len() as u64;
+        let dead_letters = self.dead_letters.lock().expect("queue lock").1.len() as u64;
+        Ok(QueueDepth { jobs, dead_letters })
     }
 }
 

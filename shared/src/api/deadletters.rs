@@ -1,4 +1,5 @@
-//! Dead-letter commands: `deadletter.list`, `deadletter.redrive`, `deadletter.delete`.
+//! Dead-letter commands: `deadletter.list`, `deadletter.redrive`, `deadletter.delete`,
+//! and `queue.get`, how many jobs wait on either side.
 
 use serde_json::{Value, json};
 
@@ -62,6 +63,13 @@ fn to_api_json(dead: &DeadLetter) -> Value {
 }
 
 impl Gateway {
+    /// `queue.get`: jobs in the queue (waiting or being run) and dead letters,
+    /// counted now (SQLite: the tables; SQS: its approximate counts).
+    pub(super) async fn queue_counts(&self) -> Result<Value, ApiError> {
+        let depth = self.ports.dead_letters.queue_depth().await?;
+        Ok(json!({"queued": depth.jobs, "deadLetters": depth.dead_letters}))
+    }
+
     /// `deadletter.list [limit=]`: the dead letters, oldest first.
     pub(super) async fn list_dead_letters(&self, params: &Params) -> Result<Value, ApiError> {
         let limit = limit_param(params, DEFAULT_DEAD_LETTER_LIST, MAX_DEAD_LETTER_LIST)?;

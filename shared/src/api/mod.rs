@@ -5,6 +5,8 @@
 //! No route logic lives anywhere else.
 
 mod admin;
+#[cfg(feature = "console")]
+pub mod console;
 mod deadletters;
 mod error;
 mod events;
@@ -103,6 +105,9 @@ enum Route {
         name: String,
     },
     OpenApi,
+    /// A file of the web console (the feature `console`).
+    #[cfg(feature = "console")]
+    Console,
 }
 
 impl Admission {
@@ -121,6 +126,8 @@ impl Admission {
     pub fn is_read_only(&self) -> bool {
         match &self.route {
             Route::Result | Route::Health | Route::OpenApi => true,
+            #[cfg(feature = "console")]
+            Route::Console => true,
             Route::Command { name } => name.ends_with(".get"),
             Route::Receive { .. } => false,
         }
@@ -256,6 +263,11 @@ impl Gateway {
                 require_method(&parts.method, GET_ONLY)?;
                 Route::OpenApi
             }
+            #[cfg(feature = "console")]
+            p if console::is_console_path(p) => {
+                require_method(&parts.method, GET_ONLY)?;
+                Route::Console
+            }
             p if p.starts_with(COMMAND_PREFIX) => {
                 require_method(&parts.method, GET_POST)?;
                 self.authorize_admin(&parts.headers).await?;
@@ -308,6 +320,8 @@ impl Gateway {
                 Route::Health => self.health().await,
                 Route::Command { name } => self.command(&name, req).await,
                 Route::OpenApi => Ok(openapi::document()),
+                #[cfg(feature = "console")]
+                Route::Console => console::serve(req.uri().path()),
             }
         }
         .instrument(span)
