@@ -307,6 +307,45 @@ class ConsoleJourneys(unittest.TestCase):
         self.state["token"] = url.split("token=")[1]
         self.shot("webhooks")
 
+    def test_03b_edit_a_webhook_its_sources_disable_and_rotate(self):
+        # A second webhook, so the first keeps its token for the journeys below.
+        self.go("/webhooks")
+        self.click_button("New webhook")
+        self.fill("#webhook-form input[name=eventKey]", "webhook.partner.order")
+        self.click_button("Create", "#webhook-form")
+        self.wait_text("#webhook-saved", "Created webhook.partner.order")
+        row = "tr[data-event-key='webhook.partner.order']"
+        self.click_button("Edit", row)
+        self.fill("#webhook-form input[name=description]", "orders from the partner")
+        self.find("#webhook-form details summary").click()  # "Inbound security"
+        self.fill("#webhook-form input[name=allowedSources]", "not-an-address")
+        self.click_button("Save", "#webhook-form")
+        self.wait_text("#webhook-form .error", "invalid_allowed_sources")
+        self.fill("#webhook-form input[name=allowedSources]", "192.0.2.0/24")
+        self.click_button("Save", "#webhook-form")
+        self.wait_text("#webhook-saved", "Saved webhook.partner.order")
+        self.wait_text(row, "orders from the partner")
+        # The rule holds: a call from loopback is refused, and the edit form shows it.
+        token = self.find("#new-webhook-url").text.split("token=")[1]
+        refused = json.loads(curl("-X", "POST", f"{self.serve.base}/api/v3/webhook.receive",
+                                  "-H", f"token: {token}", "-d", "{}"))
+        self.assertEqual(refused["error"]["code"], "source_not_allowed")
+        self.click_button("Edit", row)
+        self.assertEqual(self.find("#webhook-form input[name=allowedSources]").get_attribute("value"), "192.0.2.0/24")
+        self.wait_text("#webhook-editor", "Refused calls: 1")
+        # Rotation: a new URL, the old token working for the grace period.
+        self.click_button("Rotate token")
+        self.confirm("Rotate")
+        self.wait_text("#webhook-editor", "New URL:")
+        self.assertNotIn(token, self.text("#webhook-editor [role=status]"))
+        self.assertIn("the old token works until", self.text("#webhook-editor"))
+        # Disabled: its calls get 404; enabled again.
+        self.click_button("Disable", row)
+        self.wait_text("#page-webhooks .ok", "webhook.partner.order is disabled")
+        self.wait_text(row, "disabled")
+        self.click_button("Enable", row)
+        self.wait_text(row, "enabled")
+
     def test_04_a_pipeline_with_a_typo_is_refused_at_its_line(self):
         self.serve_outgoing("crm-leads", "/leads")
         self.go("/pipelines/new")
@@ -337,6 +376,14 @@ class ConsoleJourneys(unittest.TestCase):
         Select(self.find("#filter-status")).select_by_value("ok")
         self.wait_for(lambda d: not d.find_elements(By.CSS_SELECTOR, row), "the error filtered out")
         Select(self.find("#filter-status")).select_by_value("error")
+        self.find(row)
+        # A time filter: nothing received since an hour from now.
+        self.driver.execute_script("""document.getElementById('filter-since').value =
+            new Date(Date.now() + 3600e3 - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16)""")
+        self.click_button("Apply", "#event-filters")
+        self.wait_text("#event-list", "No events match.")
+        self.find("#filter-since").clear()
+        self.click_button("Apply", "#event-filters")
         self.find(row)
         self.assert_controls_labelled()
         self.shot("events")
