@@ -3,7 +3,7 @@
 # Selenium; Debian's chromium and chromium-driver where missing), runs format
 # and lint checks, starts the test services, runs every test, and stops what it
 # started.
-.PHONY: test check schemathesis console-test screenshots bench bench-lambda sam-build
+.PHONY: test check schemathesis console-test screenshots bench bench-metrics-cost bench-lambda sam-build
 
 CARGO ?= cargo
 PYTHON ?= python3
@@ -37,6 +37,11 @@ $(VENV)/installed: tests/requirements.txt
 
 bench:
 	$(CARGO) run --release -- bench
+
+# What metrics cost a receive, in instructions (valgrind's cachegrind), off vs on.
+bench-metrics-cost:
+	$(CARGO) build --release -p hookflow
+	$(PYTHON) bench/metrics_cost.py --bin target/release/hookflow
 
 # Init time, peak memory and size of each Lambda function (release builds, moto).
 bench-lambda: $(VENV)/installed
