@@ -517,6 +517,39 @@ class ConsoleJourneys(unittest.TestCase):
         self.wait_text("#page-events .error", "event_not_found")
         self.assert_no_csp_violations()
 
+    def test_13_a_pasted_body_is_tested_too(self):
+        self.go("/pipelines/lead-to-crm")
+        self.find("#input-sample").click()
+        sample = {"payload": {"origin": "eyJuYW1lIjoiR3JhY2UifQ=="}}  # {"name":"Grace"}
+        self.set_value("#test-sample", json.dumps(sample))
+        self.click_button("Run test")
+        self.wait_text("#final-body", '"dryRun": true')
+        self.assertIn("Grace", self.text("#final-body"))
+        # A body that is not JSON is refused with hookflow's code.
+        self.set_value("#test-sample", "{not json")
+        self.click_button("Run test")
+        self.wait_text("#page-pipelines .error", "invalid_sample")
+
+    def test_14_the_keyboard_alone_gets_around(self):
+        self.go("/webhooks")
+        self.find("#webhook-list")
+        body = self.driver.find_element(By.TAG_NAME, "body")
+        for _ in range(40):
+            if self.driver.execute_script("return document.activeElement.textContent") == "Events":
+                break
+            body.send_keys(Keys.TAB)
+            body = self.driver.switch_to.active_element
+        self.assertEqual(self.driver.switch_to.active_element.text, "Events", "Tab never reached the Events link")
+        self.driver.switch_to.active_element.send_keys(Keys.ENTER)
+        self.wait_text("#page-events h1", "Events")
+        # A confirmation closes with Escape, and nothing is deleted.
+        self.go("/webhooks")
+        self.click_button("Delete", "tr[data-event-key='webhook.partner.order']")
+        self.find("dialog[open]")
+        self.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        self.wait_for(lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"), "the dialog closed")
+        self.find("tr[data-event-key='webhook.partner.order']")
+
     def serve_outgoing(self, webhook_id, path):
         body = json.dumps({"id": webhook_id, "url": self.endpoint.url(path), "method": "POST",
                            "headers": {"Authorization": "Bearer crm-key"}}).encode()
