@@ -7,6 +7,9 @@
 # Alone: `make console-test` (embedded backend); `make test` runs it on both
 # backends (HOOKFLOW_TEST_BACKEND=aws with moto's AWS_ENDPOINT_URL).
 # HOOKFLOW_SCREENSHOTS=<dir> saves the main pages as PNGs (`make screenshots`).
+# HOOKFLOW_CONSOLE_URL=<url> (with HOOKFLOW_CONSOLE_ADMIN_TOKEN) runs the first
+# journeys against a hookflow already running instead: tests/lambda_smoke.sh,
+# the Lambda functions under `cargo lambda watch`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -20,7 +23,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     { "${sudo[@]}" apt-get update -q >/dev/null && "${sudo[@]}" apt-get install -y -q chromium chromium-driver >/dev/null; }
 fi
 
-if [ -z "${HOOKFLOW_BIN:-}" ]; then
+if [ -z "${HOOKFLOW_BIN:-}" ] && [ -z "${HOOKFLOW_CONSOLE_URL:-}" ]; then
   cargo build --quiet -p hookflow --bin hookflow
   target_dir=$(cargo metadata --format-version 1 --no-deps |
     "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

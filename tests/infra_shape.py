@@ -3,6 +3,7 @@
 Cargo.toml say about the infrastructure, in the shape tests/it/infra_agrees.rs
 compares with what `hookflow provision` creates on moto."""
 import json
+import re
 import os
 import sys
 import tomllib
@@ -57,6 +58,8 @@ for resource in resources.values():
             routes[event["Properties"]["Path"]] = binary
 with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
     watch = tomllib.load(f)["workspace"]["metadata"]["lambda"]["watch"]["router"]
+# The watch router writes API Gateway's greedy `{name+}` as `{*name}`.
+watch = {re.sub(r"\{\*(\w+)\}", r"{\1+}", path): binary for path, binary in watch.items()}
 
 json.dump(
     {

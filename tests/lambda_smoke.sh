@@ -66,6 +66,32 @@ invoke webhook-admin admin-outgoing-put.json '"statusCode":20'
 invoke webhook-admin admin-webhook-send-async.json '"statusCode":202'
 invoke pipeline-worker sqs-delivery-jobs.json '"batchItemFailures":[]'
 
+# The web console through watch's router (the template's routes): webhook-admin
+# answers its page and files with their strict headers.
+get() { # path, text the answer's head and body must contain
+  local answer
+  answer=$(curl -s -D - --max-time 60 "http://127.0.0.1:$port$1" 2>&1 || true)
+  if grep -qiF -- "$2" <<<"$answer"; then
+    passed=$((passed + 1))
+    echo "ok     GET $1"
+  else
+    failed=$((failed + 1))
+    echo "FAILED GET $1: wanted $2, got: ${answer:0:400}"
+  fi
+}
+get /console "frame-ancestors 'none'"
+get /console/pages/events.js 'content-type: text/javascript'
+# And in the browser: sign in, create a webhook, call it, read its event, all
+# through the functions (tests/console.sh installs Chromium where missing).
+if HOOKFLOW_CONSOLE_URL="http://127.0.0.1:$port" HOOKFLOW_CONSOLE_ADMIN_TOKEN=local-admin-token-0123456789 \
+  VENV="$VENV" tests/console.sh >"$work/console.log" 2>&1; then
+  passed=$((passed + 1))
+  echo "ok     the console's journeys through the functions"
+else
+  failed=$((failed + 1))
+  echo "FAILED the console's journeys through the functions:"; tail -n 40 "$work/console.log"
+fi
+
 # AWS calls of one warm webhook.receive (no listener), counted at moto's access log.
 if [ -n "${MOTO_LOG:-}" ]; then
   requests() { grep -c 'HTTP/1.1"' "$MOTO_LOG" || true; }
