@@ -34,16 +34,18 @@ done
 
 passed=0
 failed=0
-invoke() { # function, event file, text the answer must contain
-  local answer
-  answer=$(cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "events/$2" 2>&1 || true)
-  if grep -qF -- "$3" <<<"$answer"; then
+check() { # what was tried, its answer, text the answer must contain (any case)
+  if grep -qiF -- "$3" <<<"$2"; then
     passed=$((passed + 1))
-    echo "ok     $1 <- events/$2"
+    echo "ok     $1"
   else
     failed=$((failed + 1))
-    echo "FAILED $1 <- events/$2: wanted $3, got: ${answer:0:400}"
+    echo "FAILED $1: wanted $3, got: ${2:0:400}"
   fi
+}
+invoke() { # function, event file, text the answer must contain
+  check "$1 <- events/$2" \
+    "$(cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$port" --data-file "events/$2" 2>&1 || true)" "$3"
 }
 
 invoke webhook-admin admin-webhook-put.json '"statusCode":200'
@@ -69,15 +71,7 @@ invoke pipeline-worker sqs-delivery-jobs.json '"batchItemFailures":[]'
 # The web console through watch's router (the template's routes): webhook-admin
 # answers its page and files with their strict headers.
 get() { # path, text the answer's head and body must contain
-  local answer
-  answer=$(curl -s -D - --max-time 60 "http://127.0.0.1:$port$1" 2>&1 || true)
-  if grep -qiF -- "$2" <<<"$answer"; then
-    passed=$((passed + 1))
-    echo "ok     GET $1"
-  else
-    failed=$((failed + 1))
-    echo "FAILED GET $1: wanted $2, got: ${answer:0:400}"
-  fi
+  check "GET $1" "$(curl -s -D - --max-time 60 "http://127.0.0.1:$port$1" 2>&1 || true)" "$2"
 }
 get /console "frame-ancestors 'none'"
 get /console/pages/events.js 'content-type: text/javascript'
