@@ -329,6 +329,39 @@ class ConsoleJourneys(unittest.TestCase):
         self.wait_text("#payload", '"greeting": "hello from curl"')
         self.wait_text("#outcomes", "No pipeline listened")
 
+    def test_03c_bytes_are_shown_in_hex_and_files_listed(self):
+        base = f"{self.serve.base}/api/v3/webhook.receive"
+        binary = os.path.join(self.serve.dir, "blob.bin")
+        with open(binary, "wb") as f:
+            f.write(bytes([0x00, 0xFF, 0x10, 0x80]) + b"PK")
+        answer = json.loads(curl("-X", "POST", base, "-H", f"token: {self.state['token']}",
+                                 "-H", "content-type: application/octet-stream", "--data-binary", f"@{binary}"))
+        self.go(f"/events/{answer['correlationId']}")
+        self.wait_text("#payload", "00000000  00 ff 10 80 50 4b")
+        self.assertIn("Payload (hex)", self.text("main"))
+        pdf = os.path.join(self.serve.dir, "fileA.pdf")
+        with open(pdf, "w") as f:
+            f.write("%PDF-1.4 A")
+        answer = json.loads(curl("-X", "POST", base, "-H", f"token: {self.state['token']}",
+                                 "-F", f"file=@{pdf};type=application/pdf", "-F", "lead=42"))
+        self.go(f"/events/{answer['correlationId']}")
+        self.wait_text("main", "fileA.pdf")
+        self.assertIn("application/pdf", self.text("main"))
+        self.assertIn("lead", self.text("main"))
+
+    def test_03d_copy_puts_the_url_on_the_clipboard(self):
+        if EXTERNAL:
+            self.skipTest("the clipboard needs Chromium's permission, granted per origin")
+        self.driver.execute_cdp_cmd("Browser.grantPermissions", {
+            "origin": self.serve.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+        self.go("/webhooks")
+        row = f"tr[data-event-key='{LEAD_KEY}']"
+        button = self.click_button("Copy", row)
+        self.wait_for(lambda d: button.text == "Copied", "the button saying Copied")
+        copied = self.driver.execute_async_script(
+            "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('failed: ' + e))")
+        self.assertEqual(copied, self.state["url"])
+
     def test_03b_edit_a_webhook_its_sources_disable_and_rotate(self):
         # A second webhook, so the first keeps its token for the journeys below.
         self.go("/webhooks")
@@ -587,6 +620,7 @@ FUNCTION_JOURNEYS = [
     "test_02_sign_in_refuses_a_wrong_token_and_keeps_the_right_one_in_the_tab",
     "test_03_create_a_webhook_and_trigger_it_with_curl",
     "test_03a_a_call_shows_in_the_log_with_its_payload",
+    "test_03c_bytes_are_shown_in_hex_and_files_listed",
 ]
 
 if __name__ == "__main__":
