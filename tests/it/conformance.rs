@@ -305,6 +305,58 @@ async fn aws_dead_letters_on_moto() {
     queue.delete_job(&redriven[0].receipt).await.unwrap();
 }
 
+/// A scan of the SQS dead-letter queue stops after `MAX_DEAD_LETTER_RECEIVES`
+/// receives of ten, however many messages wait: a list then says `partial`.
+#[tokio::test]
+async fn aws_a_dead_letter_scan_stops_at_its_receive_bound() {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    use hookflow_core::adapters::aws::{
+        AwsClients, MAX_DEAD_LETTER_RECEIVES, SqsJobQueue, provision,
+    };
+    use hookflow_core::ports::DeadLetters;
+    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+        return;
+    }
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("dlqb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    let dead_letter_queue = resources.dead_letter_queue_url.clone().unwrap();
+    let bound = MAX_DEAD_LETTER_RECEIVES * 10;
+    let waiting = bound + 20;
+    for batch in 0..waiting / 10 {
+        let entries = (0..10).map(|i| {
+            SendMessageBatchRequestEntry::builder()
+                .id(format!("m{i}"))
+                .message_body(format!("not a job {}", batch * 10 + i))
+                .build()
+                .unwrap()
+        });
+        clients
+            .sqs
+            .send_message_batch()
+            .queue_url(&dead_letter_queue)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let queue = SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
+        .with_dead_letter_queue(Some(dead_letter_queue));
+    // A limit above what waits: only the receive bound ends the scan.
+    let page = queue.list_dead_letters(waiting * 2).await.unwrap();
+    assert_eq!(
+        page.dead_letters.len(),
+        bound,
+        "one scan reads at most {bound}"
+    );
+    assert!(page.partial, "a list cut by the bound says so");
+    // Nothing was lost or kept hidden: the next scan sees as many again.
+    let again = queue.list_dead_letters(waiting * 2).await.unwrap();
+    assert_eq!(again.dead_letters.len(), bound);
+}
+
 /// A DynamoDB event store on fresh resources named `<tag>-…` on moto, with
 /// the clients and the payload bucket; `None` (the test skips) without moto.
 async fn moto_event_store(
