@@ -127,3 +127,29 @@ fn scrape(handle: &PrometheusHandle, req: &Request<Incoming>) -> Response<Full<B
     );
     answer
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use hookflow_core::ports::{QueueDepth, StoreResult};
+
+    use super::*;
+
+    /// A queue whose count never comes (a hung store).
+    struct Hung;
+
+    #[async_trait]
+    impl QueueDepthGauge for Hung {
+        async fn queue_depth(&self) -> StoreResult<QueueDepth> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scrape_waits_for_the_queue_count_at_most_its_timeout() {
+        let started = tokio::time::Instant::now();
+        let waited = tokio::time::timeout(QUEUE_COUNT_TIMEOUT * 5, count_queue(&Hung)).await;
+        assert!(waited.is_ok(), "a hung count held the scrape");
+        assert!(started.elapsed() >= QUEUE_COUNT_TIMEOUT);
+    }
+}
