@@ -13,6 +13,7 @@ mod events;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod observe;
+#[cfg(feature = "openapi")]
 mod openapi;
 mod outgoing;
 mod params;
@@ -104,6 +105,8 @@ enum Route {
     Command {
         name: String,
     },
+    /// The OpenAPI document (the feature `openapi`).
+    #[cfg(feature = "openapi")]
     OpenApi,
     /// A file of the web console (the feature `console`).
     #[cfg(feature = "console")]
@@ -125,7 +128,9 @@ impl Admission {
     /// `*.get` commands), so its answer may be refused and the caller retry.
     pub fn is_read_only(&self) -> bool {
         match &self.route {
-            Route::Result | Route::Health | Route::OpenApi => true,
+            Route::Result | Route::Health => true,
+            #[cfg(feature = "openapi")]
+            Route::OpenApi => true,
             #[cfg(feature = "console")]
             Route::Console => true,
             Route::Command { name } => name.ends_with(".get"),
@@ -259,6 +264,7 @@ impl Gateway {
                 require_method(&parts.method, GET_ONLY)?;
                 Route::Health
             }
+            #[cfg(feature = "openapi")]
             OPENAPI_PATH => {
                 require_method(&parts.method, GET_ONLY)?;
                 Route::OpenApi
@@ -319,6 +325,7 @@ impl Gateway {
                 Route::Result => self.poll_result(req).await,
                 Route::Health => self.health().await,
                 Route::Command { name } => self.command(&name, req).await,
+                #[cfg(feature = "openapi")]
                 Route::OpenApi => Ok(openapi::document()),
                 #[cfg(feature = "console")]
                 Route::Console => console::serve(req.uri().path()),
