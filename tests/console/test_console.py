@@ -143,6 +143,7 @@ class Serve:
     def kill9(self):
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        self.log.close()
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -151,6 +152,7 @@ class Serve:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+            self.log.close()
 
     def tail(self):
         if EXTERNAL:
