@@ -24,7 +24,10 @@ set -a
 set +a
 
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# Logs stay outside the tree: watch would otherwise see them change.
+# Logs stay outside the tree: watch would otherwise see them change. The
+# functions get this environment: with the test's SMTP server, webhook-admin's
+# pipeline.test sideEffects=true sends real mail to it.
+if [ -n "${HOOKFLOW_TEST_SMTP_URL:-}" ]; then export HOOKFLOW_SMTP_URL="$HOOKFLOW_TEST_SMTP_URL"; fi
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes >"$work/watch.log" 2>&1 &
 watch_pid=$!
 for _ in $(seq 1 100); do
@@ -64,6 +67,11 @@ invoke result-poll result-poll.json '"statusCode":410'
 invoke pipeline-worker sqs-pipeline-jobs.json '"batchItemFailures":[]'
 # Outgoing webhooks: register (201 new, 200 replaced on a rerun), queue an
 # asynchronous send on SQS (202), and a delivery message for a record that is gone.
+if [ -n "${HOOKFLOW_TEST_MAIL_DIR:-}" ]; then
+  invoke webhook-admin admin-pipeline-test-mail.json '"statusCode":200'
+  check "the mail of pipeline.test sideEffects=true, at the SMTP server" \
+    "$(grep -l 'pipeline.test from webhook-admin' "$HOOKFLOW_TEST_MAIL_DIR"/*.json 2>/dev/null || true)" ".json"
+fi
 invoke webhook-admin admin-outgoing-put.json '"statusCode":20'
 invoke webhook-admin admin-webhook-send-async.json '"statusCode":202'
 invoke pipeline-worker sqs-delivery-jobs.json '"batchItemFailures":[]'

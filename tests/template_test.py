@@ -86,6 +86,16 @@ class Secrets(unittest.TestCase):
         shared = T["Globals"]["Function"]["Environment"]["Variables"]
         self.assertFalse([k for k in shared if k.startswith("HOOKFLOW_ADMIN_TOKEN")], "not in Globals")
 
+    def test_the_functions_that_send_mail_get_the_smtp_login(self):
+        # The worker's mail.send, and pipeline.test sideEffects=true in webhook-admin.
+        for name in ("PipelineWorkerFunction", "WebhookAdminFunction"):
+            self.assertEqual(env(name).get("HOOKFLOW_SMTP_URL"), {"Ref": "SmtpUrl"}, name)
+            self.assertEqual(env(name).get("HOOKFLOW_SMTP_LOGIN_SECRET"), {"Ref": "SmtpLoginSecretArn"}, name)
+            granted = [s["Fn::If"][1] for s in statements(name) if "Fn::If" in s and s["Fn::If"][0] == "HasSmtpLogin"]
+            self.assertEqual([g["Resource"] for g in granted], [{"Ref": "SmtpLoginSecretArn"}], name)
+        for name in ("WebhookReceiveFunction", "ResultPollFunction"):
+            self.assertNotIn("HOOKFLOW_SMTP_URL", env(name), name)
+
 
 class Limits(unittest.TestCase):
     def test_admin_stops_before_the_http_api_does(self):
@@ -183,6 +193,8 @@ class Operations(unittest.TestCase):
         )
         granted = {"dlq": set(), "queue": set()}
         for s in statements("WebhookAdminFunction"):
+            if "Fn::If" in s:
+                continue  # conditional grants (the SMTP login) are not about queues
             actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
             if s.get("Resource") == {"Fn::GetAtt": "PipelineJobsDeadLetterQueue.Arn"}:
                 granted["dlq"].update(actions)

@@ -333,11 +333,12 @@ mod function {
     use crate::api::Gateway;
     use crate::config::{ConfigError, Settings};
     use crate::pipeline::worker::Worker;
-    use crate::ports::{JobQueue, Ports, SecretSource};
+    use crate::ports::{JobQueue, Mailer, Ports, SecretSource};
 
     /// Names the Secrets Manager secret holding the admin token (`webhook-admin`).
     pub const ADMIN_TOKEN_SECRET: &str = "HOOKFLOW_ADMIN_TOKEN_SECRET";
-    /// Names the Secrets Manager secret holding the SMTP login (`pipeline-worker`).
+    /// Names the Secrets Manager secret holding the SMTP login (`pipeline-worker`,
+    /// and `webhook-admin` for `pipeline.test sideEffects=true`).
     pub const SMTP_LOGIN_SECRET: &str = "HOOKFLOW_SMTP_LOGIN_SECRET";
 
     /// Settings, resource names and clients of a function, read once at start.
@@ -395,7 +396,8 @@ mod function {
                 }
                 _ => None,
             };
-            let gateway = gateway(self.ports, self.settings);
+            let mailer = self.mailer()?;
+            let gateway = gateway(self.ports, self.settings).with_mailer(mailer);
             Ok(match secret {
                 Some(secret) => gateway.with_admin_token_secret(secret),
                 None => gateway,
@@ -428,19 +430,30 @@ mod function {
             }
         }
 
-        /// The pipeline worker and the queue it acknowledges on. With
-        /// `HOOKFLOW_SMTP_LOGIN_SECRET`, `mail.send` logs in with the login that
-        /// secret holds, read when the first mail is sent.
-        pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
-            #[cfg_attr(not(feature = "smtp"), allow(unused_mut))]
-            let mut services = services(&self.settings, &self.ports)?;
+        /// The mail server of the settings. With `HOOKFLOW_SMTP_LOGIN_SECRET`,
+        /// it logs in with the login that secret holds, read when the first
+        /// mail is sent. A function without an SMTP client has none (its
+        /// `mail.send` answers `mail_not_configured`).
+        fn mailer(&self) -> Result<Option<Arc<dyn Mailer>>, ConfigError> {
             #[cfg(feature = "smtp")]
             if let (Some(url), Some(name)) = (&self.settings.smtp_url, &self.smtp_login_secret) {
                 let login = self.secret(SMTP_LOGIN_SECRET, name)?;
-                services.mailer = Some(Arc::new(crate::adapters::smtp::SecretLoginMailer::new(
-                    url, login,
+                return Ok(Some(Arc::new(
+                    crate::adapters::smtp::SecretLoginMailer::new(url, login),
                 )));
             }
+            if cfg!(feature = "smtp") {
+                super::mailer(&self.settings)
+            } else {
+                Ok(None)
+            }
+        }
+
+        /// The pipeline worker and the queue it acknowledges on; `mail.send`
+        /// goes through [`FunctionContext::mailer`].
+        pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
+            let mut services = services(&self.settings, &self.ports)?;
+            services.mailer = self.mailer()?;
             let queue = self.ports.queue.clone();
             Ok((
                 Worker::new(

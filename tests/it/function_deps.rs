@@ -64,9 +64,15 @@ fn each_function_links_only_the_adapters_it_uses() {
             ],
         ),
         (
+            // lettre: `pipeline.test sideEffects=true` sends its mail from here.
             "webhook-admin",
-            &["aws-sdk-dynamodb", "aws-sdk-secretsmanager", "reqwest"],
-            &["lettre", "rusqlite", "lambda_http"],
+            &[
+                "aws-sdk-dynamodb",
+                "aws-sdk-secretsmanager",
+                "reqwest",
+                "lettre",
+            ],
+            &["rusqlite", "lambda_http"],
         ),
         (
             "pipeline-worker",
