@@ -293,6 +293,7 @@ class ConsoleJourneys(unittest.TestCase):
         self.go("/webhooks")
         token = self.find("form#sign-in input[type=password]")
         self.assertEqual(self.driver.switch_to.active_element, token)
+        self.assertFalse(self.find("header.top").is_displayed(), "the pages' header before sign-in")
         token.send_keys("not-the-token", Keys.ENTER)  # the keyboard alone signs in
         self.wait_text("form#sign-in", "unauthorized")
         token = self.fill("form#sign-in input[type=password]", ADMIN)
@@ -434,6 +435,7 @@ class ConsoleJourneys(unittest.TestCase):
         self.wait_for(lambda d: not d.find_elements(By.CSS_SELECTOR, row), "the error filtered out")
         Select(self.find("#filter-status")).select_by_value("error")
         self.find(row)
+        self.assertFalse(self.find("#load-more").is_displayed(), "older events offered on the only page")
         # A time filter: nothing received since an hour from now.
         self.driver.execute_script("""document.getElementById('filter-since').value =
             new Date(Date.now() + 3600e3 - new Date().getTimezoneOffset() * 60e3).toISOString().slice(0, 16)""")
