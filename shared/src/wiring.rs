@@ -175,11 +175,20 @@ pub fn outgoing_with(
 /// The gateway over `ports`, its outgoing webhooks over guarded HTTP, and
 /// the SMTP mailer of the settings for `pipeline.test sideEffects=true`.
 pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
-    let outgoing = outgoing(&ports, &settings.outgoing);
     // A mail server the settings describe badly stops `serve` where its
-    // worker is built ([`services`]); a function without an SMTP client
-    // (webhook-admin) answers `mail_not_configured` instead.
+    // worker is built ([`worker_beside`]); a function without an SMTP client
+    // answers `mail_not_configured` instead.
     let mailer = mailer(&settings).ok().flatten();
+    gateway_with_mailer(ports, settings, mailer)
+}
+
+/// [`gateway`] sending `pipeline.test`'s mail through `mailer`.
+fn gateway_with_mailer(
+    ports: Ports,
+    settings: Settings,
+    mailer: Option<Arc<dyn Mailer>>,
+) -> Gateway {
+    let outgoing = outgoing(&ports, &settings.outgoing);
     Gateway::new(ports, settings, outgoing).with_mailer(mailer)
 }
 
@@ -187,7 +196,8 @@ pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
 /// gateway's ports, with the mail server of the settings, sending outgoing
 /// webhooks through the gateway's service (one connection pool per process).
 pub fn worker_beside(gateway: &Gateway) -> Result<Worker, ConfigError> {
-    let mut services = services(gateway.settings(), gateway.ports())?;
+    let settings = gateway.settings();
+    let mut services = services(settings, gateway.ports())?;
     services.outgoing = Some(gateway.outgoing().clone());
     Ok(Worker::new(
         gateway.ports().into(),
@@ -222,14 +232,23 @@ pub fn mailer(settings: &Settings) -> Result<Option<Arc<dyn Mailer>>, ConfigErro
 /// The services the settings describe: users, the SMTP mailer if configured,
 /// outgoing webhooks over guarded HTTP, and the effect log of `ports`.
 pub fn services(settings: &Settings, ports: &Ports) -> Result<Services, ConfigError> {
+    Ok(services_with_mailer(settings, ports, mailer(settings)?))
+}
+
+/// [`services`] with `mailer` for `mail.send`.
+fn services_with_mailer(
+    settings: &Settings,
+    ports: &Ports,
+    mailer: Option<Arc<dyn Mailer>>,
+) -> Services {
     let effects: Arc<dyn EffectLog> = ports.events.clone();
-    Ok(Services {
+    Services {
         users: settings.users.clone(),
-        mailer: mailer(settings)?,
+        mailer,
         mail_from: settings.mail_from.clone(),
         outgoing: Some(outgoing(ports, &settings.outgoing)),
         effects: Some(effects),
-    })
+    }
 }
 
 // ----- `hookflow serve`'s storage -----
@@ -328,7 +347,7 @@ pub use function::{ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET};
 mod function {
     use std::sync::Arc;
 
-    use super::{gateway, services};
+    use super::{gateway_with_mailer, services_with_mailer};
     use crate::adapters::aws::{AwsClients, AwsResources};
     use crate::api::Gateway;
     use crate::config::{ConfigError, Settings};
@@ -397,7 +416,7 @@ mod function {
                 _ => None,
             };
             let mailer = self.mailer()?;
-            let gateway = gateway(self.ports, self.settings).with_mailer(mailer);
+            let gateway = gateway_with_mailer(self.ports, self.settings, mailer);
             Ok(match secret {
                 Some(secret) => gateway.with_admin_token_secret(secret),
                 None => gateway,
@@ -452,8 +471,7 @@ mod function {
         /// The pipeline worker and the queue it acknowledges on; `mail.send`
         /// goes through [`FunctionContext::mailer`].
         pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
-            let mut services = services(&self.settings, &self.ports)?;
-            services.mailer = self.mailer()?;
+            let services = services_with_mailer(&self.settings, &self.ports, self.mailer()?);
             let queue = self.ports.queue.clone();
             Ok((
                 Worker::new(

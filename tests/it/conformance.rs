@@ -169,17 +169,12 @@ async fn sqlite_purges_expired_events_only() {
 #[tokio::test]
 async fn aws_adapters_on_moto() {
     use hookflow_core::adapters::aws::{
-        AwsClients, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
-        DynamoPipelineStore, DynamoWebhookStore, SqsJobQueue, provision,
+        DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore, DynamoPipelineStore,
+        DynamoWebhookStore, SqsJobQueue,
     };
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, resources)) = moto_resources("conf").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    };
     let webhooks = DynamoWebhookStore::new(clients.dynamodb.clone(), &resources.webhooks_table);
     let events = std::sync::Arc::new(DynamoEventStore::new(
         clients.dynamodb.clone(),
@@ -215,16 +210,11 @@ async fn aws_adapters_on_moto() {
 #[tokio::test]
 async fn aws_dead_letters_on_moto() {
     use aws_sdk_sqs::types::QueueAttributeName;
-    use hookflow_core::adapters::aws::{AwsClients, SqsJobQueue, provision};
+    use hookflow_core::adapters::aws::SqsJobQueue;
     use hookflow_core::ports::{DeadLetters, JobQueue};
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, resources)) = moto_resources("dlq").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("dlq-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    };
     let queue = SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
         .with_dead_letter_queue(resources.dead_letter_queue_url.clone());
     dead_letters_conformance(&queue, &queue).await;
@@ -246,7 +236,7 @@ async fn aws_dead_letters_on_moto() {
     let strict = clients
         .sqs
         .create_queue()
-        .queue_name(format!("{prefix}-strict"))
+        .queue_name(format!("{}-strict", resources.webhooks_table))
         .attributes(
             QueueAttributeName::RedrivePolicy,
             serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 1})
@@ -310,18 +300,11 @@ async fn aws_dead_letters_on_moto() {
 #[tokio::test]
 async fn aws_a_dead_letter_scan_stops_at_its_receive_bound() {
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-    use hookflow_core::adapters::aws::{
-        AwsClients, MAX_DEAD_LETTER_RECEIVES, SqsJobQueue, provision,
-    };
+    use hookflow_core::adapters::aws::{MAX_DEAD_LETTER_RECEIVES, SqsJobQueue};
     use hookflow_core::ports::DeadLetters;
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, resources)) = moto_resources("dlqb").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("dlqb-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    };
     let dead_letter_queue = resources.dead_letter_queue_url.clone().unwrap();
     let bound = MAX_DEAD_LETTER_RECEIVES * 10;
     let waiting = bound + 20;
@@ -357,6 +340,24 @@ async fn aws_a_dead_letter_scan_stops_at_its_receive_bound() {
     assert_eq!(again.dead_letters.len(), bound);
 }
 
+/// The clients, and fresh resources named `<tag>-<random>` provisioned on moto;
+/// `None` (the test skips) without moto.
+async fn moto_resources(
+    tag: &str,
+) -> Option<(
+    hookflow_core::adapters::aws::AwsClients,
+    hookflow_core::adapters::aws::AwsResources,
+)> {
+    use hookflow_core::adapters::aws::{AwsClients, provision};
+    service_env("moto", ["AWS_ENDPOINT_URL"])?;
+    let clients = AwsClients::from_env().await;
+    let prefix = format!("{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let resources = provision(&clients, &prefix)
+        .await
+        .expect("provision on moto");
+    Some((clients, resources))
+}
+
 /// A DynamoDB event store on fresh resources named `<tag>-…` on moto, with
 /// the clients and the payload bucket; `None` (the test skips) without moto.
 async fn moto_event_store(
@@ -366,13 +367,8 @@ async fn moto_event_store(
     String,
     hookflow_core::adapters::aws::DynamoEventStore,
 )> {
-    use hookflow_core::adapters::aws::{AwsClients, DynamoEventStore, provision};
-    service_env("moto", ["AWS_ENDPOINT_URL"])?;
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    use hookflow_core::adapters::aws::DynamoEventStore;
+    let (clients, resources) = moto_resources(tag).await?;
     let events = DynamoEventStore::new(
         clients.dynamodb.clone(),
         clients.s3.clone(),
@@ -540,19 +536,14 @@ async fn aws_large_outcomes_are_claim_checked_in_s3() {
 /// past them: a release for 12 hours is cut to what SQS takes, not refused.
 #[tokio::test]
 async fn aws_a_release_for_twelve_hours_is_taken() {
-    use hookflow_core::adapters::aws::{AwsClients, MAX_RELEASE_DELAY, SqsJobQueue, provision};
+    use hookflow_core::adapters::aws::{MAX_RELEASE_DELAY, SqsJobQueue};
     use hookflow_core::domain::{DeliveryJob, Job};
     use hookflow_core::outgoing::ReferenceId;
     use hookflow_core::ports::JobQueue;
     use std::time::Duration;
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    let Some((clients, resources)) = moto_resources("rel").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("rel-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    };
     let queue = SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url);
     let job = Job::Delivery(DeliveryJob {
         reference_id: ReferenceId::generate(),
@@ -583,15 +574,10 @@ async fn aws_a_release_for_twelve_hours_is_taken() {
 #[tokio::test]
 async fn aws_failures_are_described_in_one_short_line() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use hookflow_core::adapters::aws::{AwsClients, describe_failure, provision};
-    if service_env("moto", ["AWS_ENDPOINT_URL"]).is_none() {
+    use hookflow_core::adapters::aws::describe_failure;
+    let Some((clients, resources)) = moto_resources("err").await else {
         return;
-    }
-    let clients = AwsClients::from_env().await;
-    let prefix = format!("err-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let resources = provision(&clients, &prefix)
-        .await
-        .expect("provision on moto");
+    };
     let payload = "secret-payload-".repeat(40_000);
     let err = clients
         .dynamodb
