@@ -518,7 +518,7 @@ pub enum Disposition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::absent::NoQueue;
+    use crate::adapters::absent::NO_QUEUE;
     use crate::adapters::{MemoryQueue, MemoryStore};
     use crate::domain::Timestamp;
 
@@ -541,7 +541,7 @@ mod tests {
         };
         let failing = StoreThenEnqueue {
             events: store.clone(),
-            queue: Arc::new(NoQueue),
+            queue: Arc::new(NO_QUEUE),
         };
         let first = crate::testkit::sample_event(&key, &["p"], 60_000);
         assert!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::adapters::SqliteStore;
 use crate::adapters::cache::{CachedPipelines, CachedWebhooks};
 use crate::adapters::{LocalSignal, MemoryQueue, MemoryStore};
-use crate::api::Gateway;
+use crate::api::{Gateway, Routes};
 use crate::config::{ConfigError, OutgoingSettings, Settings};
 use crate::outgoing::Outgoing;
 use crate::pipeline::commands::Services;
@@ -23,11 +23,12 @@ use crate::ports::{
 #[cfg(feature = "aws")]
 use crate::{
     adapters::PollingSignal,
+    adapters::absent::UNMOUNTED,
     adapters::aws::{
         AwsClients, AwsResources, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
         DynamoPipelineStore, DynamoWebhookStore, RESULT_POLL_INTERVAL,
     },
-    ports::{PipelineStore, ResultSignal, WebhookStore},
+    ports::{EventStore, PipelineStore, ResultSignal, WebhookStore},
 };
 
 impl Ports {
@@ -91,50 +92,145 @@ impl Ports {
         signal: Option<Arc<dyn ResultSignal>>,
         lookup_cache: Duration,
     ) -> Self {
-        let events = Arc::new(DynamoEventStore::new(
-            clients.dynamodb.clone(),
-            clients.s3.clone(),
-            &resources.events_table,
-            &resources.payload_bucket,
-        ));
-        #[cfg(feature = "aws-sqs")]
-        let sqs = Arc::new(
-            crate::adapters::aws::SqsJobQueue::new(clients.sqs.clone(), &resources.queue_url)
-                .with_dead_letter_queue(resources.dead_letter_queue_url.clone()),
-        );
-        #[cfg(not(feature = "aws-sqs"))]
-        let sqs = Arc::new(crate::adapters::absent::NoQueue);
+        let aws = AwsPorts { clients, resources };
+        let events = aws.events();
+        let sqs = aws.sqs();
         let queue: Arc<dyn JobQueue> = sqs.clone();
-        let webhooks: Arc<dyn WebhookStore> = Arc::new(DynamoWebhookStore::new(
-            clients.dynamodb.clone(),
-            &resources.webhooks_table,
-        ));
-        let pipelines: Arc<dyn PipelineStore> = Arc::new(DynamoPipelineStore::new(
-            clients.dynamodb.clone(),
-            &resources.pipelines_table,
-        ));
         Ports {
-            webhooks,
+            webhooks: aws.webhooks(),
             events: events.clone(),
             event_log: events.clone(),
+            intake: Arc::new(StoreThenEnqueue {
+                events,
+                queue: queue.clone(),
+            }),
+            pipelines: aws.pipelines(),
+            queue,
+            dead_letters: sqs,
+            signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
+            outgoing: aws.outgoing(),
+            invocations: aws.invocations(),
+        }
+        .with_lookup_cache(lookup_cache)
+    }
+
+    /// `events`, a polling result signal, and every other port refusing each
+    /// call (the stand-in [`UNMOUNTED`]): what a Lambda function starts from,
+    /// setting the ports its routes use, so that it links no other adapter.
+    #[cfg(feature = "aws")]
+    fn unmounted(events: Arc<dyn EventStore>) -> Self {
+        let unmounted = Arc::new(UNMOUNTED);
+        Ports {
+            webhooks: unmounted.clone(),
+            events,
+            event_log: unmounted.clone(),
+            intake: unmounted.clone(),
+            pipelines: unmounted.clone(),
+            queue: unmounted.clone(),
+            signal: Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL)),
+            outgoing: unmounted.clone(),
+            invocations: unmounted.clone(),
+            dead_letters: unmounted,
+        }
+    }
+}
+
+/// The AWS adapters, one port at a time, so each function builds only its own.
+#[cfg(feature = "aws")]
+struct AwsPorts<'a> {
+    clients: &'a AwsClients,
+    resources: &'a AwsResources,
+}
+
+#[cfg(feature = "aws")]
+impl AwsPorts<'_> {
+    fn events(&self) -> Arc<DynamoEventStore> {
+        Arc::new(DynamoEventStore::new(
+            self.clients.dynamodb.clone(),
+            self.clients.s3.clone(),
+            &self.resources.events_table,
+            &self.resources.payload_bucket,
+        ))
+    }
+
+    /// The job queue and its dead letters; without the `aws-sqs` feature, [`NO_QUEUE`](crate::adapters::absent::NO_QUEUE).
+    #[cfg(feature = "aws-sqs")]
+    fn sqs(&self) -> Arc<crate::adapters::aws::SqsJobQueue> {
+        Arc::new(
+            crate::adapters::aws::SqsJobQueue::new(
+                self.clients.sqs.clone(),
+                &self.resources.queue_url,
+            )
+            .with_dead_letter_queue(self.resources.dead_letter_queue_url.clone()),
+        )
+    }
+
+    #[cfg(not(feature = "aws-sqs"))]
+    fn sqs(&self) -> Arc<crate::adapters::absent::Refuses> {
+        Arc::new(crate::adapters::absent::NO_QUEUE)
+    }
+
+    fn webhooks(&self) -> Arc<dyn WebhookStore> {
+        Arc::new(DynamoWebhookStore::new(
+            self.clients.dynamodb.clone(),
+            &self.resources.webhooks_table,
+        ))
+    }
+
+    fn pipelines(&self) -> Arc<dyn PipelineStore> {
+        Arc::new(DynamoPipelineStore::new(
+            self.clients.dynamodb.clone(),
+            &self.resources.pipelines_table,
+        ))
+    }
+
+    fn outgoing(&self) -> Arc<dyn crate::ports::OutgoingStore> {
+        Arc::new(DynamoOutgoingStore::new(
+            self.clients.dynamodb.clone(),
+            &self.resources.outgoing_table,
+        ))
+    }
+
+    fn invocations(&self) -> Arc<dyn crate::ports::InvocationStore> {
+        Arc::new(DynamoInvocationStore::new(
+            self.clients.dynamodb.clone(),
+            &self.resources.invocations_table,
+        ))
+    }
+
+    /// What `/api/v3/result` reads: the events' results.
+    fn result_ports(&self) -> Ports {
+        Ports::unmounted(self.events())
+    }
+
+    /// What `webhook.receive` and the health check use: webhooks, listeners,
+    /// the intake (events, then jobs on `queue`) and the results it waits for.
+    fn receive_ports(&self) -> Ports {
+        let events = self.events();
+        let queue: Arc<dyn JobQueue> = self.sqs();
+        Ports {
+            webhooks: self.webhooks(),
             intake: Arc::new(StoreThenEnqueue {
                 events: events.clone(),
                 queue: queue.clone(),
             }),
-            pipelines,
+            pipelines: self.pipelines(),
             queue,
-            dead_letters: sqs,
-            signal: signal.unwrap_or_else(|| Arc::new(PollingSignal::new(RESULT_POLL_INTERVAL))),
-            outgoing: Arc::new(DynamoOutgoingStore::new(
-                clients.dynamodb.clone(),
-                &resources.outgoing_table,
-            )),
-            invocations: Arc::new(DynamoInvocationStore::new(
-                clients.dynamodb.clone(),
-                &resources.invocations_table,
-            )),
+            ..Ports::unmounted(events)
         }
-        .with_lookup_cache(lookup_cache)
+    }
+
+    /// What the pipeline worker uses: events and their outcomes, pipelines, the
+    /// queue (its own jobs, and `webhook.send`'s), outgoing webhooks and their
+    /// invocations.
+    fn worker_ports(&self) -> Ports {
+        Ports {
+            pipelines: self.pipelines(),
+            queue: self.sqs(),
+            outgoing: self.outgoing(),
+            invocations: self.invocations(),
+            ..Ports::unmounted(self.events())
+        }
     }
 }
 
@@ -179,17 +275,18 @@ pub fn gateway(ports: Ports, settings: Settings) -> Gateway {
     // worker is built ([`worker_beside`]); a function without an SMTP client
     // answers `mail_not_configured` instead.
     let mailer = mailer(&settings).ok().flatten();
-    gateway_with_mailer(ports, settings, mailer)
+    gateway_with_mailer(Routes::ALL, ports, settings, mailer)
 }
 
-/// [`gateway`] sending `pipeline.test`'s mail through `mailer`.
+/// A gateway answering `routes`, sending `pipeline.test`'s mail through `mailer`.
 fn gateway_with_mailer(
+    routes: Routes,
     ports: Ports,
     settings: Settings,
     mailer: Option<Arc<dyn Mailer>>,
 ) -> Gateway {
     let outgoing = outgoing(&ports, &settings.outgoing);
-    Gateway::new(ports, settings, outgoing).with_mailer(mailer)
+    Gateway::new(routes, ports, settings, outgoing).with_mailer(mailer)
 }
 
 /// The pipeline worker beside `gateway` in one process (`serve`): over the
@@ -347,9 +444,9 @@ pub use function::{ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET};
 mod function {
     use std::sync::Arc;
 
-    use super::{gateway_with_mailer, services_with_mailer};
+    use super::{AwsPorts, gateway_with_mailer, services_with_mailer};
     use crate::adapters::aws::{AwsClients, AwsResources};
-    use crate::api::Gateway;
+    use crate::api::{Gateway, Routes};
     use crate::config::{ConfigError, Settings};
     use crate::pipeline::worker::Worker;
     use crate::ports::{JobQueue, Mailer, Ports, SecretSource};
@@ -361,9 +458,11 @@ mod function {
     pub const SMTP_LOGIN_SECRET: &str = "HOOKFLOW_SMTP_LOGIN_SECRET";
 
     /// Settings, resource names and clients of a function, read once at start.
+    /// Each function builds its gateway or worker from it over only the ports
+    /// its routes use.
     pub struct FunctionContext {
         pub settings: Settings,
-        pub ports: Ports,
+        resources: AwsResources,
         clients: AwsClients,
         admin_token_secret: Option<String>,
         #[cfg_attr(not(feature = "smtp"), allow(dead_code))]
@@ -387,36 +486,59 @@ mod function {
             settings.check_for_sqs()?;
             let resources = AwsResources::from_lookup(&lookup)?;
             let clients = AwsClients::from_env().await;
-            let ports = Ports::aws(&clients, &resources, None, settings.lookup_cache);
             let named = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
             Ok(FunctionContext {
                 settings,
-                ports,
+                resources,
                 clients,
                 admin_token_secret: named(ADMIN_TOKEN_SECRET),
                 smtp_login_secret: named(SMTP_LOGIN_SECRET),
             })
         }
 
-        /// The HTTP gateway; `needs_admin_token` for the management function, whose
-        /// token is `HOOKFLOW_ADMIN_TOKEN` or, failing that, the secret
-        /// `HOOKFLOW_ADMIN_TOKEN_SECRET` names, read when the first management
-        /// request arrives.
-        pub fn gateway(self, needs_admin_token: bool) -> Result<Gateway, ConfigError> {
+        fn aws(&self) -> AwsPorts<'_> {
+            AwsPorts {
+                clients: &self.clients,
+                resources: &self.resources,
+            }
+        }
+
+        /// The `webhook-receive` function: `webhook.receive` and the health check.
+        pub fn receive_gateway(self) -> Gateway {
+            let ports = self.aws().receive_ports();
+            let ports = ports.with_lookup_cache(self.settings.lookup_cache);
+            gateway_with_mailer(Routes::RECEIVE, ports, self.settings, None)
+        }
+
+        /// The `result-poll` function: `/api/v3/result`.
+        pub fn result_gateway(self) -> Gateway {
+            let ports = self.aws().result_ports();
+            gateway_with_mailer(Routes::RESULT, ports, self.settings, None)
+        }
+
+        /// The `webhook-admin` function: the management commands over every
+        /// port. Its token is `HOOKFLOW_ADMIN_TOKEN` or, failing that, the
+        /// secret `HOOKFLOW_ADMIN_TOKEN_SECRET` names, read when the first
+        /// management request arrives.
+        pub fn admin_gateway(self) -> Result<Gateway, ConfigError> {
             let secret = match (&self.settings.admin_token, &self.admin_token_secret) {
-                (None, Some(name)) if needs_admin_token => {
-                    Some(self.secret(ADMIN_TOKEN_SECRET, name)?)
-                }
-                (None, None) if needs_admin_token => {
+                (Some(_), _) => None,
+                (None, Some(name)) => Some(self.secret(ADMIN_TOKEN_SECRET, name)?),
+                (None, None) => {
                     return Err(ConfigError {
                         name: ADMIN_TOKEN_SECRET,
                         problem: "is required (or HOOKFLOW_ADMIN_TOKEN)".into(),
                     });
                 }
-                _ => None,
             };
             let mailer = self.mailer()?;
-            let gateway = gateway_with_mailer(self.ports, self.settings, mailer);
+            let ports = Ports::aws(
+                &self.clients,
+                &self.resources,
+                None,
+                self.settings.lookup_cache,
+            );
+            let gateway = gateway_with_mailer(Routes::MANAGEMENT, ports, self.settings, mailer);
             Ok(match secret {
                 Some(secret) => gateway.with_admin_token_secret(secret),
                 None => gateway,
@@ -471,14 +593,14 @@ mod function {
         /// The pipeline worker and the queue it acknowledges on; `mail.send`
         /// goes through [`FunctionContext::mailer`].
         pub fn worker(self) -> Result<(Worker, Arc<dyn JobQueue>), ConfigError> {
-            let services = services_with_mailer(&self.settings, &self.ports, self.mailer()?);
-            let queue = self.ports.queue.clone();
+            let ports = self
+                .aws()
+                .worker_ports()
+                .with_lookup_cache(self.settings.lookup_cache);
+            let services = services_with_mailer(&self.settings, &ports, self.mailer()?);
+            let queue = ports.queue.clone();
             Ok((
-                Worker::new(
-                    (&self.ports).into(),
-                    Arc::new(services),
-                    self.settings.worker,
-                ),
+                Worker::new((&ports).into(), Arc::new(services), self.settings.worker),
                 queue,
             ))
         }

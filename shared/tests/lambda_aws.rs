@@ -13,6 +13,7 @@ use hookflow_core::Gateway;
 use hookflow_core::adapters::aws::{AwsClients, AwsResources, provision};
 use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
 use hookflow_core::lambda::{handle_http, handle_sqs};
+use hookflow_core::ports::Ports;
 use hookflow_core::testkit::services::service_env;
 use hookflow_core::wiring::{ADMIN_TOKEN_SECRET, FunctionContext, SMTP_LOGIN_SECRET};
 use serde_json::{Value, json};
@@ -59,6 +60,74 @@ async fn call(gateway: &Gateway, event: &str) -> (u16, Value) {
     (response.status_code as u16, body)
 }
 
+/// `event` with the value of its query parameter `name` replaced by `value`
+/// wherever it occurs (the query string and its parsed parameters).
+fn with_query_value(event: &str, name: &str, value: &str) -> String {
+    let parsed: Value = serde_json::from_str(event).unwrap();
+    let fixture = parsed["queryStringParameters"][name].as_str().unwrap();
+    event.replace(fixture, value)
+}
+
+/// Each HTTP function answers the routes API Gateway sends it, over the ports
+/// it builds, and any other route as an unknown path: what API Gateway never
+/// sends a function, it has no code for.
+#[tokio::test]
+async fn each_function_answers_its_own_routes_and_no_others() {
+    let Some((_clients, resources, _prefix)) = moto().await else {
+        return;
+    };
+    let env = function_env(&resources, &[("HOOKFLOW_ADMIN_TOKEN", FIXTURE_TOKEN)]);
+    let context = || FunctionContext::from_lookup(|name| env.get(name).cloned());
+    let admin = context().await.unwrap().admin_gateway().unwrap();
+    let receive = context().await.unwrap().receive_gateway();
+    let result = context().await.unwrap().result_gateway();
+
+    let put = include_str!("../../events/admin-webhook-put.json");
+    let (status, answer) = call(&admin, put).await;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["uuid"].as_str().unwrap().to_owned();
+    let receive_event = with_query_value(
+        include_str!("../../events/receive-get-token-query.json"),
+        "token",
+        &token,
+    );
+    let (status, answer) = call(&receive, &receive_event).await;
+    assert_eq!(status, 200, "{answer}");
+    let correlation_id = answer["correlationId"].as_str().unwrap().to_owned();
+    let health = put
+        .replace("/api/v3/command/webhook.put", "/api/v3/health")
+        .replace("\"POST\"", "\"GET\"");
+    assert_eq!(call(&receive, &health).await.0, 200);
+
+    let poll = with_query_value(
+        include_str!("../../events/result-poll.json"),
+        "correlationId",
+        &correlation_id,
+    );
+    let (status, answer) = call(&result, &poll).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("ok")), "{answer}");
+
+    let openapi = include_str!("../../events/admin-openapi.json");
+    let console = include_str!("../../events/admin-console.json");
+    for (gateway, others) in [
+        (
+            &admin,
+            [receive_event.as_str(), poll.as_str(), health.as_str()],
+        ),
+        (&receive, [put, poll.as_str(), openapi]),
+        (&result, [console, receive_event.as_str(), health.as_str()]),
+    ] {
+        for event in others {
+            let (status, answer) = call(gateway, event).await;
+            assert_eq!(
+                (status, &answer["error"]["code"]),
+                (404, &json!("route_not_found")),
+                "{answer}"
+            );
+        }
+    }
+}
+
 /// `webhook-admin` reads its token from Secrets Manager when the first
 /// management request arrives (not at start: here the secret does not even
 /// exist yet when the function starts), then keeps it for a while.
@@ -72,7 +141,7 @@ async fn the_admin_token_comes_from_secrets_manager_on_first_use_and_is_kept() {
     let gateway = FunctionContext::from_lookup(|name| env.get(name).cloned())
         .await
         .unwrap()
-        .gateway(true)
+        .admin_gateway()
         .unwrap();
     let list = include_str!("../../events/admin-webhook-get.json");
 
@@ -117,7 +186,7 @@ async fn the_admin_token_comes_from_secrets_manager_on_first_use_and_is_kept() {
     let err = FunctionContext::from_lookup(|name| env.get(name).cloned())
         .await
         .unwrap()
-        .gateway(true)
+        .admin_gateway()
         .err()
         .expect("no admin token");
     assert_eq!(err.name, ADMIN_TOKEN_SECRET);
@@ -154,7 +223,7 @@ async fn the_smtp_login_comes_from_secrets_manager() {
     let context = FunctionContext::from_lookup(|name| env.get(name).cloned())
         .await
         .unwrap();
-    let ports = context.ports.clone();
+    let ports = Ports::aws(&clients, &resources, None, Duration::ZERO);
     let (worker, queue) = context.worker().unwrap();
     // Created after the start: nothing was read then.
     clients

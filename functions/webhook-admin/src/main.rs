@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let gateway = FunctionContext::from_env().await?.gateway(true)?;
+    let gateway = FunctionContext::from_env().await?.admin_gateway()?;
     run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let gateway = &gateway;
         async move { Ok::<_, Error>(handle_http(gateway, event.payload).await) }

@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let gateway = FunctionContext::from_env().await?.gateway(false)?;
+    let gateway = FunctionContext::from_env().await?.receive_gateway();
     run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let gateway = &gateway;
         async move { Ok::<_, Error>(handle_http(gateway, event.payload).await) }

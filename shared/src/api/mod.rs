@@ -2,7 +2,8 @@
 //!
 //! The local server and each Lambda function convert their request into an
 //! `http::Request<Bytes>`, call [`Gateway::handle`], and send back what it answers.
-//! No route logic lives anywhere else.
+//! No route logic lives anywhere else. What a gateway answers is its
+//! [`Routes`]: every route in `serve`, one group per Lambda function.
 
 mod admin;
 #[cfg(feature = "console")]
@@ -20,6 +21,7 @@ mod params;
 mod pipeline_test;
 mod receive;
 mod result;
+mod routes;
 
 use std::sync::Arc;
 
@@ -37,6 +39,7 @@ use crate::ports::{Mailer, Ports, SecretSource};
 
 pub use error::ApiError;
 use observe::RequestId;
+pub use routes::Routes;
 
 /// Path of the receive command, as PIPEFORCE documents it.
 pub const RECEIVE_PATH: &str = "/api/v3/command/webhook.receive";
@@ -141,6 +144,8 @@ impl Admission {
 
 /// The webhook gateway: the HTTP API over the ports.
 pub struct Gateway {
+    /// The route groups this gateway answers; the others are `404 route_not_found`.
+    routes: Routes,
     ports: Ports,
     settings: Settings,
     outgoing: Arc<Outgoing>,
@@ -155,10 +160,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `ports` configured by `settings`, triggering outgoing
-    /// webhooks through `outgoing`.
-    pub fn new(ports: Ports, settings: Settings, outgoing: Arc<Outgoing>) -> Self {
+    /// A gateway answering `routes` over `ports` configured by `settings`,
+    /// triggering outgoing webhooks through `outgoing`.
+    pub fn new(routes: Routes, ports: Ports, settings: Settings, outgoing: Arc<Outgoing>) -> Self {
         Gateway {
+            routes,
             ports,
             settings,
             outgoing,
@@ -238,10 +244,12 @@ impl Gateway {
         let mut body_limit = max;
         let mut too_large = payload_too_large(max);
         let path = parts.uri.path().trim_end_matches('/');
+        let routes = self.routes;
         let route = match path {
             RECEIVE_PATH | RECEIVE_ALIAS_PATH => {
+                let receive = routes.receive.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_POST)?;
-                let webhook = self.webhook_of_head(parts).await?;
+                let webhook = (receive.admit)(self, parts).await?;
                 if let Some(webhook) = &webhook {
                     let limit = webhook.max_payload_length as usize;
                     if declared.is_some_and(|len| len > limit as u64) {
@@ -257,36 +265,36 @@ impl Gateway {
                 }
             }
             RESULT_PATH => {
+                routes.result.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_POST)?;
                 Route::Result
             }
             HEALTH_PATH => {
+                routes.receive.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_ONLY)?;
                 Route::Health
             }
             #[cfg(feature = "openapi")]
             OPENAPI_PATH => {
+                routes.commands.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_ONLY)?;
                 Route::OpenApi
             }
             #[cfg(feature = "console")]
             p if console::is_console_path(p) => {
+                routes.commands.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_ONLY)?;
                 Route::Console
             }
             p if p.starts_with(COMMAND_PREFIX) => {
+                let commands = routes.commands.ok_or_else(route_not_found)?;
                 require_method(&parts.method, GET_POST)?;
-                self.authorize_admin(&parts.headers).await?;
+                (commands.authorize)(self, parts).await?;
                 Route::Command {
                     name: p[COMMAND_PREFIX.len()..].to_owned(),
                 }
             }
-            _ => {
-                return Err(ApiError::not_found(
-                    "route_not_found",
-                    "no such endpoint; see /api/v3/command/<name>, /api/v3/result, /api/v3/openapi.json",
-                ));
-            }
+            _ => return Err(route_not_found()),
         };
         Ok(Admission {
             route,
@@ -319,16 +327,28 @@ impl Gateway {
         }
         let span = request_span(&parts, id);
         let req = Request::from_parts(parts, body);
+        // Admitted routes are mounted ones ([`Gateway::decide`]).
+        let routes = self.routes;
         let answer = async {
-            match admission.route {
-                Route::Receive { webhook } => self.receive(req, webhook.map(|w| *w)).await,
-                Route::Result => self.poll_result(req).await,
-                Route::Health => self.health().await,
-                Route::Command { name } => self.command(&name, req).await,
+            match (
+                admission.route,
+                routes.receive,
+                routes.result,
+                routes.commands,
+            ) {
+                (Route::Receive { webhook }, Some(receive), _, _) => {
+                    (receive.receive)(self, req, webhook.map(|w| *w)).await
+                }
+                (Route::Health, Some(receive), _, _) => (receive.health)(self).await,
+                (Route::Result, _, Some(result), _) => result(self, req).await,
+                (Route::Command { name }, _, _, Some(commands)) => {
+                    (commands.command)(self, name, req).await
+                }
                 #[cfg(feature = "openapi")]
-                Route::OpenApi => Ok(openapi::document()),
+                (Route::OpenApi, ..) => Ok(openapi::document()),
                 #[cfg(feature = "console")]
-                Route::Console => console::serve(req.uri().path()),
+                (Route::Console, ..) => console::serve(req.uri().path()),
+                _ => Err(route_not_found()),
             }
         }
         .instrument(span)
@@ -338,7 +358,7 @@ impl Gateway {
 
     /// 200 `{"status":"ok"}` when storage answers a read; else the 503
     /// `unavailable` every store failure gets (its cause only in the log).
-    async fn health(&self) -> Result<Response<Bytes>, ApiError> {
+    pub(super) async fn health(&self) -> Result<Response<Bytes>, ApiError> {
         self.ports.webhooks.ping().await?;
         let mut answer = json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
         answer.headers_mut().insert(
@@ -360,6 +380,14 @@ fn request_span(parts: &Parts, id: &RequestId) -> tracing::Span {
         request_id = id.as_str(),
         method = %parts.method,
         route = %parts.uri.path()
+    )
+}
+
+/// 404 for a path that is no route of this gateway.
+fn route_not_found() -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        "no such endpoint; see /api/v3/command/<name>, /api/v3/result, /api/v3/openapi.json",
     )
 }
 
