@@ -43,7 +43,8 @@ bench-metrics-cost:
 	$(CARGO) build --release -p hookflow
 	$(PYTHON) bench/metrics_cost.py --bin target/release/hookflow
 
-# Init time, peak memory and size of each Lambda function (release builds, moto).
+# Init time and instructions (valgrind), peak memory and size of each Lambda
+# function and of its two yardsticks (lambda-release builds, moto).
 bench-lambda: $(VENV)/installed
 	VENV=$(VENV) bench/lambda.sh
 

@@ -5,12 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-# The functions (and their hello-world baseline) as deployed: the lambda-release
+# The functions (and their yardsticks: hello world, and the AWS SDK alone) as deployed: the lambda-release
 # profile; `hookflow provision` from the quick release build.
 # One build per function: built together, cargo would unify the core's features
 # across them and each binary would link what any of them uses (as `sam build`,
 # which builds each function alone, does not).
-for function in webhook-admin webhook-receive result-poll pipeline-worker hello-lambda; do
+for function in webhook-admin webhook-receive result-poll pipeline-worker hello-lambda sdk-floor; do
   cargo build --profile lambda-release --quiet -p "$function"
 done
 cargo build --release --quiet -p hookflow
