@@ -54,15 +54,15 @@ pub struct Routes {
     pub(super) commands: Option<CommandRoutes>,
 }
 
-const RECEIVE: ReceiveRoutes = ReceiveRoutes {
+const RECEIVE_HANDLERS: ReceiveRoutes = ReceiveRoutes {
     admit: |gateway, head| Box::pin(gateway.webhook_of_head(head)),
     receive: |gateway, req, webhook| Box::pin(gateway.receive(req, webhook)),
     health: |gateway| Box::pin(gateway.health()),
 };
 
-const RESULT: ResultRoute = |gateway, req| Box::pin(gateway.poll_result(req));
+const RESULT_HANDLER: ResultRoute = |gateway, req| Box::pin(gateway.poll_result(req));
 
-const COMMANDS: CommandRoutes = CommandRoutes {
+const COMMAND_HANDLERS: CommandRoutes = CommandRoutes {
     authorize: |gateway, head| Box::pin(gateway.authorize_admin(&head.headers)),
     command: |gateway, name, req| Box::pin(async move { gateway.command(&name, req).await }),
 };
@@ -70,14 +70,14 @@ const COMMANDS: CommandRoutes = CommandRoutes {
 impl Routes {
     /// Every route: `hookflow serve`, and the tests.
     pub const ALL: Routes = Routes {
-        receive: Some(RECEIVE),
-        result: Some(RESULT),
-        commands: Some(COMMANDS),
+        receive: Some(RECEIVE_HANDLERS),
+        result: Some(RESULT_HANDLER),
+        commands: Some(COMMAND_HANDLERS),
     };
 
     /// The `webhook-receive` function: `webhook.receive`, its alias, and `/api/v3/health`.
     pub const RECEIVE: Routes = Routes {
-        receive: Some(RECEIVE),
+        receive: Some(RECEIVE_HANDLERS),
         result: None,
         commands: None,
     };
@@ -85,7 +85,7 @@ impl Routes {
     /// The `result-poll` function: `/api/v3/result`.
     pub const RESULT: Routes = Routes {
         receive: None,
-        result: Some(RESULT),
+        result: Some(RESULT_HANDLER),
         commands: None,
     };
 
@@ -94,6 +94,6 @@ impl Routes {
     pub const MANAGEMENT: Routes = Routes {
         receive: None,
         result: None,
-        commands: Some(COMMANDS),
+        commands: Some(COMMAND_HANDLERS),
     };
 }
