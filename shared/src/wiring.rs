@@ -445,7 +445,7 @@ mod function {
     use std::sync::Arc;
 
     use super::{AwsPorts, gateway_with_mailer, services_with_mailer};
-    use crate::adapters::aws::{AwsClients, AwsResources};
+    use crate::adapters::aws::{AwsClients, AwsResources, TlsRoots};
     use crate::api::{Gateway, Routes};
     use crate::config::{ConfigError, Settings};
     use crate::pipeline::worker::Worker;
@@ -485,7 +485,8 @@ mod function {
             let mut settings = Settings::from_lookup(&lookup)?;
             settings.check_for_sqs()?;
             let resources = AwsResources::from_lookup(&lookup)?;
-            let clients = AwsClients::from_env().await;
+            let roots = TlsRoots::parse(lookup(TlsRoots::SETTING).as_deref())?;
+            let clients = AwsClients::trusting(roots).await;
             let named = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
             Ok(FunctionContext {
                 settings,

@@ -10,7 +10,7 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::event::sqs::SqsEvent;
 use hookflow_core::Gateway;
-use hookflow_core::adapters::aws::{AwsClients, AwsResources, provision};
+use hookflow_core::adapters::aws::{AwsClients, AwsResources, TlsRoots, provision};
 use hookflow_core::domain::{CorrelationId, EventKey, PipelineDefinition, Timestamp};
 use hookflow_core::lambda::{handle_http, handle_sqs};
 use hookflow_core::ports::Ports;
@@ -80,7 +80,18 @@ async fn each_function_answers_its_own_routes_and_no_others() {
     let context = || FunctionContext::from_lookup(|name| env.get(name).cloned());
     let admin = context().await.unwrap().admin_gateway().unwrap();
     let receive = context().await.unwrap().receive_gateway();
-    let result = context().await.unwrap().result_gateway();
+    // Trusting only Amazon's roots changes nothing for moto (plain HTTP).
+    let amazon_env = function_env(
+        &resources,
+        &[
+            (TlsRoots::SETTING, "amazon"),
+            ("HOOKFLOW_ADMIN_TOKEN", FIXTURE_TOKEN),
+        ],
+    );
+    let result = FunctionContext::from_lookup(|name| amazon_env.get(name).cloned())
+        .await
+        .unwrap()
+        .result_gateway();
 
     let put = include_str!("../../events/admin-webhook-put.json");
     let (status, answer) = call(&admin, put).await;
@@ -126,6 +137,19 @@ async fn each_function_answers_its_own_routes_and_no_others() {
             );
         }
     }
+}
+
+/// A function refuses to start with `HOOKFLOW_AWS_TLS_ROOTS` set to what it
+/// does not know, naming the setting.
+#[tokio::test]
+async fn an_unknown_trust_store_stops_a_function_at_start() {
+    let resources = AwsResources::from_lookup(|name| Some(format!("{name}-x"))).unwrap();
+    let env = function_env(&resources, &[(TlsRoots::SETTING, "mozilla")]);
+    let err = FunctionContext::from_lookup(|name| env.get(name).cloned())
+        .await
+        .err()
+        .expect("an unknown trust store");
+    assert_eq!(err.name, TlsRoots::SETTING);
 }
 
 /// `webhook-admin` reads its token from Secrets Manager when the first

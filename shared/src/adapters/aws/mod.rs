@@ -158,10 +158,80 @@ pub struct AwsClients {
     pub config: aws_config::SdkConfig,
 }
 
+/// Which root certificates the AWS clients trust (`HOOKFLOW_AWS_TLS_ROOTS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The system's store (`SSL_CERT_FILE`, `SSL_CERT_DIR`, or the platform's
+    /// files), read and parsed when the clients are built: about 70 % of a
+    /// function's start-up (see the README's "Size, start-up and memory").
+    #[default]
+    System,
+    /// Only Amazon Trust Services' five roots, which AWS service endpoints
+    /// chain to, compiled in: nothing is read at start-up. An endpoint whose
+    /// certificate chains elsewhere (`AWS_ENDPOINT_URL` over HTTPS to something
+    /// that is not AWS) is refused.
+    Amazon,
+}
+
+/// Amazon Root CA 1–4 and Starfield Services Root CA G2, as Mozilla's store
+/// (Debian's ca-certificates) has them.
+const AMAZON_TRUST_SERVICES: &[u8] = include_bytes!("amazon-trust-services.pem");
+
+impl TlsRoots {
+    /// The setting that chooses them.
+    pub const SETTING: &str = "HOOKFLOW_AWS_TLS_ROOTS";
+
+    /// `system` (or unset) or `amazon`.
+    pub fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        match value.map(str::trim) {
+            None | Some("") | Some("system") => Ok(TlsRoots::System),
+            Some("amazon") => Ok(TlsRoots::Amazon),
+            Some(_) => Err(ConfigError {
+                name: Self::SETTING,
+                problem: "must be system or amazon".into(),
+            }),
+        }
+    }
+
+    /// The HTTPS client trusting only these roots; `None` leaves the SDK's own.
+    fn http_client(self) -> Option<aws_sdk_dynamodb::config::SharedHttpClient> {
+        use aws_smithy_http_client::tls::{
+            self, TlsContext, TrustStore, rustls_provider::CryptoMode,
+        };
+        match self {
+            TlsRoots::System => None,
+            TlsRoots::Amazon => {
+                let trust = TrustStore::empty()
+                    .with_native_roots(false)
+                    .with_pem_certificate(AMAZON_TRUST_SERVICES);
+                let context = TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .expect("the compiled-in roots make a TLS context (tested)");
+                Some(
+                    aws_smithy_http_client::Builder::new()
+                        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                        .tls_context(context)
+                        .build_https(),
+                )
+            }
+        }
+    }
+}
+
 impl AwsClients {
     /// Loads the configuration from the environment; no network call.
     pub async fn from_env() -> Self {
-        let config = aws_config::load_from_env().await;
+        Self::trusting(TlsRoots::System).await
+    }
+
+    /// [`AwsClients::from_env`], trusting `roots`.
+    pub async fn trusting(roots: TlsRoots) -> Self {
+        let mut loader = aws_config::from_env();
+        if let Some(client) = roots.http_client() {
+            loader = loader.http_client(client);
+        }
+        let config = loader.load().await;
         // Path-style addressing works with every S3 endpoint, moto included.
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
@@ -227,3 +297,43 @@ where
 
 /// How long a Lambda's long poll waits between two reads of a result.
 pub const RESULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_roots_are_system_unless_amazon_is_asked_for() {
+        assert_eq!(TlsRoots::parse(None).unwrap(), TlsRoots::System);
+        assert_eq!(TlsRoots::parse(Some(" ")).unwrap(), TlsRoots::System);
+        assert_eq!(TlsRoots::parse(Some("system")).unwrap(), TlsRoots::System);
+        assert_eq!(TlsRoots::parse(Some("amazon")).unwrap(), TlsRoots::Amazon);
+        let err = TlsRoots::parse(Some("mozilla")).unwrap_err();
+        assert_eq!(err.name, TlsRoots::SETTING);
+    }
+
+    #[test]
+    fn the_compiled_in_roots_are_amazon_trust_services_five() {
+        let text = std::str::from_utf8(AMAZON_TRUST_SERVICES).unwrap();
+        assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        assert_eq!(text.matches("-----END CERTIFICATE-----").count(), 5);
+    }
+
+    /// The client trusting only Amazon's roots parses them when it is built
+    /// (a bad bundle would panic there, in every function's first call) and
+    /// makes calls like any other: here to an HTTPS port where nothing listens,
+    /// which fails as a failed call, not a panic.
+    #[tokio::test]
+    async fn a_client_trusting_amazon_roots_is_built_and_calls() {
+        let config = aws_config::from_env()
+            .http_client(TlsRoots::Amazon.http_client().unwrap())
+            .region(aws_types::region::Region::new("eu-central-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+            .endpoint_url("https://127.0.0.1:1")
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let err = dynamodb.list_tables().send().await.unwrap_err();
+        assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+    }
+}
