@@ -18,6 +18,7 @@ Settings (environment; README.md \"Settings\" has the details):
     HOOKFLOW_WEBHOOKS_TABLE, HOOKFLOW_PIPELINES_TABLE, HOOKFLOW_EVENTS_TABLE,
     HOOKFLOW_OUTGOING_TABLE, HOOKFLOW_INVOCATIONS_TABLE, HOOKFLOW_QUEUE_URL,
     HOOKFLOW_PAYLOAD_BUCKET          the resources
+    HOOKFLOW_AWS_TLS_ROOTS           Lambda: roots trusted for AWS calls: system (default) or amazon
     HOOKFLOW_DEAD_LETTER_QUEUE_URL   where given-up jobs go (optional)
     HOOKFLOW_QUEUE_RETENTION_SECONDS the job queue's retention (345600)
   Receive and results
