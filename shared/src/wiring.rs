@@ -23,12 +23,11 @@ use crate::ports::{
 #[cfg(feature = "aws")]
 use crate::{
     adapters::PollingSignal,
-    adapters::absent::UNMOUNTED,
     adapters::aws::{
         AwsClients, AwsResources, DynamoEventStore, DynamoInvocationStore, DynamoOutgoingStore,
         DynamoPipelineStore, DynamoWebhookStore, RESULT_POLL_INTERVAL,
     },
-    ports::{EventStore, PipelineStore, ResultSignal, WebhookStore},
+    ports::{PipelineStore, ResultSignal, WebhookStore},
 };
 
 impl Ports {
@@ -117,9 +116,9 @@ impl Ports {
     /// `events`, a polling result signal, and every other port refusing each
     /// call (the stand-in [`UNMOUNTED`]): what a Lambda function starts from,
     /// setting the ports its routes use, so that it links no other adapter.
-    #[cfg(feature = "aws")]
-    fn unmounted(events: Arc<dyn EventStore>) -> Self {
-        let unmounted = Arc::new(UNMOUNTED);
+    #[cfg(feature = "lambda")]
+    fn unmounted(events: Arc<dyn crate::ports::EventStore>) -> Self {
+        let unmounted = Arc::new(crate::adapters::absent::UNMOUNTED);
         Ports {
             webhooks: unmounted.clone(),
             events,
@@ -199,12 +198,14 @@ impl AwsPorts<'_> {
     }
 
     /// What `/api/v3/result` reads: the events' results.
+    #[cfg(feature = "lambda")]
     fn result_ports(&self) -> Ports {
         Ports::unmounted(self.events())
     }
 
     /// What `webhook.receive` and the health check use: webhooks, listeners,
     /// the intake (events, then jobs on `queue`) and the results it waits for.
+    #[cfg(feature = "lambda")]
     fn receive_ports(&self) -> Ports {
         let events = self.events();
         let queue: Arc<dyn JobQueue> = self.sqs();
@@ -223,6 +224,7 @@ impl AwsPorts<'_> {
     /// What the pipeline worker uses: events and their outcomes, pipelines, the
     /// queue (its own jobs, and `webhook.send`'s), outgoing webhooks and their
     /// invocations.
+    #[cfg(feature = "lambda")]
     fn worker_ports(&self) -> Ports {
         Ports {
             pipelines: self.pipelines(),
